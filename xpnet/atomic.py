@@ -1,0 +1,48 @@
+"""Atomic file writes: a file is either its old content or its complete new content, never half."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from xpnet.errors import XpnetError
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb"):
+    """Yield a file object whose content replaces ``path`` only once the block completes.
+
+    The data goes to a temporary file in the same folder, is flushed to disk, and is then renamed
+    over ``path``: a crash or a full disk at any instant leaves the previous file intact.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        handle = tempfile.NamedTemporaryFile(mode, dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    except OSError as error:
+        raise XpnetError(f"cannot write {path}: {error.strerror or error}; choose a writable folder") from None
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        if isinstance(error, OSError):
+            raise XpnetError(f"cannot write {path}: {error.strerror or error}; nothing was overwritten") from None
+        raise
+    _sync_folder(folder)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (where the platform allows opening a folder)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

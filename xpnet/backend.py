@@ -1,0 +1,139 @@
+"""Choosing the array library and device that the math runs on.
+
+The math modules never import an array library: they receive arrays and ask them for their
+namespace. This module is the one place that turns a user's ``device="cuda:1"`` (or a namespace
+module, or existing arrays) into a concrete ``Backend``, and that moves arrays to and from the host.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from xpnet.errors import XpnetError
+
+
+class BackendError(XpnetError):
+    """The requested device or array library is not available here."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace together with the device new arrays are created on."""
+
+    xp: ModuleType
+    device: Any
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.device}"
+
+    @property
+    def is_numpy(self) -> bool:
+        return array_api_compat.is_numpy_namespace(self.xp)
+
+    def asarray(self, data, dtype=None):
+        """Copy host or foreign data onto this backend's device (no copy if already there)."""
+        if array_api_compat.is_array_api_obj(data) and not isinstance(data, np.ndarray):
+            foreign = array_api_compat.array_namespace(data)
+            if foreign is not self.xp:
+                data = to_numpy(data)
+        return self.xp.asarray(data, dtype=dtype, device=self.device)
+
+
+def select(device: Any = "cpu") -> Backend:
+    """Resolve ``device`` to a Backend.
+
+    ``device`` is ``"cpu"`` (NumPy), ``"cuda"`` or ``"cuda:N"`` (CuPy), ``"auto"`` (CUDA when CuPy sees
+    a GPU, else CPU), an array-API namespace module (its default device), or an array (its namespace
+    and device: the namespace travels with the data).
+    """
+    if isinstance(device, ModuleType):
+        xp = array_api_compat.array_namespace(device.asarray(0))
+        return Backend(xp, _default_device(xp), _library_name(xp))
+    if array_api_compat.is_array_api_obj(device):
+        xp = array_api_compat.array_namespace(device)
+        return Backend(xp, array_api_compat.device(device), _library_name(xp))
+    if not isinstance(device, str):
+        raise BackendError(
+            f"device must be 'cpu', 'cuda', 'cuda:N', 'auto' or an array namespace, got {device!r}"
+        )
+    spec = device.strip().lower()
+    if spec == "cpu":
+        return numpy_backend()
+    if spec == "auto":
+        return _cuda_backend(0) if cuda_available() else numpy_backend()
+    if spec == "cuda" or spec.startswith("cuda:"):
+        index = spec.partition(":")[2] or "0"
+        if not index.isdigit():
+            raise BackendError(f"device {device!r}: the GPU index must be a number, as in 'cuda:1'")
+        return _cuda_backend(int(index))
+    raise BackendError(f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+
+
+def numpy_backend() -> Backend:
+    import array_api_compat.numpy as xp
+
+    return Backend(xp, "cpu", "numpy")
+
+
+def cuda_available() -> bool:
+    """True when CuPy is installed and sees at least one GPU."""
+    try:
+        cupy = importlib.import_module("cupy")
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no CuPy, no driver, or no device: all mean "no CUDA here"
+        return False
+
+
+def _cuda_backend(index: int) -> Backend:
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError:
+        raise BackendError(
+            "CUDA was requested but CuPy is not installed: pip install 'xpnet[cuda]' "
+            "(CuPy for CUDA 12), or use --device cpu"
+        ) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # CuPy raises its own runtime errors when no driver is present
+        raise BackendError(
+            f"CUDA was requested but no usable GPU was found ({_one_line(error)}); "
+            "check the NVIDIA driver (nvidia-smi), or use --device cpu"
+        ) from None
+    if index >= count:
+        raise BackendError(
+            f"GPU cuda:{index} was requested but only {count} GPU(s) are visible; "
+            f"use an index below {count}"
+        )
+    import array_api_compat.cupy as xp
+
+    return Backend(xp, cupy.cuda.Device(index), "cupy")
+
+
+def _default_device(xp: ModuleType) -> Any:
+    return xp.__array_namespace_info__().default_device()
+
+
+def _library_name(xp: ModuleType) -> str:
+    return xp.__name__.removeprefix("array_api_compat.").split(".")[0]
+
+
+def _one_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def to_numpy(array) -> np.ndarray:
+    """Copy an array from any backend and device to a NumPy array on the host."""
+    if isinstance(array, np.ndarray):
+        return array
+    if array_api_compat.is_cupy_array(array):
+        return array.get()
+    if array_api_compat.is_torch_array(array):
+        return array.detach().cpu().numpy()
+    return np.from_dlpack(array)

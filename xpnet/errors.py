@@ -1,0 +1,13 @@
+"""The exceptions and warnings xpnet raises, so callers can catch xpnet's own problems by type."""
+
+
+class XpnetError(Exception):
+    """A problem with the user's input or settings; its message says what was wrong and what to do."""
+
+
+class TrainingDiverged(XpnetError, ArithmeticError):
+    """The loss became NaN or infinite; the model keeps the last weights that gave a finite loss."""
+
+
+class XpnetWarning(UserWarning):
+    """Training runs but is probably not learning: the message names the likely causes."""

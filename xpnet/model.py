@@ -1,0 +1,345 @@
+"""``Model``: a network with its settings, optimizer state and history, trained by ``fit``.
+
+This is the object users hold. It places data on the chosen device once, runs the epoch loop with
+its safety checks (divergence, chance-level accuracy), and keeps everything a warm start or a saved
+file needs: repeated ``fit`` calls continue the same run as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+
+import array_api_compat
+import numpy as np
+
+from xpnet import losses, persistence, random, training
+from xpnet.backend import Backend, select, to_numpy
+from xpnet.callbacks import Callback, EarlyStopping
+from xpnet.config import TrainConfig
+from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
+from xpnet.network import Network
+
+# Epochs after which accuracy still at chance level triggers a warning.
+CHANCE_LEVEL_EPOCHS = 3
+
+
+class Model:
+    """A multi-layer perceptron trainer.
+
+    >>> model = Model(hidden=[64], epochs=10)           # settings: see TrainConfig
+    >>> history = model.fit(x_train, y_train, validation_data=(x_test, y_test))
+    >>> model.evaluate(x_test, y_test)["accuracy"]
+    """
+
+    def __init__(self, config: TrainConfig | None = None, *, device="auto", **settings):
+        config = config or TrainConfig()
+        self.config = config.replace(**settings) if settings else config
+        self.device = device
+        self.backend: Backend | None = None
+        self.network: Network | None = None
+        self.optimizer = self.config.make_optimizer()
+        self.history: list[dict] = []
+        self.n_classes: int | None = None
+
+    @property
+    def classify(self) -> bool:
+        return self.config.loss == "cross_entropy"
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
+
+    @property
+    def dtype(self):
+        return getattr(self.backend.xp, self.config.dtype)
+
+    # -- training ---------------------------------------------------------------------------
+
+    def fit(
+        self,
+        x,
+        y,
+        *,
+        validation_data: tuple | None = None,
+        epochs: int | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> list[dict]:
+        """Train for ``epochs`` more epochs (default: ``config.epochs``); return the full history.
+
+        ``x`` is ``(samples, features)``; ``y`` holds integer class labels ``0..K-1`` or one-hot rows
+        (or float targets with ``loss="mse"``). Arrays may come from any array-API library; they are
+        copied to the model's device once.
+        """
+        epochs = self.config.epochs if epochs is None else int(epochs)
+        if epochs < 1:
+            raise XpnetError(f"epochs must be a positive integer, got {epochs}")
+        self._choose_backend(x)
+        x, y = self._prepare(x, y, "training")
+        if validation_data is not None:
+            x_val, y_val = self._prepare(*validation_data, "validation")
+        elif self.config.val_split:
+            x, y, x_val, y_val = self._split_validation(x, y)
+        else:
+            x_val = y_val = None
+        if self.network is None:
+            self._build(x.shape[1], self._n_outputs(y, y_val))
+        elif x.shape[1] != self.network.n_inputs:
+            raise XpnetError(
+                f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}"
+            )
+        callbacks = list(callbacks)
+        if self.config.early_stopping:
+            callbacks.append(EarlyStopping(self.config.early_stopping))
+        self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
+        return self.history
+
+    def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
+        xp = self.backend.xp
+        loss_function = losses.get(self.config.loss)
+        schedule = self.config.make_schedule()
+        n_batches = len(training.batch_starts(x.shape[0], self.config.batch_size))
+        input_scale = float(xp.max(xp.abs(x)))
+        for callback in callbacks:
+            callback.on_train_begin(self, epochs)
+        for _ in range(epochs):
+            epoch = self.epochs_done
+            lr = schedule.lr(self.config.lr, epoch)
+            for callback in callbacks:
+                callback.on_epoch_begin(epoch + 1, n_batches)
+            before = self._snapshot()
+            started = time.perf_counter()
+            train_loss, train_accuracy = training.train_epoch(
+                self.network,
+                self.optimizer,
+                loss_function,
+                x,
+                y,
+                lr=lr,
+                batch_size=self.config.batch_size,
+                order=random.RandomStream(self.backend, self.config.seed, random.SHUFFLE, epoch).permutation(x.shape[0]),
+                dropout_rng=random.RandomStream(self.backend, self.config.seed, random.DROPOUT, epoch),
+                classify=self.classify,
+                on_batch_end=_batch_hook(callbacks),
+            )
+            record = {"epoch": epoch + 1, "train_loss": float(train_loss)}
+            record["seconds"] = time.perf_counter() - started
+            if not math.isfinite(record["train_loss"]):
+                self._restore(before)
+                raise TrainingDiverged(_divergence_message(epoch + 1, lr, input_scale, self.config))
+            record["train_accuracy"] = _maybe_float(train_accuracy)
+            if x_val is not None:
+                val_loss, val_accuracy = training.evaluate(
+                    self.network, loss_function, x_val, y_val, classify=self.classify
+                )
+                record["val_loss"] = float(val_loss)
+                record["val_accuracy"] = _maybe_float(val_accuracy)
+            record["lr"] = lr
+            self.history.append(record)
+            self._warn_if_at_chance_level(record, input_scale)
+            stop = [callback.on_epoch_end(record) for callback in callbacks]
+            if any(stop):
+                break
+        for callback in callbacks:
+            callback.on_train_end(self)
+
+    def _warn_if_at_chance_level(self, record, input_scale):
+        if not self.classify or record["epoch"] != CHANCE_LEVEL_EPOCHS:
+            return
+        chance = 1.0 / self.n_classes
+        if record["train_accuracy"] < 1.5 * chance:
+            warnings.warn(
+                _chance_level_message(record, chance, input_scale, self.config),
+                XpnetWarning,
+                stacklevel=4,
+            )
+
+    def _snapshot(self):
+        optimizer_state = {
+            name: [array_api_compat.array_namespace(a).asarray(a, copy=True) for a in arrays]
+            for name, arrays in self.optimizer.state.items()
+        }
+        return self.network.copy_parameters(), optimizer_state, self.optimizer.steps
+
+    def _restore(self, snapshot):
+        parameters, self.optimizer.state, self.optimizer.steps = snapshot
+        self.network.set_parameters(parameters)
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def predict(self, x):
+        """Class labels (classification) or outputs (regression), in the namespace ``x`` came in."""
+        outputs = self._outputs(x)
+        xp = self.backend.xp
+        result = xp.argmax(outputs, axis=1) if self.classify else outputs
+        return self._like_input(result, x)
+
+    def predict_proba(self, x):
+        """Class probabilities ``(samples, classes)`` from the softmax of the outputs."""
+        if not self.classify:
+            raise XpnetError("predict_proba needs a classifier (loss='cross_entropy')")
+        return self._like_input(losses.softmax(self._outputs(x)), x)
+
+    def evaluate(self, x, y) -> dict:
+        """Mean loss and accuracy on ``(x, y)`` as plain floats."""
+        self._require_trained()
+        x, y = self._prepare(x, y, "evaluation")
+        loss, accuracy = training.evaluate(
+            self.network, losses.get(self.config.loss), x, y, classify=self.classify
+        )
+        return {"loss": float(loss), "accuracy": _maybe_float(accuracy)}
+
+    def _outputs(self, x):
+        self._require_trained()
+        return training.predict_outputs(self.network, self._prepare_inputs(x, "prediction"))
+
+    def _like_input(self, result, x):
+        """Hand results back as NumPy when the input was host data and the model is elsewhere."""
+        if not self.backend.is_numpy and not _is_foreign_array(x):
+            return to_numpy(result)
+        return result
+
+    def _require_trained(self):
+        if self.network is None:
+            raise XpnetError("the model has not been trained yet: call fit first, or xpnet.load a saved model")
+
+    # -- data placement and checks ---------------------------------------------------------------
+
+    def _choose_backend(self, x):
+        if self.backend is None:
+            use_data = self.device == "auto" and _is_foreign_array(x)
+            self.backend = select(x if use_data else self.device)
+
+    def _prepare_inputs(self, x, role: str):
+        if self.backend is None:
+            self._choose_backend(x)
+        x = self.backend.asarray(x, dtype=self.dtype)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise XpnetError(
+                f"{role} inputs must be a 2-D array (samples, features) with at least one sample, "
+                f"got shape {tuple(x.shape)}; flatten images first, e.g. x.reshape(len(x), -1)"
+            )
+        if not bool(self.backend.xp.all(self.backend.xp.isfinite(x))):
+            raise XpnetError(f"{role} inputs contain NaN or infinite values: clean or impute them first")
+        if self.network is not None and x.shape[1] != self.network.n_inputs:
+            raise XpnetError(
+                f"{role} inputs have {x.shape[1]} features but the model expects {self.network.n_inputs}"
+            )
+        return x
+
+    def _prepare(self, x, y, role: str):
+        x = self._prepare_inputs(x, role)
+        y = self._prepare_targets(y, role)
+        if y.shape[0] != x.shape[0]:
+            raise XpnetError(
+                f"{role} data has {x.shape[0]} samples but {y.shape[0]} labels: they must match"
+            )
+        return x, y
+
+    def _prepare_targets(self, y, role: str):
+        xp = self.backend.xp
+        if not self.classify:
+            return self.backend.asarray(y, dtype=self.dtype)
+        y = self.backend.asarray(y)
+        if y.ndim == 2:
+            y = xp.argmax(y, axis=1)
+        if y.ndim != 1:
+            raise XpnetError(f"{role} labels must be 1-D class indices or 2-D one-hot rows, got shape {tuple(y.shape)}")
+        if xp.isdtype(y.dtype, "real floating"):
+            if not bool(xp.all(y == xp.round(y))):
+                raise XpnetError(f"{role} labels must be whole numbers 0..K-1; for real-valued targets use loss='mse'")
+        elif not xp.isdtype(y.dtype, "integral"):
+            raise XpnetError(f"{role} labels must be integers 0..K-1, got dtype {y.dtype}")
+        y = xp.astype(y, xp.int64)
+        lowest, highest = int(xp.min(y)), int(xp.max(y))
+        if lowest < 0:
+            raise XpnetError(
+                f"{role} labels must be 0..K-1 but include {lowest}: map them first, "
+                "e.g. numpy.unique(y, return_inverse=True)"
+            )
+        if self.n_classes is not None and highest >= self.n_classes:
+            raise XpnetError(
+                f"{role} labels include {highest} but the model has {self.n_classes} classes (0..{self.n_classes - 1})"
+            )
+        return y
+
+    def _n_outputs(self, y, y_val) -> int:
+        xp = self.backend.xp
+        if not self.classify:
+            return 1 if y.ndim == 1 else y.shape[1]
+        highest = max(int(xp.max(labels)) for labels in (y, y_val) if labels is not None)
+        return max(highest + 1, 2)
+
+    def _split_validation(self, x, y):
+        xp = self.backend.xp
+        n_val = max(1, round(self.config.val_split * x.shape[0]))
+        if n_val >= x.shape[0]:
+            raise XpnetError(f"val_split {self.config.val_split} leaves no training data: use a smaller fraction")
+        order = random.RandomStream(self.backend, self.config.seed, random.SPLIT).permutation(x.shape[0])
+        val, train = order[:n_val], order[n_val:]
+        return xp.take(x, train, axis=0), xp.take(y, train, axis=0), xp.take(x, val, axis=0), xp.take(y, val, axis=0)
+
+    def _build(self, n_inputs: int, n_outputs: int):
+        if self.classify:
+            self.n_classes = n_outputs
+        rng = random.RandomStream(self.backend, self.config.seed, random.INIT)
+        self.network = Network.mlp(
+            [n_inputs, *self.config.hidden, n_outputs],
+            rng,
+            activation=self.config.activation,
+            init=self.config.init,
+            dropout=self.config.dropout,
+            dtype=self.dtype,
+        )
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write model, optimizer state, settings and history to ``path`` atomically (no pickle)."""
+        persistence.save(self, path)
+
+
+def _batch_hook(callbacks):
+    hooks = [callback.on_batch_end for callback in callbacks if type(callback).on_batch_end is not Callback.on_batch_end]
+    if not hooks:
+        return None
+    return lambda batch: [hook(batch) for hook in hooks]
+
+
+def _is_foreign_array(x) -> bool:
+    return array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray)
+
+
+def _maybe_float(value):
+    return None if value is None else float(value)
+
+
+def _scale_hint(input_scale: float) -> str:
+    if input_scale > 10:
+        return (
+            f"inputs reach {input_scale:g}: scale them to about [0, 1] (for 8-bit pixels, divide by 255) "
+            "or standardise each feature; "
+        )
+    return ""
+
+
+def _divergence_message(epoch: int, lr: float, input_scale: float, config: TrainConfig) -> str:
+    return (
+        f"training diverged in epoch {epoch}: the loss became NaN or infinite with learning rate {lr:g} "
+        f"({config.optimizer}). Try a learning rate 10x smaller (lr={lr / 10:g}); "
+        + _scale_hint(input_scale)
+        + "the model keeps the weights from before this epoch."
+    )
+
+
+def _chance_level_message(record, chance: float, input_scale: float, config: TrainConfig) -> str:
+    return (
+        f"training accuracy is {100 * record['train_accuracy']:.1f}% after {record['epoch']} epochs, "
+        f"about chance level ({100 * chance:.1f}%): the network is not learning. Likely causes: "
+        + _scale_hint(input_scale)
+        + f"the learning rate {config.lr:g} may be too high or too low for {config.optimizer} "
+        "(try 1e-3 for adam, 0.1 for sgd); labels may not match their inputs (shuffled separately, "
+        "or off by one)."
+    )

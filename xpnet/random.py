@@ -1,0 +1,74 @@
+"""Reproducible random numbers drawn directly on the training device.
+
+The array API standard has no random module, so this is the one place that knows each library's
+generator. Everything else needs only uniform draws: normals, permutations and dropout masks are
+built from them with plain array-API math. A stream is named by ``(seed, *key)``, so any draw of a
+run (say, the shuffle of epoch 7) can be recreated without replaying the ones before it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+import numpy as np
+
+from xpnet.backend import Backend
+
+# Keys that separate the streams of one run; a resumed run recreates its streams from them.
+INIT, SHUFFLE, DROPOUT, SPLIT = range(4)
+
+
+class RandomStream:
+    """Uniform, normal and permutation draws for one backend, reproducible from ``(seed, *key)``."""
+
+    def __init__(self, backend: Backend, seed: int, *key: int):
+        self.backend = backend
+        self._draw = _uniform_source(backend, np.random.SeedSequence([seed, *key]))
+
+    def uniform(self, shape: tuple[int, ...], dtype) -> object:
+        """Floats in [0, 1) of ``dtype`` on the backend's device."""
+        return self._draw(shape, dtype)
+
+    def normal(self, shape: tuple[int, ...], dtype) -> object:
+        """Standard normal floats (Box-Muller on uniform draws)."""
+        xp = self.backend.xp
+        radius = xp.sqrt(-2.0 * xp.log(1.0 - self.uniform(shape, dtype)))
+        return radius * xp.cos((2.0 * math.pi) * self.uniform(shape, dtype))
+
+    def permutation(self, n: int) -> object:
+        """A random ordering of ``range(n)`` as an index array on the device."""
+        xp = self.backend.xp
+        return xp.argsort(self.uniform((n,), xp.float32))
+
+
+def _uniform_source(backend: Backend, seeds: np.random.SeedSequence):
+    """Return ``draw(shape, dtype)`` using the library's own generator where it has one."""
+    xp, device = backend.xp, backend.device
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupy
+
+        with device:
+            generator = cupy.random.default_rng(int(seeds.generate_state(1, np.uint64)[0]))
+
+        def draw(shape, dtype):
+            with device:
+                return generator.random(shape, dtype=dtype)
+
+        return draw
+    if array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        generator = torch.Generator(device=device)
+        generator.manual_seed(int(seeds.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+        return lambda shape, dtype: torch.rand(shape, generator=generator, dtype=dtype, device=device)
+    # NumPy, array-api-strict and any other library: draw on the host with NumPy, then move.
+    generator = np.random.default_rng(seeds)
+    if array_api_compat.is_numpy_namespace(xp):
+        return lambda shape, dtype: generator.random(shape, dtype=dtype)
+
+    def draw(shape, dtype):
+        host_dtype = np.float32 if dtype == xp.float32 else np.float64
+        return xp.asarray(generator.random(shape, dtype=host_dtype), device=device)
+
+    return draw

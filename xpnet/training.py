@@ -1,0 +1,91 @@
+"""The inner loops: one epoch of minibatch training, and batched evaluation.
+
+Both keep everything on the device. Loss and correct-prediction counts are accumulated as device
+scalars and only read by the caller once per epoch, so the batch loop never waits for the device.
+"""
+
+from __future__ import annotations
+
+from array_api_compat import array_namespace, device
+
+from xpnet.network import Network
+from xpnet.optimizers import Optimizer
+from xpnet.random import RandomStream
+
+EVALUATION_BATCH_SIZE = 4096
+
+
+def batch_starts(n_samples: int, batch_size: int) -> range:
+    """Start index of each minibatch; the last batch may be smaller (no sample is dropped)."""
+    return range(0, n_samples, batch_size)
+
+
+def train_epoch(
+    network: Network,
+    optimizer: Optimizer,
+    loss_function,
+    x,
+    y,
+    *,
+    lr: float,
+    batch_size: int,
+    order,
+    dropout_rng: RandomStream,
+    classify: bool,
+    on_batch_end=None,
+):
+    """Train on every sample once, in ``order``; return device scalars (mean loss, accuracy or None)."""
+    xp = array_namespace(x)
+    total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
+    correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
+    params = network.parameters()
+    for batch, start in enumerate(batch_starts(x.shape[0], batch_size)):
+        indices = order[start : start + batch_size]
+        x_batch = xp.take(x, indices, axis=0)
+        y_batch = xp.take(y, indices, axis=0)
+        outputs = network.forward(x_batch, training=True, rng=dropout_rng)
+        loss, grad_outputs = loss_function(outputs, y_batch)
+        network.backward(grad_outputs)
+        optimizer.step(params, network.gradients(), lr)
+        total_loss += loss * x_batch.shape[0]
+        if classify:
+            correct += count_correct(outputs, y_batch)
+        if on_batch_end is not None:
+            on_batch_end(batch)
+    n_samples = x.shape[0]
+    return total_loss / n_samples, (correct / n_samples if classify else None)
+
+
+def evaluate(network: Network, loss_function, x, y, *, classify: bool):
+    """Mean loss and accuracy (None for regression) over ``x``, as device scalars."""
+    xp = array_namespace(x)
+    total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
+    correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
+    for start in batch_starts(x.shape[0], EVALUATION_BATCH_SIZE):
+        x_batch = x[start : start + EVALUATION_BATCH_SIZE, ...]
+        y_batch = y[start : start + EVALUATION_BATCH_SIZE, ...]
+        outputs = network.forward(x_batch)
+        loss, _ = loss_function(outputs, y_batch)
+        total_loss += loss * x_batch.shape[0]
+        if classify:
+            correct += count_correct(outputs, y_batch)
+    n_samples = x.shape[0]
+    return total_loss / n_samples, (correct / n_samples if classify else None)
+
+
+def predict_outputs(network: Network, x):
+    """Network outputs for ``x``, computed in evaluation-sized batches to bound memory."""
+    xp = array_namespace(x)
+    parts = [
+        network.forward(x[start : start + EVALUATION_BATCH_SIZE, ...])
+        for start in batch_starts(x.shape[0], EVALUATION_BATCH_SIZE)
+    ]
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+
+
+def count_correct(outputs, labels):
+    """Number of rows whose highest output is at the label (integer or one-hot labels)."""
+    xp = array_namespace(outputs)
+    if labels.ndim == 2:
+        labels = xp.argmax(labels, axis=1)
+    return xp.sum(xp.astype(xp.argmax(outputs, axis=1) == labels, xp.int64))
