@@ -96,6 +96,4 @@ def get(name: str):
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise XpnetError(
-            f"unknown activation {name!r}: choose one of {', '.join(sorted(ACTIVATIONS))}"
-        ) from None
+        raise XpnetError(f"unknown activation {name!r}: choose one of {', '.join(sorted(ACTIVATIONS))}") from None

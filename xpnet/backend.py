@@ -60,9 +60,7 @@ def select(device: Any = "cpu") -> Backend:
         xp = array_api_compat.array_namespace(device)
         return Backend(xp, array_api_compat.device(device), _library_name(xp))
     if not isinstance(device, str):
-        raise BackendError(
-            f"device must be 'cpu', 'cuda', 'cuda:N', 'auto' or an array namespace, got {device!r}"
-        )
+        raise BackendError(f"device must be 'cpu', 'cuda', 'cuda:N', 'auto' or an array namespace, got {device!r}")
     spec = device.strip().lower()
     if spec == "cpu":
         return numpy_backend()
@@ -108,8 +106,7 @@ def _cuda_backend(index: int) -> Backend:
         ) from None
     if index >= count:
         raise BackendError(
-            f"GPU cuda:{index} was requested but only {count} GPU(s) are visible; "
-            f"use an index below {count}"
+            f"GPU cuda:{index} was requested but only {count} GPU(s) are visible; use an index below {count}"
         )
     import array_api_compat.cupy as xp
 

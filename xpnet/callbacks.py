@@ -51,9 +51,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, record):
         if record.get("val_loss") is None:
-            raise XpnetError(
-                "early stopping needs validation data: set val_split (e.g. 0.1) or pass validation_data"
-            )
+            raise XpnetError("early stopping needs validation data: set val_split (e.g. 0.1) or pass validation_data")
         if record["val_loss"] < self.best_loss - self.min_delta:
             self.best_loss = record["val_loss"]
             self.best_epoch = record["epoch"]

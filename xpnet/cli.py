@@ -30,8 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     parser.add_argument("--dataset", default="digits", help="dataset to train on (default: digits, embedded)")
     net = parser.add_argument_group("network")
-    net.add_argument("--hidden", type=int, nargs="*", default=list(DEFAULTS.hidden), metavar="WIDTH",
-                     help=f"hidden layer widths (default: {' '.join(map(str, DEFAULTS.hidden))})")
+    net.add_argument(
+        "--hidden",
+        type=int,
+        nargs="*",
+        default=list(DEFAULTS.hidden),
+        metavar="WIDTH",
+        help=f"hidden layer widths (default: {' '.join(map(str, DEFAULTS.hidden))})",
+    )
     net.add_argument("--activation", default=DEFAULTS.activation, help=f"default: {DEFAULTS.activation}")
     net.add_argument("--init", default=DEFAULTS.init, help="he_normal, glorot_uniform, ... (default: auto)")
     net.add_argument("--dropout", type=float, default=DEFAULTS.dropout, help="dropout rate after hidden layers")

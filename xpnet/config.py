@@ -75,9 +75,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise XpnetError(
-                f"unknown setting(s) {', '.join(unknown)}: valid settings are {', '.join(sorted(known))}"
-            )
+            raise XpnetError(f"unknown setting(s) {', '.join(unknown)}: valid settings are {', '.join(sorted(known))}")
         return cls(**data)
 
     def replace(self, **changes) -> TrainConfig:

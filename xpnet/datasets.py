@@ -18,7 +18,10 @@ DIGITS_PIXEL_MAX = 16.0
 def load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The UCI handwritten digits (8x8 images, 10 classes) with xpnet's fixed split: 1,438 training
     and 359 test images, 20% of each class held out. Pixels are float32 in [0, 1]."""
-    with resources.files("xpnet.data").joinpath("digits.npz").open("rb") as handle, np.load(handle) as archive:
+    with (
+        resources.files("xpnet.data").joinpath("digits.npz").open("rb") as handle,
+        np.load(handle) as archive,
+    ):
         x_train, y_train, x_test, y_test = (archive[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     scale = np.float32(1.0 / DIGITS_PIXEL_MAX)
     return (
@@ -32,8 +35,9 @@ def load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 LOADERS = {"digits": load_digits}
 
 
-def load(name: str):
-    """Load a dataset by name."""
+def load(name: str, *, data_dir=None):
+    """Load a dataset by name as ``(x_train, y_train, x_test, y_test)``; ``data_dir`` points at files
+    already on disk for datasets that are otherwise downloaded."""
     try:
         loader = LOADERS[name]
     except KeyError:

@@ -14,7 +14,6 @@ from xpnet import losses
 from xpnet.errors import XpnetError
 from xpnet.network import Network
 
-
 # Gradients smaller than this are compared by absolute error: finite differences of a float64 loss
 # carry about 1e-10 of rounding noise, which would dominate a relative error near zero.
 _ABSOLUTE_BELOW = 1e-3
@@ -83,7 +82,6 @@ def _as_float64(array):
 
 def _max_relative_error(array, analytic, loss_value, eps: float, max_entries: int) -> float:
     """Perturb entries of ``array`` in place, comparing (L(+eps) - L(-eps)) / 2eps with ``analytic``."""
-    xp = array_namespace(array)
     flat_size = 1
     for size in array.shape:
         flat_size *= size

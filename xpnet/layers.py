@@ -40,9 +40,7 @@ class Dense(Layer):
     def __init__(self, weight, bias):
         super().__init__()
         if weight.ndim != 2 or bias.shape != (weight.shape[1],):
-            raise XpnetError(
-                f"Dense needs weight (n_in, n_out) and bias (n_out,), got {weight.shape} and {bias.shape}"
-            )
+            raise XpnetError(f"Dense needs weight (n_in, n_out) and bias (n_out,), got {weight.shape} and {bias.shape}")
         self.params = {"weight": weight, "bias": bias}
 
     @classmethod

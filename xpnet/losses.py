@@ -37,9 +37,7 @@ def softmax_cross_entropy(logits, labels):
     xp = array_namespace(logits)
     targets = labels if labels.ndim == 2 else one_hot(labels, logits.shape[1], logits.dtype)
     if targets.shape != logits.shape:
-        raise XpnetError(
-            f"targets of shape {tuple(targets.shape)} do not match outputs {tuple(logits.shape)}"
-        )
+        raise XpnetError(f"targets of shape {tuple(targets.shape)} do not match outputs {tuple(logits.shape)}")
     log_probs = log_softmax(logits)
     batch = logits.shape[0]
     loss = -xp.sum(targets * log_probs) / batch
@@ -54,9 +52,7 @@ def mean_squared_error(outputs, targets):
         targets = targets[:, None]
     targets = xp.astype(targets, outputs.dtype)
     if targets.shape != outputs.shape:
-        raise XpnetError(
-            f"targets of shape {tuple(targets.shape)} do not match outputs {tuple(outputs.shape)}"
-        )
+        raise XpnetError(f"targets of shape {tuple(targets.shape)} do not match outputs {tuple(outputs.shape)}")
     residual = outputs - targets
     size = outputs.shape[0] * outputs.shape[1]
     return xp.sum(residual * residual) / size, (2.0 / size) * residual

@@ -87,9 +87,7 @@ class Model:
         if self.network is None:
             self._build(x.shape[1], self._n_outputs(y, y_val))
         elif x.shape[1] != self.network.n_inputs:
-            raise XpnetError(
-                f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}"
-            )
+            raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
         callbacks = list(callbacks)
         if self.config.early_stopping:
             callbacks.append(EarlyStopping(self.config.early_stopping))
@@ -100,7 +98,7 @@ class Model:
         xp = self.backend.xp
         loss_function = losses.get(self.config.loss)
         schedule = self.config.make_schedule()
-        n_batches = len(training.batch_starts(x.shape[0], self.config.batch_size))
+        n_batches = len(training.batch_bounds(x.shape[0], self.config.batch_size))
         input_scale = float(xp.max(xp.abs(x)))
         for callback in callbacks:
             callback.on_train_begin(self, epochs)
@@ -111,7 +109,7 @@ class Model:
                 callback.on_epoch_begin(epoch + 1, n_batches)
             before = self._snapshot()
             started = time.perf_counter()
-            train_loss, train_accuracy = training.train_epoch(
+            train_loss, train_correct = training.train_epoch(
                 self.network,
                 self.optimizer,
                 loss_function,
@@ -119,7 +117,9 @@ class Model:
                 y,
                 lr=lr,
                 batch_size=self.config.batch_size,
-                order=random.RandomStream(self.backend, self.config.seed, random.SHUFFLE, epoch).permutation(x.shape[0]),
+                order=random.RandomStream(self.backend, self.config.seed, random.SHUFFLE, epoch).permutation(
+                    x.shape[0]
+                ),
                 dropout_rng=random.RandomStream(self.backend, self.config.seed, random.DROPOUT, epoch),
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
@@ -129,13 +129,13 @@ class Model:
             if not math.isfinite(record["train_loss"]):
                 self._restore(before)
                 raise TrainingDiverged(_divergence_message(epoch + 1, lr, input_scale, self.config))
-            record["train_accuracy"] = _maybe_float(train_accuracy)
+            record["train_accuracy"] = _fraction(train_correct, x.shape[0])
             if x_val is not None:
-                val_loss, val_accuracy = training.evaluate(
+                val_loss, val_correct = training.evaluate(
                     self.network, loss_function, x_val, y_val, classify=self.classify
                 )
                 record["val_loss"] = float(val_loss)
-                record["val_accuracy"] = _maybe_float(val_accuracy)
+                record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
             record["lr"] = lr
             self.history.append(record)
             self._warn_if_at_chance_level(record, input_scale)
@@ -186,10 +186,8 @@ class Model:
         """Mean loss and accuracy on ``(x, y)`` as plain floats."""
         self._require_trained()
         x, y = self._prepare(x, y, "evaluation")
-        loss, accuracy = training.evaluate(
-            self.network, losses.get(self.config.loss), x, y, classify=self.classify
-        )
-        return {"loss": float(loss), "accuracy": _maybe_float(accuracy)}
+        loss, correct = training.evaluate(self.network, losses.get(self.config.loss), x, y, classify=self.classify)
+        return {"loss": float(loss), "accuracy": _fraction(correct, x.shape[0])}
 
     def _outputs(self, x):
         self._require_trained()
@@ -224,18 +222,14 @@ class Model:
         if not bool(self.backend.xp.all(self.backend.xp.isfinite(x))):
             raise XpnetError(f"{role} inputs contain NaN or infinite values: clean or impute them first")
         if self.network is not None and x.shape[1] != self.network.n_inputs:
-            raise XpnetError(
-                f"{role} inputs have {x.shape[1]} features but the model expects {self.network.n_inputs}"
-            )
+            raise XpnetError(f"{role} inputs have {x.shape[1]} features but the model expects {self.network.n_inputs}")
         return x
 
     def _prepare(self, x, y, role: str):
         x = self._prepare_inputs(x, role)
         y = self._prepare_targets(y, role)
         if y.shape[0] != x.shape[0]:
-            raise XpnetError(
-                f"{role} data has {x.shape[0]} samples but {y.shape[0]} labels: they must match"
-            )
+            raise XpnetError(f"{role} data has {x.shape[0]} samples but {y.shape[0]} labels: they must match")
         return x, y
 
     def _prepare_targets(self, y, role: str):
@@ -279,7 +273,12 @@ class Model:
             raise XpnetError(f"val_split {self.config.val_split} leaves no training data: use a smaller fraction")
         order = random.RandomStream(self.backend, self.config.seed, random.SPLIT).permutation(x.shape[0])
         val, train = order[:n_val], order[n_val:]
-        return xp.take(x, train, axis=0), xp.take(y, train, axis=0), xp.take(x, val, axis=0), xp.take(y, val, axis=0)
+        return (
+            xp.take(x, train, axis=0),
+            xp.take(y, train, axis=0),
+            xp.take(x, val, axis=0),
+            xp.take(y, val, axis=0),
+        )
 
     def _build(self, n_inputs: int, n_outputs: int):
         if self.classify:
@@ -302,7 +301,9 @@ class Model:
 
 
 def _batch_hook(callbacks):
-    hooks = [callback.on_batch_end for callback in callbacks if type(callback).on_batch_end is not Callback.on_batch_end]
+    hooks = [
+        callback.on_batch_end for callback in callbacks if type(callback).on_batch_end is not Callback.on_batch_end
+    ]
     if not hooks:
         return None
     return lambda batch: [hook(batch) for hook in hooks]
@@ -312,8 +313,9 @@ def _is_foreign_array(x) -> bool:
     return array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray)
 
 
-def _maybe_float(value):
-    return None if value is None else float(value)
+def _fraction(count, total: int) -> float | None:
+    """``count / total`` as a float, reading the device scalar once (None for regression)."""
+    return None if count is None else int(count) / total
 
 
 def _scale_hint(input_scale: float) -> str:

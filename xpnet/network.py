@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from array_api_compat import array_namespace
 
 from xpnet.errors import XpnetError
@@ -38,7 +40,7 @@ class Network:
             init = "he_normal" if activation in _RELU_LIKE else "glorot_uniform"
         dtype = rng.backend.xp.float32 if dtype is None else dtype
         layers: list[Layer] = []
-        for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for index, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(Dense.initialized(n_in, n_out, init, dtype, rng))
             if index < len(sizes) - 2:
                 layers.append(Activation(activation))
@@ -77,9 +79,7 @@ class Network:
             for name, old in layer.params.items():
                 new = next(iterator)
                 if tuple(new.shape) != tuple(old.shape):
-                    raise XpnetError(
-                        f"parameter {name} has shape {tuple(new.shape)}, expected {tuple(old.shape)}"
-                    )
+                    raise XpnetError(f"parameter {name} has shape {tuple(new.shape)}, expected {tuple(old.shape)}")
                 layer.params[name] = new
 
     def copy_parameters(self) -> list:

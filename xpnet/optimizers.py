@@ -125,9 +125,7 @@ def _zeros_like(array):
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 
 
-def make(
-    name: str, *, momentum: float | None = None, weight_decay: float = 0.0, **adam_options
-) -> Optimizer:
+def make(name: str, *, momentum: float | None = None, weight_decay: float = 0.0, **adam_options) -> Optimizer:
     """Build an optimizer by name. ``momentum`` defaults to 0 for "sgd" and 0.9 for "momentum" and
     "nesterov"; the Adam options (beta1, beta2, eps) apply to "adam" and "adamw"."""
     if name == "sgd":

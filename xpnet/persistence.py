@@ -9,6 +9,7 @@ arrays on whatever device the caller asks for, so a model trained on a GPU loads
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import zipfile
 from pathlib import Path
@@ -34,7 +35,9 @@ class ModelFileError(XpnetError):
 def save(model, path) -> None:
     """Write ``model`` to ``path`` atomically."""
     model._require_trained()
-    arrays = {f"param/{name}": to_numpy(p) for name, p in zip(model.network.parameter_names(), model.network.parameters())}
+    arrays = {
+        f"param/{name}": to_numpy(p) for name, p in zip(model.network.parameter_names(), model.network.parameters())
+    }
     for buffer, values in model.optimizer.state.items():
         arrays.update({f"optimizer/{buffer}/{index}": to_numpy(v) for index, v in enumerate(values)})
     meta = {
@@ -102,8 +105,7 @@ def _read(path: Path) -> tuple[dict, dict]:
     version = meta.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(
-            f"{path}: model format version {version} is newer than this xpnet reads ({FORMAT_VERSION}); "
-            "upgrade xpnet"
+            f"{path}: model format version {version} is newer than this xpnet reads ({FORMAT_VERSION}); upgrade xpnet"
         )
     if meta.get("checksum") != _checksum(arrays):
         raise ModelFileError(f"{path}: checksum mismatch: the arrays were changed or damaged after saving")
@@ -118,7 +120,9 @@ def _rebuild_network(layer_configs: list[dict], arrays: dict, to_device, path) -
             weight = arrays[f"param/{index}.weight"]
             bias = arrays[f"param/{index}.bias"]
             if weight.ndim != 2 or bias.shape != (weight.shape[1],) or weight.dtype.kind != "f":
-                raise ModelFileError(f"{path}: layer {index} has weight {weight.shape} and bias {bias.shape}; the file is corrupt")
+                raise ModelFileError(
+                    f"{path}: layer {index} has weight {weight.shape} and bias {bias.shape}; the file is corrupt"
+                )
             layers.append(Dense(to_device(weight), to_device(bias)))
         elif kind == "Activation":
             layers.append(Activation(layer_config["name"]))
@@ -127,7 +131,7 @@ def _rebuild_network(layer_configs: list[dict], arrays: dict, to_device, path) -
         else:
             raise ModelFileError(f"{path}: unknown layer type {kind!r}; it was saved by a newer or custom xpnet")
     dense = [layer for layer in layers if isinstance(layer, Dense)]
-    for before, after in zip(dense, dense[1:]):
+    for before, after in itertools.pairwise(dense):
         if before.params["weight"].shape[1] != after.params["weight"].shape[0]:
             raise ModelFileError(f"{path}: consecutive layers have mismatched shapes; the file is corrupt")
     return Network(layers)
@@ -136,7 +140,9 @@ def _rebuild_network(layer_configs: list[dict], arrays: dict, to_device, path) -
 def _check_shapes(path, what: str, arrays: list, parameters: list) -> None:
     for array, parameter in zip(arrays, parameters):
         if tuple(array.shape) != tuple(parameter.shape):
-            raise ModelFileError(f"{path}: {what} has shape {tuple(array.shape)} for a parameter of shape {tuple(parameter.shape)}")
+            raise ModelFileError(
+                f"{path}: {what} has shape {tuple(array.shape)} for a parameter of shape {tuple(parameter.shape)}"
+            )
 
 
 def _checksum(arrays: dict) -> str:

@@ -15,9 +15,10 @@ from xpnet.random import RandomStream
 EVALUATION_BATCH_SIZE = 4096
 
 
-def batch_starts(n_samples: int, batch_size: int) -> range:
-    """Start index of each minibatch; the last batch may be smaller (no sample is dropped)."""
-    return range(0, n_samples, batch_size)
+def batch_bounds(n_samples: int, batch_size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each minibatch; the last may be smaller (no sample is dropped). Stops never
+    pass the end: the array API leaves out-of-bounds slices unspecified."""
+    return [(start, min(start + batch_size, n_samples)) for start in range(0, n_samples, batch_size)]
 
 
 def train_epoch(
@@ -34,13 +35,14 @@ def train_epoch(
     classify: bool,
     on_batch_end=None,
 ):
-    """Train on every sample once, in ``order``; return device scalars (mean loss, accuracy or None)."""
+    """Train on every sample once, in ``order``; return device scalars (mean loss, number of correct
+    predictions or None for regression)."""
     xp = array_namespace(x)
     total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
     correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
     params = network.parameters()
-    for batch, start in enumerate(batch_starts(x.shape[0], batch_size)):
-        indices = order[start : start + batch_size]
+    for batch, (start, stop) in enumerate(batch_bounds(x.shape[0], batch_size)):
+        indices = order[start:stop]
         x_batch = xp.take(x, indices, axis=0)
         y_batch = xp.take(y, indices, axis=0)
         outputs = network.forward(x_batch, training=True, rng=dropout_rng)
@@ -52,34 +54,29 @@ def train_epoch(
             correct += count_correct(outputs, y_batch)
         if on_batch_end is not None:
             on_batch_end(batch)
-    n_samples = x.shape[0]
-    return total_loss / n_samples, (correct / n_samples if classify else None)
+    return total_loss / x.shape[0], correct
 
 
 def evaluate(network: Network, loss_function, x, y, *, classify: bool):
-    """Mean loss and accuracy (None for regression) over ``x``, as device scalars."""
+    """Mean loss and number of correct predictions (None for regression) over ``x``, as device scalars."""
     xp = array_namespace(x)
     total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
     correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
-    for start in batch_starts(x.shape[0], EVALUATION_BATCH_SIZE):
-        x_batch = x[start : start + EVALUATION_BATCH_SIZE, ...]
-        y_batch = y[start : start + EVALUATION_BATCH_SIZE, ...]
+    for start, stop in batch_bounds(x.shape[0], EVALUATION_BATCH_SIZE):
+        x_batch = x[start:stop, ...]
+        y_batch = y[start:stop, ...]
         outputs = network.forward(x_batch)
         loss, _ = loss_function(outputs, y_batch)
         total_loss += loss * x_batch.shape[0]
         if classify:
             correct += count_correct(outputs, y_batch)
-    n_samples = x.shape[0]
-    return total_loss / n_samples, (correct / n_samples if classify else None)
+    return total_loss / x.shape[0], correct
 
 
 def predict_outputs(network: Network, x):
     """Network outputs for ``x``, computed in evaluation-sized batches to bound memory."""
     xp = array_namespace(x)
-    parts = [
-        network.forward(x[start : start + EVALUATION_BATCH_SIZE, ...])
-        for start in batch_starts(x.shape[0], EVALUATION_BATCH_SIZE)
-    ]
+    parts = [network.forward(x[start:stop, ...]) for start, stop in batch_bounds(x.shape[0], EVALUATION_BATCH_SIZE)]
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
 
