@@ -43,6 +43,8 @@ class Model:
         self.optimizer = self.config.make_optimizer()
         self.history: list[dict] = []
         self.n_classes: int | None = None
+        # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
+        self.progress: training.EpochProgress | None = None
 
     @property
     def classify(self) -> bool:
@@ -104,6 +106,8 @@ class Model:
             callback.on_train_begin(self, epochs)
         for _ in range(epochs):
             epoch = self.epochs_done
+            if self.progress is None or self.progress.epoch != epoch:
+                self.progress = training.EpochProgress(epoch)
             lr = schedule.lr(self.config.lr, epoch)
             for callback in callbacks:
                 callback.on_epoch_begin(epoch + 1, n_batches)
@@ -123,7 +127,9 @@ class Model:
                 dropout_rng=random.RandomStream(self.backend, self.config.seed, random.DROPOUT, epoch),
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
+                progress=self.progress,
             )
+            self.progress = None
             record = {"epoch": epoch + 1, "train_loss": float(train_loss)}
             record["seconds"] = time.perf_counter() - started
             if not math.isfinite(record["train_loss"]):
