@@ -1,0 +1,158 @@
+"""Checkpoints: a run that is killed, pre-empted or interrupted continues exactly where it stopped.
+
+``Checkpointer`` is a callback that writes ``checkpoint.npz`` into the run folder after every epoch
+(and every ``every_steps`` optimizer steps when asked): weights, optimizer state, history, and the
+position inside the epoch. That position is the whole random state, because every random stream is
+named by ``(seed, purpose, epoch)``. Writes are atomic, so a crash at any instant leaves the previous
+checkpoint intact. ``resume`` loads it back; ``stop_on_signals`` turns Ctrl-C and SIGTERM into a
+clean stop after the current step. A command line uses them like this::
+
+    checkpointer = Checkpointer(run_dir, every_steps=500)
+    with stop_on_signals(checkpointer):
+        model.fit(x, y, callbacks=[..., checkpointer])       # last, so it saves the complete record
+    ...
+    model = resume(run_dir, device)                           # later, after a crash
+    model.fit(x, y, epochs=epochs_left(model), callbacks=[..., Checkpointer(run_dir)])
+
+A stop on a signal raises ``TrainingInterrupted`` (a ``KeyboardInterrupt``) whose message says how
+to resume and whose ``exit_code`` is 128 plus the signal number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from pathlib import Path
+
+from xpnet import persistence
+from xpnet.callbacks import Callback
+from xpnet.errors import XpnetError
+
+CHECKPOINT_FILE = "checkpoint.npz"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class CheckpointError(XpnetError):
+    """A checkpoint cannot be written or there is none to resume from."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on a signal after writing a checkpoint."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.exit_code = 128 + signal_number
+
+
+def resume_hint(run_dir) -> str:
+    return f"resume with: python -m xpnet --resume {run_dir}"
+
+
+class Checkpointer(Callback):
+    """Write ``run_dir/checkpoint.npz`` after every epoch, every ``every_steps`` optimizer steps, at
+    the end of training, and when a stop was requested (see ``stop_on_signals``)."""
+
+    def __init__(self, run_dir, *, every_steps: int | None = None):
+        if every_steps is not None and (type(every_steps) is not int or every_steps < 1):
+            raise XpnetError(f"checkpoint interval must be a positive number of steps, got {every_steps!r}")
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / CHECKPOINT_FILE
+        self.every_steps = every_steps
+        self.stop_signal: int | None = None
+        self.last_saved: str | None = None
+
+    def on_train_begin(self, model, epochs):
+        self.model = model
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CheckpointError(
+                f"cannot create run folder {self.run_dir}: {error.strerror or error}; choose a writable folder"
+            ) from None
+        # A process killed while writing leaves its temporary file behind; the checkpoint itself is whole.
+        for leftover in self.run_dir.glob(f".{CHECKPOINT_FILE}.*.tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+    def on_batch_end(self, batch):
+        if self.stop_signal is not None:
+            self.save()
+            raise self._interrupted()
+        if self.every_steps and self.model.optimizer.steps % self.every_steps == 0:
+            self.save()
+
+    def on_epoch_end(self, record):
+        self.save()
+        if self.stop_signal is not None:
+            raise self._interrupted()
+
+    def on_train_end(self, model):
+        self.save(finished=True)
+
+    def save(self, *, finished: bool = False) -> None:
+        """Write the checkpoint now; on failure the previous one stays and the error says so."""
+        try:
+            persistence.save(self.model, self.path, run={"finished": finished})
+        except XpnetError as error:
+            kept = (
+                f"the last good checkpoint ({self.last_saved}) is still in place"
+                if self.last_saved is not None
+                else "no checkpoint was written yet"
+            )
+            raise CheckpointError(f"checkpoint failed: {error}; {kept}") from None
+        self.last_saved = _position(self.model.epochs_done, self.model.progress)
+
+    def _interrupted(self) -> TrainingInterrupted:
+        name = signal.Signals(self.stop_signal).name
+        return TrainingInterrupted(
+            f"stopped by {name} {_position(self.model.epochs_done, self.model.progress)}; "
+            f"checkpoint saved in {self.run_dir}; {resume_hint(self.run_dir)}",
+            self.stop_signal,
+        )
+
+
+def _position(epochs_done: int, progress=None) -> str:
+    if progress is not None and progress.next_batch:
+        return f"in epoch {epochs_done + 1} after step {progress.next_batch}"
+    return f"after epoch {epochs_done}"
+
+
+@contextlib.contextmanager
+def stop_on_signals(checkpointer: Checkpointer, signals=STOP_SIGNALS):
+    """While active, SIGINT and SIGTERM make ``checkpointer`` stop training after the current step,
+    with a checkpoint; a second signal stops at once (the previous checkpoint stays intact)."""
+
+    def request_stop(signal_number, frame):
+        if checkpointer.stop_signal is not None:
+            raise KeyboardInterrupt
+        checkpointer.stop_signal = signal_number
+
+    try:
+        previous = {number: signal.signal(number, request_stop) for number in signals}
+    except ValueError:  # signal handlers can only be set from the main thread: run without them
+        previous = {}
+    try:
+        yield checkpointer
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def resume(run_dir, device="cpu"):
+    """The ``Model`` saved in ``run_dir``'s checkpoint, ready to continue (see ``epochs_left``)."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} holds no {CHECKPOINT_FILE}: nothing to resume there")
+    arrays, meta = persistence.read(path)
+    run = meta.get("run")
+    if not isinstance(run, dict):
+        raise persistence.ModelFileError(f"{path}: not a checkpoint (a model file without run state)")
+    if run.get("finished"):
+        raise CheckpointError(f"the run in {run_dir} already finished: there is nothing left to resume")
+    return persistence.model_from(arrays, meta, path, device)
+
+
+def epochs_left(model) -> int:
+    """Epochs still to train, counting an epoch stopped half-way as one."""
+    return model.config.epochs - model.epochs_done
