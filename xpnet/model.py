@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import array_api_compat
 import numpy as np
 
-from xpnet import losses, persistence, random, training
+from xpnet import losses, memory, persistence, random, training
 from xpnet.backend import Backend, select, to_numpy
 from xpnet.callbacks import Callback, EarlyStopping
 from xpnet.config import TrainConfig
@@ -287,11 +287,14 @@ class Model:
         )
 
     def _build(self, n_inputs: int, n_outputs: int):
+        sizes = [n_inputs, *self.config.hidden, n_outputs]
+        itemsize = np.dtype(self.config.dtype).itemsize
+        memory.check_fits(sizes, itemsize, len(self.optimizer.buffers), self.config.batch_size, self.backend)
         if self.classify:
             self.n_classes = n_outputs
         rng = random.RandomStream(self.backend, self.config.seed, random.INIT)
         self.network = Network.mlp(
-            [n_inputs, *self.config.hidden, n_outputs],
+            sizes,
             rng,
             activation=self.config.activation,
             init=self.config.init,
