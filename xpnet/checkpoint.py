@@ -11,8 +11,9 @@ clean stop after the current step. A command line uses them like this::
     with stop_on_signals(checkpointer):
         model.fit(x, y, callbacks=[..., checkpointer])       # last, so it saves the complete record
     ...
-    model = resume(run_dir, device)                           # later, after a crash
-    model.fit(x, y, epochs=epochs_left(model), callbacks=[..., Checkpointer(run_dir)])
+    model, epochs_left = resume(run_dir, device)              # later, after a crash
+    if epochs_left:                                           # 0: training ended, outputs may be missing
+        model.fit(x, y, epochs=epochs_left, callbacks=[..., Checkpointer(run_dir)])
 
 A stop on a signal raises ``TrainingInterrupted`` (a ``KeyboardInterrupt``) whose message says how
 to resume and whose ``exit_code`` is 128 plus the signal number.
@@ -23,10 +24,14 @@ from __future__ import annotations
 import contextlib
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from xpnet import persistence
 from xpnet.callbacks import Callback
 from xpnet.errors import XpnetError
+
+if TYPE_CHECKING:
+    from xpnet.model import Model
 
 CHECKPOINT_FILE = "checkpoint.npz"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -139,8 +144,16 @@ def stop_on_signals(checkpointer: Checkpointer, signals=STOP_SIGNALS):
             signal.signal(number, handler)
 
 
-def resume(run_dir, device="cpu"):
-    """The ``Model`` saved in ``run_dir``'s checkpoint, ready to continue (see ``epochs_left``)."""
+class Resumed(NamedTuple):
+    """A run loaded from its checkpoint and the number of epochs it still has to train."""
+
+    model: Model
+    epochs_left: int
+
+
+def resume(run_dir, device="cpu") -> Resumed:
+    """The model saved in ``run_dir``'s checkpoint, ready to continue, and its epochs left: an epoch
+    stopped half-way counts as one; a run that ended (all epochs, or stopped early) has none left."""
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise CheckpointError(f"{run_dir} holds no {CHECKPOINT_FILE}: nothing to resume there")
@@ -148,11 +161,6 @@ def resume(run_dir, device="cpu"):
     run = meta.get("run")
     if not isinstance(run, dict):
         raise persistence.ModelFileError(f"{path}: not a checkpoint (a model file without run state)")
-    if run.get("finished"):
-        raise CheckpointError(f"the run in {run_dir} already finished: there is nothing left to resume")
-    return persistence.model_from(arrays, meta, path, device)
-
-
-def epochs_left(model) -> int:
-    """Epochs still to train, counting an epoch stopped half-way as one."""
-    return model.config.epochs - model.epochs_done
+    model = persistence.model_from(arrays, meta, path, device)
+    finished = run.get("finished") is True
+    return Resumed(model, 0 if finished else max(model.config.epochs - model.epochs_done, 0))
