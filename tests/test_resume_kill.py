@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import resume_worker
 
 from xpnet import checkpoint, persistence
-
-sys.path.insert(0, str(Path(__file__).parent))
-import resume_worker
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).parent / "resume_worker.py"
