@@ -18,6 +18,7 @@ import itertools
 import json
 import math
 import struct
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -52,6 +53,7 @@ _PARSE_ERRORS = (
     RecursionError,
     NotImplementedError,
     struct.error,
+    tokenize.TokenError,
 )
 
 
