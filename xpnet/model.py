@@ -43,6 +43,7 @@ class Model:
         self.optimizer = self.config.make_optimizer()
         self.history: list[dict] = []
         self.n_classes: int | None = None
+        self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
         # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
         self.progress: training.EpochProgress | None = None
 
@@ -90,9 +91,8 @@ class Model:
             self._build(x.shape[1], self._n_outputs(y, y_val))
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
-        callbacks = list(callbacks)
-        if self.config.early_stopping:
-            callbacks.append(EarlyStopping(self.config.early_stopping))
+        # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
+        callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
         self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
         return self.history
 
