@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 
 import xpnet
-from xpnet import persistence
+from xpnet import checkpoint, persistence
+from xpnet.callbacks import Callback
 
 
 def trained_model(**settings) -> xpnet.Model:
@@ -17,6 +20,30 @@ def trained_model(**settings) -> xpnet.Model:
     model = xpnet.Model(**{"hidden": [8], "epochs": 1, "batch_size": 256, **settings})
     model.fit(x, y)
     return model
+
+
+class Crash(Callback):
+    """Stop training with an exception after ``steps`` optimizer steps of this fit call."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_batch_end(self, batch):
+        self.steps -= 1
+        if self.steps == 0:
+            raise RuntimeError("simulated crash")
+
+
+def checkpoint_file(run_dir) -> Path:
+    """A checkpoint written in the middle of an epoch, with optimizer state, early-stopping state and
+    its best weights: every kind of entry a model file can hold."""
+    x, y, _, _ = xpnet.load_digits()
+    settings = {"hidden": [8], "dropout": 0.1, "batch_size": 256, "epochs": 3, "early_stopping": 2, "val_split": 0.2}
+    model = xpnet.Model(**settings)
+    model.fit(x, y, epochs=1)
+    with contextlib.suppress(RuntimeError):
+        model.fit(x, y, epochs=1, callbacks=[checkpoint.Checkpointer(run_dir, every_steps=1), Crash(2)])
+    return Path(run_dir) / checkpoint.CHECKPOINT_FILE
 
 
 def write_archive(path, arrays: dict, meta: dict, *, checksum: bool = True, compressed: bool = False) -> None:

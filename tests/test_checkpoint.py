@@ -219,3 +219,50 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, d
         model.fit(x, y, callbacks=[SignalAtStep(30, [signal.SIGINT, signal.SIGINT]), checkpointer])
     assert not isinstance(caught.value, checkpoint.TrainingInterrupted)
     assert checkpoint.resume(tmp_path).model.optimizer.steps == 23
+
+
+EARLY = {"hidden": [16], "batch_size": 64, "epochs": 40, "early_stopping": 2, "val_split": 0.2, "lr": 0.03}
+
+
+class CrashAtTrainEnd(Callback):
+    """Simulate a crash after the last epoch's checkpoint, before training is marked finished."""
+
+    def on_train_end(self, model):
+        raise RuntimeError("simulated crash")
+
+
+@pytest.mark.parametrize("crash", ["mid-epoch", "before finishing"])
+def test_early_stopping_resumes_with_its_patience_and_best_weights(tmp_path, digits, crash):
+    x, y, _, _ = digits
+    reference = xpnet.Model(**EARLY)
+    reference.fit(x, y)
+    assert reference.early_stopping.stopped and reference.early_stopping.best_epoch < len(reference.history)
+
+    crashing = CrashAtTrainEnd() if crash == "before finishing" else StopAtStep(100)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        xpnet.Model(**EARLY).fit(x, y, callbacks=[crashing, checkpoint.Checkpointer(tmp_path, every_steps=4)])
+    model, epochs_left = checkpoint.resume(tmp_path)
+    if epochs_left:
+        model.fit(x, y, epochs=epochs_left, callbacks=[checkpoint.Checkpointer(tmp_path)])
+    assert_same_state(model, reference)
+    assert model.early_stopping.best_epoch == reference.early_stopping.best_epoch
+    assert model.early_stopping.best_loss == reference.early_stopping.best_loss
+    assert checkpoint.resume(tmp_path).epochs_left == 0
+
+
+def test_resuming_works_on_another_array_library(tmp_path, digits):
+    strict = pytest.importorskip("array_api_strict")
+    x, y, _, _ = digits
+    settings = {**SETTINGS, "dropout": 0.2}
+    reference = xpnet.Model(**settings, device=strict)
+    reference.fit(x, y)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        xpnet.Model(**settings, device=strict).fit(
+            x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=4), StopAtStep(30)]
+        )
+    model, epochs_left = checkpoint.resume(tmp_path, device=strict)
+    assert model.optimizer.steps == 28 and model.progress.next_batch == 5
+    model.fit(x, y, epochs=epochs_left)
+    for array, expected in zip(model.network.parameters(), reference.network.parameters()):
+        assert bool(strict.all(array == expected))
+    assert metrics(model.history) == metrics(reference.history)

@@ -1,6 +1,7 @@
 """Hypothesis feeds the model-file reader random bytes, mutated valid files, mutated array entries and
-mutated metadata. A load either succeeds (and the model then predicts and trains) or raises xpnet's
-own error: never another exception, a hang, or a large allocation."""
+mutated metadata; the valid file is a mid-epoch checkpoint, so it holds every kind of entry. A load
+either succeeds (and the model then predicts and trains) or raises xpnet's own error: never another
+exception, a hang, or a large allocation."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from model_files import trained_model, write_archive
+from model_files import checkpoint_file, write_archive
 
 import xpnet
 from xpnet import persistence
@@ -40,11 +41,11 @@ class Valid(tuple):
 @pytest.fixture(scope="module")
 def valid(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
-    model = trained_model(dropout=0.1)
-    model.save(folder / "valid.npz")
-    arrays, meta = persistence.read(folder / "valid.npz")
+    valid_file = checkpoint_file(folder)
+    arrays, meta = persistence.read(valid_file)
+    assert {"progress", "early_stopping", "run"} <= set(meta) and "best/0.weight" in arrays
     x, y, _, _ = xpnet.load_digits()
-    return Valid(((folder / "valid.npz").read_bytes(), arrays, meta, folder / "case.npz", (x[:32], y[:32])))
+    return Valid((valid_file.read_bytes(), arrays, meta, folder / "case.npz", (x[:64], y[:64])))
 
 
 def load_is_safe(path, data) -> None:

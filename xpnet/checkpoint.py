@@ -162,5 +162,10 @@ def resume(run_dir, device="cpu") -> Resumed:
     if not isinstance(run, dict):
         raise persistence.ModelFileError(f"{path}: not a checkpoint (a model file without run state)")
     model = persistence.model_from(arrays, meta, path, device)
-    finished = run.get("finished") is True
-    return Resumed(model, 0 if finished else max(model.config.epochs - model.epochs_done, 0))
+    if run.get("finished") is True:
+        return Resumed(model, 0)
+    stopper = model.early_stopping
+    if stopper is not None and stopper.stopped:  # stopped early, but the process ended before finishing
+        stopper.on_train_end(model)
+        return Resumed(model, 0)
+    return Resumed(model, max(model.config.epochs - model.epochs_done, 0))

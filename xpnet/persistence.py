@@ -19,6 +19,7 @@ import json
 import math
 import struct
 import tokenize
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -88,6 +89,16 @@ def save(model, path, *, run: dict | None = None) -> None:
         arrays["progress/total_loss"] = to_numpy(progress.total_loss)
         if progress.correct is not None:
             arrays["progress/correct"] = to_numpy(progress.correct)
+    stopper = model.early_stopping
+    if stopper is not None:
+        meta["early_stopping"] = {
+            "best_loss": stopper.best_loss,
+            "best_epoch": stopper.best_epoch,
+            "epochs_without_improvement": stopper.epochs_without_improvement,
+        }
+        if stopper.best_parameters is not None:
+            names = model.network.parameter_names()
+            arrays.update({f"best/{name}": to_numpy(p) for name, p in zip(names, stopper.best_parameters)})
     if run is not None:
         meta["run"] = run
     meta["checksum"] = _checksum(arrays)
@@ -142,15 +153,13 @@ def model_from(arrays: dict, meta: dict, path, device="cpu"):
     optimizer = config.make_optimizer()
     buffers = _optimizer_buffers(arrays, optimizer.buffers, parameters, path)
     progress = _progress(meta, arrays, config, path)
-    expected = {
-        f"param/{index}.{name}"
-        for index, layer in enumerate(layers)
-        if isinstance(layer, tuple)
-        for name in ("weight", "bias")
-    }
+    stopper = _early_stopping(meta, arrays, config, parameters, path)
+    expected = set(_parameter_entries(meta))
     expected |= {f"optimizer/{buffer}/{index}" for buffer in buffers for index in range(n_params)}
     if progress is not None:
         expected |= {"progress/total_loss", "progress/correct"}
+    if stopper is not None and stopper["best_parameters"]:
+        expected |= {name.replace("param/", "best/", 1) for name in _parameter_entries(meta)}
     unexpected = sorted(set(arrays) - expected)
     if unexpected:
         raise ModelFileError(f"{path}: unexpected array {unexpected[0]!r}; the file is corrupt or from a custom xpnet")
@@ -168,6 +177,12 @@ def model_from(arrays: dict, meta: dict, path, device="cpu"):
     model.optimizer.state = {
         buffer: [to_device(arrays[f"optimizer/{buffer}/{index}"]) for index in range(n_params)] for buffer in buffers
     }
+    if stopper is not None:
+        model.early_stopping.best_loss = stopper["best_loss"]
+        model.early_stopping.best_epoch = stopper["best_epoch"]
+        model.early_stopping.epochs_without_improvement = stopper["epochs_without_improvement"]
+        if stopper["best_parameters"]:
+            model.early_stopping.best_parameters = [to_device(array) for array in stopper["best_parameters"]]
     if progress is not None:
         correct = arrays.get("progress/correct")
         model.progress = training.EpochProgress(
@@ -211,12 +226,12 @@ def _parse_array(data: bytes, name: str, path: Path) -> np.ndarray:
     """One ``.npy`` entry; its header's shape and dtype must account for exactly the bytes present."""
     stream = io.BytesIO(data)
     version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version == (2, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
+    if version not in ((1, 0), (2, 0)):
         raise ModelFileError(f"{path}: entry {name!r} has unsupported .npy version {version}")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    with warnings.catch_warnings():  # a damaged header may hold odd escapes; the checks below decide
+        warnings.simplefilter("ignore")
+        shape, fortran_order, dtype = read_header(stream)
     if dtype.hasobject:
         raise ModelFileError(f"{path}: entry {name!r} holds pickled Python objects; refusing to load it")
     if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None or not dtype.isnative:
@@ -352,6 +367,39 @@ def _progress(meta: dict, arrays: dict, config: TrainConfig, path) -> dict | Non
     ):
         raise ModelFileError(f"{path}: the running sums of the epoch are missing or malformed; the file is corrupt")
     return progress
+
+
+def _early_stopping(meta: dict, arrays: dict, config: TrainConfig, parameters: list, path) -> dict | None:
+    """The early-stopping state (best loss and epoch, epochs without improvement, best weights)."""
+    state = meta.get("early_stopping")
+    if state is None or not config.early_stopping:
+        return None
+    if (
+        not isinstance(state, dict)
+        or not {"best_loss", "best_epoch", "epochs_without_improvement"} <= state.keys()
+        or type(state["best_loss"]) not in (int, float)
+        or (state.get("best_epoch") is not None and type(state.get("best_epoch")) is not int)
+        or type(state.get("epochs_without_improvement")) is not int
+        or state["epochs_without_improvement"] < 0
+    ):
+        raise ModelFileError(f"{path}: the early-stopping state is malformed; the file is corrupt")
+    best = [arrays.get(f"best/{name.removeprefix('param/')}") for name in _parameter_entries(meta)]
+    if all(array is None for array in best):
+        return {**state, "best_parameters": None}
+    for array, parameter in zip(best, parameters):
+        if array is None or array.shape != parameter.shape or array.dtype != parameter.dtype:
+            raise ModelFileError(f"{path}: the best weights kept by early stopping do not match the model")
+    return {**state, "best_parameters": best}
+
+
+def _parameter_entries(meta: dict) -> list[str]:
+    """Names of the parameter arrays in network order, from the (already checked) layer list."""
+    return [
+        f"param/{index}.{name}"
+        for index, layer in enumerate(meta["layers"])
+        if layer.get("type") == "Dense"
+        for name in ("weight", "bias")
+    ]
 
 
 def _checksum(arrays: dict) -> str:
