@@ -11,10 +11,18 @@ from pathlib import Path
 
 import xpnet
 from xpnet import checkpoint
+from xpnet.callbacks import Callback
 
 SETTINGS = {"hidden": [96, 96], "dropout": 0.2, "optimizer": "adam", "batch_size": 16, "epochs": 5, "seed": 7}
 EVERY_STEPS = 10
 FINAL_FILE = "final.npz"
+
+
+class Announce(Callback):
+    """Tell the parent process that training (with its signal handlers) has begun."""
+
+    def on_train_begin(self, model, epochs):
+        print("training", flush=True)
 
 
 def train(run_dir) -> int:
@@ -26,12 +34,18 @@ def train(run_dir) -> int:
     else:
         model = xpnet.Model(**SETTINGS)
         epochs = model.config.epochs
-    checkpointer = checkpoint.Checkpointer(run_dir, every_steps=EVERY_STEPS)
-    print("training", flush=True)
     try:
-        with checkpoint.stop_on_signals(checkpointer):
-            if epochs:
-                model.fit(x, y, validation_data=(x_test, y_test), epochs=epochs, callbacks=[checkpointer])
+        if epochs:
+            checkpoint.fit(
+                model,
+                x,
+                y,
+                run_dir,
+                every_steps=EVERY_STEPS,
+                validation_data=(x_test, y_test),
+                epochs=epochs,
+                callbacks=[Announce()],
+            )
     except checkpoint.TrainingInterrupted as stop:
         print(f"xpnet: {stop}", file=sys.stderr)
         return stop.exit_code

@@ -5,18 +5,15 @@
 position inside the epoch. That position is the whole random state, because every random stream is
 named by ``(seed, purpose, epoch)``. Writes are atomic, so a crash at any instant leaves the previous
 checkpoint intact. ``resume`` loads it back; ``stop_on_signals`` turns Ctrl-C and SIGTERM into a
-clean stop after the current step. A command line uses them like this::
+clean stop after the current step. ``fit`` puts the pieces together for a command line::
 
-    checkpointer = Checkpointer(run_dir, every_steps=500)
-    with stop_on_signals(checkpointer):
-        model.fit(x, y, callbacks=[..., checkpointer])       # last, so it saves the complete record
-    ...
-    model, epochs_left = resume(run_dir, device)              # later, after a crash
-    if epochs_left:                                           # 0: training ended, outputs may be missing
-        model.fit(x, y, epochs=epochs_left, callbacks=[..., Checkpointer(run_dir)])
+    checkpoint.fit(model, x, y, run_dir, every_steps=500, callbacks=[...])   # a new run
+    model, epochs_left = checkpoint.resume(run_dir, device)                   # later, after a crash
+    if epochs_left:                                 # 0: training ended, but outputs may be missing
+        checkpoint.fit(model, x, y, run_dir, epochs=epochs_left, callbacks=[...])
 
 A stop on a signal raises ``TrainingInterrupted`` (a ``KeyboardInterrupt``) whose message says how
-to resume and whose ``exit_code`` is 128 plus the signal number.
+to resume and whose ``exit_code`` is 128 plus the signal number: print it and exit with that code.
 """
 
 from __future__ import annotations
@@ -50,20 +47,21 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.exit_code = 128 + signal_number
 
 
-def resume_hint(run_dir) -> str:
-    return f"resume with: python -m xpnet --resume {run_dir}"
+RESUME_COMMAND = "python -m xpnet --resume {run_dir}"
 
 
 class Checkpointer(Callback):
     """Write ``run_dir/checkpoint.npz`` after every epoch, every ``every_steps`` optimizer steps, at
-    the end of training, and when a stop was requested (see ``stop_on_signals``)."""
+    the end of training, and when a stop was requested (see ``stop_on_signals``). Put it last among
+    the callbacks, so the records it saves hold what the others add to them."""
 
-    def __init__(self, run_dir, *, every_steps: int | None = None):
+    def __init__(self, run_dir, *, every_steps: int | None = None, resume_command: str = RESUME_COMMAND):
         if every_steps is not None and (type(every_steps) is not int or every_steps < 1):
             raise XpnetError(f"checkpoint interval must be a positive number of steps, got {every_steps!r}")
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / CHECKPOINT_FILE
         self.every_steps = every_steps
+        self.resume_command = resume_command
         self.stop_signal: int | None = None
         self.last_saved: str | None = None
 
@@ -112,7 +110,7 @@ class Checkpointer(Callback):
         name = signal.Signals(self.stop_signal).name
         return TrainingInterrupted(
             f"stopped by {name} {_position(self.model.epochs_done, self.model.progress)}; "
-            f"checkpoint saved in {self.run_dir}; {resume_hint(self.run_dir)}",
+            f"checkpoint saved in {self.run_dir}; resume with: {self.resume_command.format(run_dir=self.run_dir)}",
             self.stop_signal,
         )
 
@@ -142,6 +140,14 @@ def stop_on_signals(checkpointer: Checkpointer, signals=STOP_SIGNALS):
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def fit(model, x, y, run_dir, *, every_steps: int | None = None, callbacks=(), **fit_options) -> list[dict]:
+    """``model.fit`` with a checkpoint in ``run_dir`` every epoch (and every ``every_steps`` steps),
+    stopping cleanly on SIGINT or SIGTERM (``TrainingInterrupted``). Returns the history."""
+    checkpointer = Checkpointer(run_dir, every_steps=every_steps)
+    with stop_on_signals(checkpointer):
+        return model.fit(x, y, callbacks=[*callbacks, checkpointer], **fit_options)
 
 
 class Resumed(NamedTuple):
