@@ -13,7 +13,7 @@ import xpnet
 from xpnet import checkpoint
 from xpnet.callbacks import Callback
 
-SETTINGS = {"hidden": [96, 96], "dropout": 0.2, "optimizer": "adam", "batch_size": 16, "epochs": 5, "seed": 7}
+SETTINGS = {"hidden": [96, 96], "dropout": 0.2, "optimizer": "adam", "batch_size": 16, "epochs": 8, "seed": 7}
 EVERY_STEPS = 10
 FINAL_FILE = "final.npz"
 

@@ -19,7 +19,7 @@ from xpnet import checkpoint, persistence
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).parent / "resume_worker.py"
-KILLS = 6
+KILLS = 8
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +67,15 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, reference):
     killed_at_steps = []
     for _ in range(KILLS):
         process = start_worker(run_dir)
-        time.sleep(chooser.uniform(0.0, 0.5))
+        time.sleep(chooser.uniform(0.0, 0.3))
         process.send_signal(signal.SIGKILL)
         process.communicate()
         if process.returncode == 0:  # it finished before the kill landed: nothing left to interrupt
             break
         assert process.returncode == -signal.SIGKILL
         killed_at_steps.append(checkpoint_steps(run_dir))
-        print(f"killed; last checkpoint at step {killed_at_steps[-1]}")
+        half_written = list(run_dir.glob(".checkpoint.npz.*.tmp"))
+        print(f"killed; last checkpoint at step {killed_at_steps[-1]}{'; a write was cut short' * bool(half_written)}")
     final = start_worker(run_dir)
     _, errors = final.communicate()
     assert final.returncode == 0, errors
