@@ -206,3 +206,23 @@ def test_cuda_device_answers_numpy(digits):
     assert model.score(x_test, y_test) > 0.9
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(restored.predict_proba(x_test), model.predict_proba(x_test))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("library", ["xpnet", "sklearn"])
+def test_the_swap_example_runs_with_either_import(library, tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    source = (root / "examples" / "sklearn_swap.py").read_text()
+    xpnet_import = "from xpnet.sklearn import MLPClassifier\n"
+    assert source.count(xpnet_import) == 1
+    if library == "sklearn":
+        source = source.replace(xpnet_import, "from sklearn.neural_network import MLPClassifier\n")
+    script = tmp_path / "swap.py"
+    script.write_text(source)
+    environment = {**os.environ, "PYTHONPATH": str(root)}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=environment)
+    assert result.returncode == 0, result.stderr
+    accuracy = float(result.stdout.splitlines()[2].rpartition(" ")[2])
+    assert accuracy > 0.95

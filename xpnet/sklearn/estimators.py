@@ -112,7 +112,6 @@ class _XpnetEstimator(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
-        tags.non_deterministic = False
         return tags
 
 
