@@ -38,10 +38,19 @@ def digits():
     return train_test_split(x / 16.0, y, random_state=0)
 
 
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
 def test_importing_xpnet_does_not_import_scikit_learn():
-    code = "import sys, xpnet; print('sklearn' in sys.modules or 'scipy' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
+    result = _run_python("import sys, xpnet; print('sklearn' in sys.modules)")
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_without_scikit_learn_the_import_names_the_extra():
+    result = _run_python("import sys; sys.modules['sklearn'] = None; import xpnet.sklearn")
+    assert result.returncode == 1
+    assert "xpnet.sklearn needs scikit-learn: pip install 'xpnet[sklearn]'" in result.stderr
 
 
 # Some checks train on random labels on purpose; xpnet's "accuracy at chance level" warning is right there.

@@ -5,6 +5,11 @@ MLPClassifier`` to train on a GPU (``device="cuda"``, or the default ``"auto"``)
 grid searches and cross-validation. ``import xpnet`` alone never imports scikit-learn.
 """
 
+try:
+    import sklearn  # noqa: F401
+except ImportError:
+    raise ImportError("xpnet.sklearn needs scikit-learn: pip install 'xpnet[sklearn]'") from None
+
 from xpnet.sklearn.estimators import MLPClassifier, MLPRegressor
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
