@@ -25,7 +25,17 @@ _DEFAULTS = TrainConfig()
 
 
 class _XpnetEstimator(BaseEstimator):
-    """The settings, training and pickling shared by the classifier and the regressor."""
+    """The settings, training and pickling shared by the classifier and the regressor.
+
+    Parameters are the fields of ``xpnet.TrainConfig`` (all but ``loss``, which the class fixes),
+    with the same meanings and defaults, except ``dtype=None``: train in the input's precision.
+    ``device`` is ``"auto"`` (CUDA when CuPy sees a GPU, else the CPU; arrays of another library
+    passed under ``array_api_dispatch`` train in that library), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Fitted attributes: ``model_`` (the ``xpnet.Model``; ``model_.save(path)`` writes xpnet's
+    pickle-free file), ``history_`` (one record per epoch), ``loss_curve_``, ``n_iter_`` (epochs
+    trained), ``n_features_in_`` and, for data frames, ``feature_names_in_``.
+    """
 
     _loss: str
 
