@@ -25,17 +25,7 @@ _DEFAULTS = TrainConfig()
 
 
 class _XpnetEstimator(BaseEstimator):
-    """The settings, training and pickling shared by the classifier and the regressor.
-
-    Parameters are the fields of ``xpnet.TrainConfig`` (all but ``loss``, which the class fixes),
-    with the same meanings and defaults, except ``dtype=None``: train in the input's precision.
-    ``device`` is ``"auto"`` (CUDA when CuPy sees a GPU, else the CPU; arrays of another library
-    passed under ``array_api_dispatch`` train in that library), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-
-    Fitted attributes: ``model_`` (the ``xpnet.Model``; ``model_.save(path)`` writes xpnet's
-    pickle-free file), ``history_`` (one record per epoch), ``loss_curve_``, ``n_iter_`` (epochs
-    trained), ``n_features_in_`` and, for data frames, ``feature_names_in_``.
-    """
+    """The settings, training and pickling shared by the classifier and the regressor."""
 
     _loss: str
 
@@ -130,7 +120,7 @@ class MLPClassifier(ClassifierMixin, _XpnetEstimator):
 
     Labels may be of any type (strings included); ``classes_`` holds them sorted. ``fit`` trains
     for ``epochs`` epochs from a fresh start; ``partial_fit`` trains one epoch more (pass
-    ``classes=`` on the first call).
+    ``classes=`` on the first call). Settings and fitted attributes: ``help(xpnet.sklearn)``.
     """
 
     _loss = "cross_entropy"
@@ -192,7 +182,8 @@ class MLPClassifier(ClassifierMixin, _XpnetEstimator):
 class MLPRegressor(RegressorMixin, _XpnetEstimator):
     """A multi-layer perceptron regressor (mean squared error, linear output) trained by xpnet.
 
-    ``y`` may be 1-D or ``(samples, targets)``; ``predict`` returns the same shape.
+    ``y`` may be 1-D or ``(samples, targets)``; ``predict`` returns the same shape. Settings and
+    fitted attributes: ``help(xpnet.sklearn)``.
     """
 
     _loss = "mse"
