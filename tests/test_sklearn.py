@@ -235,3 +235,13 @@ def test_the_swap_example_runs_with_either_import(library, tmp_path):
     assert result.returncode == 0, result.stderr
     accuracy = float(result.stdout.splitlines()[2].rpartition(" ")[2])
     assert accuracy > 0.95
+
+
+def test_the_fitted_model_saves_to_xpnets_own_file(digits, tmp_path):
+    import xpnet
+
+    x_train, x_test, y_train, _ = digits
+    model = MLPClassifier(hidden=[8], epochs=2).fit(x_train, y_train)
+    model.model_.save(tmp_path / "digits.npz")
+    loaded = xpnet.load(tmp_path / "digits.npz")
+    np.testing.assert_array_equal(model.classes_[loaded.predict(x_test)], model.predict(x_test))
