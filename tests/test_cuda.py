@@ -63,13 +63,13 @@ def test_the_command_trains_on_the_gpu(cupy, capsys, tmp_path, monkeypatch):
 def test_training_data_and_weights_live_on_the_chosen_gpu(cupy, digits):
     last = cupy.cuda.runtime.getDeviceCount() - 1
     x_train, y_train, x_test, y_test = digits
-    model = Model(hidden=[32], epochs=2, device=f"cuda:{last}")
+    model = Model(hidden=[64], epochs=5, lr=3e-3, device=f"cuda:{last}")
     model.fit(x_train, y_train, validation_data=(x_test, y_test))
     for parameter in model.network.parameters():
         assert isinstance(parameter, cupy.ndarray)
         assert parameter.device.id == last
         assert parameter.dtype == cupy.float32
-    assert model.history[-1]["val_accuracy"] > 0.8
+    assert model.history[-1]["val_accuracy"] > 0.9  # about 0.96 on the CPU
 
 
 def test_a_gpu_index_beyond_the_visible_ones_is_refused(cupy):
@@ -283,10 +283,10 @@ def test_xpnet_trains_on_pytorch_cuda_tensors_where_they_are(digits):
     if not torch.cuda.is_available():
         pytest.skip("this PyTorch has no CUDA")
     x_train, y_train, x_test, y_test = digits
-    model = Model(hidden=[32], epochs=3)
+    model = Model(hidden=[64], epochs=5, lr=3e-3)
     model.fit(torch.asarray(x_train, device="cuda"), torch.asarray(y_train, device="cuda"))
     assert model.backend.name == "torch" and model.backend.device.type == "cuda"
-    assert model.evaluate(torch.asarray(x_test, device="cuda"), torch.asarray(y_test, device="cuda"))["accuracy"] > 0.8
+    assert model.evaluate(torch.asarray(x_test, device="cuda"), torch.asarray(y_test, device="cuda"))["accuracy"] > 0.9
 
 
 # -- model files between GPU and CPU ------------------------------------------------------------------
