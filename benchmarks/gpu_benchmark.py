@@ -243,8 +243,8 @@ def markdown(device: str, args, data, rows: list[tuple[Config, Result, Result]])
         network = "-".join(str(size) for size in (data[0].shape[1], *config.hidden, 10))
         optimizer = f"SGD lr {config.lr:g} momentum 0.9" if config.optimizer == "momentum" else f"Adam lr {config.lr:g}"
         lines.append(
-            f"| {config.name} | {network} | {optimizer} | {config.batch_size} | {ours.seconds_per_epoch:.3f} "
-            f"| {theirs.seconds_per_epoch:.3f} | {ours.seconds_per_epoch / theirs.seconds_per_epoch:.2f} "
+            f"| {config.name} | {network} | {optimizer} | {config.batch_size} | {ours.seconds_per_epoch:.4f} "
+            f"| {theirs.seconds_per_epoch:.4f} | {ours.seconds_per_epoch / theirs.seconds_per_epoch:.2f} "
             f"| {100 * ours.test_accuracy:.2f}% | {100 * theirs.test_accuracy:.2f}% |"
         )
     return "\n".join(lines) + "\n"

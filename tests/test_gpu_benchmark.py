@@ -70,6 +70,6 @@ def test_the_cpu_smoke_run_writes_a_results_table(benchmark, tiny_mnist, tmp_pat
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         xpnet_seconds, torch_seconds, ratio = (float(cell) for cell in cells[4:7])
         assert xpnet_seconds > 0 and torch_seconds > 0
-        assert ratio == pytest.approx(xpnet_seconds / torch_seconds, abs=0.01)
+        assert ratio == pytest.approx(xpnet_seconds / torch_seconds, rel=0.05, abs=0.01)  # from 4-decimal seconds
         xpnet_accuracy, torch_accuracy = (float(cell.rstrip("%")) for cell in cells[7:9])
         assert xpnet_accuracy > 50 and torch_accuracy > 50, "both learn the brightest-row rule"
