@@ -162,15 +162,19 @@ def run_torch(device: str, config: Config, data, initial: list, epochs: int, see
         started = time.perf_counter()
         order = torch.randperm(n_samples, device=device, generator=generator)
         total_loss = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
         for start in range(0, n_samples, config.batch_size):
             batch = order[start : start + config.batch_size]
             x_batch, y_batch = x_train[batch], y_train[batch]
-            loss = torch.nn.functional.cross_entropy(net(x_batch), y_batch)
+            logits = net(x_batch)
+            loss = torch.nn.functional.cross_entropy(logits, y_batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total_loss += loss.detach() * x_batch.shape[0]
+            correct += (logits.detach().argmax(dim=1) == y_batch).sum()  # xpnet counts these too
         epoch_loss = (total_loss / n_samples).item()  # one read per epoch, as xpnet does
+        correct.item()  # xpnet reads its training accuracy once per epoch too
         seconds.append(time.perf_counter() - started)
         if not np.isfinite(epoch_loss):
             raise SystemExit(f"PyTorch diverged on config {config.name}")
