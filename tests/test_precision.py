@@ -6,15 +6,18 @@ from __future__ import annotations
 import pytest
 
 from xpnet import TrainConfig, XpnetError, load_digits, select
-from xpnet.cli import build_parser, config_from_args
+from xpnet.cli import main
 from xpnet.model import Model
 from xpnet.precision import tf32_matmuls
 
 
 def test_tf32_is_off_unless_asked_for():
     assert TrainConfig().tf32 is False
-    assert config_from_args(build_parser().parse_args([])).tf32 is False
-    assert config_from_args(build_parser().parse_args(["--tf32"])).tf32 is True
+
+
+def test_the_command_accepts_tf32_and_trains_on_the_cpu(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a run folder would go
+    assert main(["--tf32", "--device", "cpu", "--epochs", "1", "--quiet"]) == 0
 
 
 def test_tf32_must_be_a_boolean():
