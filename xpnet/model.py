@@ -21,6 +21,7 @@ from xpnet.callbacks import Callback, EarlyStopping
 from xpnet.config import TrainConfig
 from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
 from xpnet.network import Network
+from xpnet.precision import tf32_matmuls
 
 # Epochs after which accuracy still at chance level triggers a warning.
 CHANCE_LEVEL_EPOCHS = 3
@@ -95,7 +96,8 @@ class Model:
         callbacks = list(callbacks)
         if self.config.early_stopping:
             callbacks.append(EarlyStopping(self.config.early_stopping))
-        self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
+        with tf32_matmuls(self.backend, self.config.tf32):
+            self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
         return self.history
 
     def _expect_classes(self, n_classes: int):
