@@ -47,6 +47,7 @@ class _XpnetEstimator(BaseEstimator):
         val_split=_DEFAULTS.val_split,
         seed=_DEFAULTS.seed,
         dtype=None,
+        tf32=_DEFAULTS.tf32,
         device="auto",
     ):
         self.hidden = hidden
@@ -65,6 +66,7 @@ class _XpnetEstimator(BaseEstimator):
         self.val_split = val_split
         self.seed = seed
         self.dtype = dtype
+        self.tf32 = tf32
         self.device = device
 
     def _new_model(self, X) -> Model:
