@@ -216,6 +216,16 @@ def test_cuda_device_answers_numpy(digits):
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(restored.predict_proba(x_test), model.predict_proba(x_test))
 
+    cupy = pytest.importorskip("cupy")
+    with config_context(array_api_dispatch=True):
+        on_gpu = MLPClassifier(hidden=[32], epochs=10).fit(cupy.asarray(x_train), cupy.asarray(y_train))
+        x = cupy.asarray(x_test)
+        labels, probabilities = on_gpu.predict(x), on_gpu.predict_proba(x)
+    assert on_gpu.model_.backend.name == "cupy"
+    assert isinstance(labels, cupy.ndarray) and labels.device == x.device
+    assert isinstance(probabilities, cupy.ndarray) and probabilities.dtype == cupy.float64
+    assert float(cupy.mean(labels == cupy.asarray(y_test))) > 0.9
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("library", ["xpnet", "sklearn"])
