@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--val-split", type=float, default=DEFAULTS.val_split)
     loop.add_argument("--seed", type=int, default=DEFAULTS.seed)
     loop.add_argument("--dtype", default=DEFAULTS.dtype, help="float32 (default) or float64")
+    loop.add_argument("--tf32", action="store_true", help="TF32 matrix multiplies on CUDA: faster, less precise")
     loop.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
 
@@ -75,6 +76,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         val_split=args.val_split,
         seed=args.seed,
         dtype=args.dtype,
+        tf32=args.tf32,
     )
 
 
