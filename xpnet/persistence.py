@@ -260,7 +260,7 @@ def _config(meta: dict, path) -> TrainConfig:
         if type(config.seed) is not int:
             raise XpnetError(f"seed {config.seed!r} is not an integer")
     except (XpnetError, TypeError, ValueError, OverflowError) as error:
-        raise ModelFileError(f"{path}: model settings are invalid ({error}); the file is corrupt") from None
+        raise ModelFileError(f"{path}: model settings are invalid ({_one_line(error)}); the file is corrupt") from None
     if not isinstance(meta.get("history"), list) or not all(isinstance(record, dict) for record in meta["history"]):
         raise ModelFileError(f"{path}: training history is missing or malformed; the file is corrupt")
     steps = meta.get("optimizer_steps")
@@ -296,7 +296,9 @@ def _layers(meta: dict, arrays: dict, config: TrainConfig, path) -> list:
         except ModelFileError:
             raise
         except XpnetError as error:
-            raise ModelFileError(f"{path}: layer {index} is invalid ({error}); the file is corrupt") from None
+            raise ModelFileError(
+                f"{path}: layer {index} is invalid ({_one_line(error)}); the file is corrupt"
+            ) from None
     dense = [layer for layer in layers if isinstance(layer, tuple)]
     if not dense:
         raise ModelFileError(f"{path}: the model has no Dense layer; the file is corrupt")
@@ -400,6 +402,11 @@ def _parameter_entries(meta: dict) -> list[str]:
         if layer.get("type") == "Dense"
         for name in ("weight", "bias")
     ]
+
+
+def _one_line(error: Exception) -> str:
+    """An error's message on one line: names taken from a hostile file may hold line breaks."""
+    return " ".join(str(error).split())
 
 
 def _checksum(arrays: dict) -> str:
