@@ -24,10 +24,12 @@ KILLS = 8
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The uninterrupted run's final arrays and metadata."""
+    """The uninterrupted run's final arrays and metadata, and how long it trained (seconds)."""
     run_dir = tmp_path_factory.mktemp("uninterrupted")
+    started = time.perf_counter()
     assert resume_worker.train(run_dir) == 0
-    return persistence.read(run_dir / resume_worker.FINAL_FILE)
+    seconds = time.perf_counter() - started
+    return (*persistence.read(run_dir / resume_worker.FINAL_FILE), seconds)
 
 
 def start_worker(run_dir: Path) -> subprocess.Popen:
@@ -43,7 +45,7 @@ def start_worker(run_dir: Path) -> subprocess.Popen:
 
 def assert_same_run(final_file: Path, reference) -> None:
     arrays, meta = persistence.read(final_file)
-    reference_arrays, reference_meta = reference
+    reference_arrays, reference_meta, _ = reference
     assert sorted(arrays) == sorted(reference_arrays)
     for name, array in arrays.items():
         assert array.dtype == reference_arrays[name].dtype
@@ -63,11 +65,13 @@ def checkpoint_steps(run_dir: Path) -> int:
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path, reference):
     chooser = random.Random(20261124)
+    # Kill moments scaled to this machine's speed, so that most kills land before training ends.
+    longest_wait = 1.5 * reference[2] / KILLS
     run_dir = tmp_path / "run"
     killed_at_steps = []
     for _ in range(KILLS):
         process = start_worker(run_dir)
-        time.sleep(chooser.uniform(0.0, 0.3))
+        time.sleep(chooser.uniform(0.0, longest_wait))
         process.send_signal(signal.SIGKILL)
         process.communicate()
         if process.returncode == 0:  # it finished before the kill landed: nothing left to interrupt
@@ -88,7 +92,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, reference):
 def test_a_stop_signal_finishes_the_step_checkpoints_and_says_how_to_resume(tmp_path, reference, stop_signal):
     run_dir = tmp_path / "run"
     process = start_worker(run_dir)
-    time.sleep(0.3)
+    time.sleep(reference[2] / 3)  # a third of the way into training
     process.send_signal(stop_signal)
     _, errors = process.communicate()
     assert process.returncode == 128 + stop_signal
