@@ -161,7 +161,8 @@ def test_missing_or_extra_arrays_are_refused(saved, tmp_path, change, match):
         ("config", [], "model settings are missing"),
         ("history", {"epoch": 1}, "training history is missing or malformed"),
         ("optimizer_steps", -1, "optimizer step count -1 is invalid"),
-        ("n_classes", 3, "3 classes but 10 outputs"),
+        ("n_classes", 3, "3 classes for 10 outputs with loss cross_entropy"),
+        ("n_classes", None, "None classes for 10 outputs"),
     ],
 )
 def test_malformed_metadata_is_refused(saved, tmp_path, field, value, match):

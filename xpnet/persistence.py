@@ -147,22 +147,14 @@ def model_from(arrays: dict, meta: dict, path, device="cpu"):
     from xpnet.model import Model
 
     config = _config(meta, path)
+    _check_run_counts(meta, path)
     layers = _layers(meta, arrays, config, path)
     parameters = [array for layer in layers if isinstance(layer, tuple) for array in layer]
-    n_params = len(parameters)
     optimizer = config.make_optimizer()
     buffers = _optimizer_buffers(arrays, optimizer.buffers, parameters, path)
     progress = _progress(meta, arrays, config, path)
     stopper = _early_stopping(meta, arrays, config, parameters, path)
-    expected = set(_parameter_entries(meta))
-    expected |= {f"optimizer/{buffer}/{index}" for buffer in buffers for index in range(n_params)}
-    if progress is not None:
-        expected |= {"progress/total_loss", "progress/correct"}
-    if stopper is not None and stopper["best_parameters"]:
-        expected |= {name.replace("param/", "best/", 1) for name in _parameter_entries(meta)}
-    unexpected = sorted(set(arrays) - expected)
-    if unexpected:
-        raise ModelFileError(f"{path}: unexpected array {unexpected[0]!r}; the file is corrupt or from a custom xpnet")
+    _check_nothing_else(arrays, meta, buffers, len(parameters), progress, stopper, path)
 
     model = Model(config, device=device)
     model.backend = select(device)
@@ -175,12 +167,12 @@ def model_from(arrays: dict, meta: dict, path, device="cpu"):
     model.optimizer = optimizer
     model.optimizer.steps = meta["optimizer_steps"]
     model.optimizer.state = {
-        buffer: [to_device(arrays[f"optimizer/{buffer}/{index}"]) for index in range(n_params)] for buffer in buffers
+        buffer: [to_device(arrays[f"optimizer/{buffer}/{index}"]) for index in range(len(parameters))]
+        for buffer in buffers
     }
     if stopper is not None:
-        model.early_stopping.best_loss = stopper["best_loss"]
-        model.early_stopping.best_epoch = stopper["best_epoch"]
-        model.early_stopping.epochs_without_improvement = stopper["epochs_without_improvement"]
+        for name in ("best_loss", "best_epoch", "epochs_without_improvement"):
+            setattr(model.early_stopping, name, stopper[name])
         if stopper["best_parameters"]:
             model.early_stopping.best_parameters = [to_device(array) for array in stopper["best_parameters"]]
     if progress is not None:
@@ -261,6 +253,11 @@ def _config(meta: dict, path) -> TrainConfig:
             raise XpnetError(f"seed {config.seed!r} is not an integer")
     except (XpnetError, TypeError, ValueError, OverflowError) as error:
         raise ModelFileError(f"{path}: model settings are invalid ({_one_line(error)}); the file is corrupt") from None
+    return config
+
+
+def _check_run_counts(meta: dict, path) -> None:
+    """History, optimizer step count and number of classes have the types training relies on."""
     if not isinstance(meta.get("history"), list) or not all(isinstance(record, dict) for record in meta["history"]):
         raise ModelFileError(f"{path}: training history is missing or malformed; the file is corrupt")
     steps = meta.get("optimizer_steps")
@@ -269,7 +266,6 @@ def _config(meta: dict, path) -> TrainConfig:
     n_classes = meta.get("n_classes")
     if n_classes is not None and (type(n_classes) is not int or n_classes < 1):
         raise ModelFileError(f"{path}: number of classes {n_classes!r} is invalid; the file is corrupt")
-    return config
 
 
 def _layers(meta: dict, arrays: dict, config: TrainConfig, path) -> list:
@@ -306,8 +302,12 @@ def _layers(meta: dict, arrays: dict, config: TrainConfig, path) -> list:
         if before[0].shape[1] != after[0].shape[0]:
             raise ModelFileError(f"{path}: consecutive layers have mismatched shapes; the file is corrupt")
     n_outputs = dense[-1][0].shape[1]
-    if meta.get("n_classes") is not None and meta["n_classes"] != n_outputs:
-        raise ModelFileError(f"{path}: {meta['n_classes']} classes but {n_outputs} outputs; the file is corrupt")
+    expected_classes = n_outputs if config.loss == "cross_entropy" else None
+    if meta.get("n_classes") != expected_classes:
+        classes = meta.get("n_classes")
+        raise ModelFileError(
+            f"{path}: {classes} classes for {n_outputs} outputs with loss {config.loss}; the file is corrupt"
+        )
     return layers
 
 
@@ -392,6 +392,19 @@ def _early_stopping(meta: dict, arrays: dict, config: TrainConfig, parameters: l
         if array is None or array.shape != parameter.shape or array.dtype != parameter.dtype:
             raise ModelFileError(f"{path}: the best weights kept by early stopping do not match the model")
     return {**state, "best_parameters": best}
+
+
+def _check_nothing_else(arrays, meta, buffers, n_params: int, progress, stopper, path) -> None:
+    """Refuse arrays that no part of the model accounts for."""
+    expected = set(_parameter_entries(meta))
+    expected |= {f"optimizer/{buffer}/{index}" for buffer in buffers for index in range(n_params)}
+    if progress is not None:
+        expected |= {"progress/total_loss", "progress/correct"}
+    if stopper is not None and stopper["best_parameters"]:
+        expected |= {name.replace("param/", "best/", 1) for name in _parameter_entries(meta)}
+    unexpected = sorted(set(arrays) - expected)
+    if unexpected:
+        raise ModelFileError(f"{path}: unexpected array {unexpected[0]!r}; the file is corrupt or from a custom xpnet")
 
 
 def _parameter_entries(meta: dict) -> list[str]:
