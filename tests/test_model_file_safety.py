@@ -185,6 +185,15 @@ def test_a_header_claiming_billions_of_items_is_refused_before_allocating(saved,
     assert peak < 1_000_000
 
 
+@pytest.mark.parametrize("shape", [(-1, 0), (-2, -2), (-4,)])
+def test_a_header_with_a_negative_shape_is_refused(tmp_path, shape):
+    path = tmp_path / "negative.npz"
+    header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("param/0.weight.npy", npy_bytes(header, b"\x00" * 16))
+    refused(path, "claims the impossible shape")
+
+
 def test_a_zip_entry_claiming_more_bytes_than_the_file_has_is_refused(saved, tmp_path):
     path, *_ = saved
     data = bytearray(path.read_bytes())

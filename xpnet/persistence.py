@@ -228,6 +228,8 @@ def _parse_array(data: bytes, name: str, path: Path) -> np.ndarray:
         raise ModelFileError(f"{path}: entry {name!r} holds pickled Python objects; refusing to load it")
     if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None or not dtype.isnative:
         raise ModelFileError(f"{path}: entry {name!r} has dtype {dtype.str}; only plain numeric arrays are allowed")
+    if any(size < 0 for size in shape):
+        raise ModelFileError(f"{path}: entry {name!r} claims the impossible shape {shape}; the file is corrupt")
     count = math.prod(shape)
     offset = stream.tell()
     if count * dtype.itemsize != len(data) - offset:
