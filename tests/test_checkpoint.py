@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,3 +269,44 @@ def test_resuming_works_on_another_array_library(tmp_path, digits):
     for array, expected in zip(model.network.parameters(), reference.network.parameters()):
         assert bool(strict.all(array == expected))
     assert metrics(model.history) == metrics(reference.history)
+
+
+FILE_SIZE_LIMITED_RUN = """
+import resource, signal, sys
+import xpnet
+from xpnet import checkpoint
+from xpnet.callbacks import Callback
+
+class LimitFileSizes(Callback):
+    # Runs before the checkpointer (always last): from epoch 2 on, no file may exceed 4 KiB.
+    def on_epoch_end(self, record):
+        if record["epoch"] == 2:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write with EFBIG instead of killing
+x, y, _, _ = xpnet.load_digits()
+try:
+    checkpoint.fit(xpnet.Model(hidden=[16], epochs=4), x, y, sys.argv[1], callbacks=[LimitFileSizes()])
+except xpnet.XpnetError as error:
+    print(f"xpnet: error: {error}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def test_a_real_write_failure_keeps_the_last_good_checkpoint(tmp_path):
+    """The operating system refuses the write (a file-size limit, as a full disk would)."""
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMITED_RUN, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "File too large; nothing was overwritten" in result.stderr
+    assert "the last good checkpoint (after epoch 1) is still in place" in result.stderr
+    model, epochs_left = checkpoint.resume(tmp_path)
+    assert len(model.history) == 1 and epochs_left == 3
+    assert [path.name for path in tmp_path.iterdir()] == [checkpoint.CHECKPOINT_FILE]
