@@ -33,7 +33,8 @@ def available_bytes(backend: Backend) -> int | None:
         import cupy
 
         with backend.device:
-            return int(cupy.cuda.runtime.memGetInfo()[0])
+            # Blocks cached by CuPy's pool count as used for the driver but are free for new arrays.
+            return int(cupy.cuda.runtime.memGetInfo()[0]) + cupy.get_default_memory_pool().free_bytes()
     if backend.name == "torch" and getattr(backend.device, "type", "cpu") != "cpu":
         return None
     try:
