@@ -91,7 +91,8 @@ def test_a_run_resumed_after_a_crash_equals_the_uninterrupted_run(tmp_path, digi
     assert checkpoint.resume(tmp_path).epochs_left == 0
 
 
-def test_every_epoch_and_every_n_steps_write_the_whole_state(tmp_path, digits, monkeypatch):
+@pytest.mark.parametrize("every_steps", [10, 23])
+def test_every_epoch_and_every_n_steps_write_the_whole_state(tmp_path, digits, monkeypatch, every_steps):
     x, y, _, _ = digits
     saved = []
     original_save = persistence.save
@@ -107,10 +108,11 @@ def test_every_epoch_and_every_n_steps_write_the_whole_state(tmp_path, digits, m
                 assert np.array_equal(arrays[f"optimizer/{buffer}/{index}"], value)
 
     monkeypatch.setattr(persistence, "save", recording_save)
-    model = xpnet.Model(**SETTINGS)
-    model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=10)])
-    expected = [(step, step // 23, False) for step in range(1, 70) if step % 10 == 0 or step % 23 == 0]
-    assert saved == [*expected, (69, 3, True)]
+    model = xpnet.Model(**{**SETTINGS, "epochs": 4})
+    model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=every_steps)])
+    # After every epoch (23 steps) and every N steps; where both fall on one step, one write.
+    expected = [(step, step // 23, False) for step in range(1, 93) if step % every_steps == 0 or step % 23 == 0]
+    assert saved == [*expected, (92, 4, True)]
 
 
 def test_a_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_path, digits, monkeypatch):

@@ -78,11 +78,15 @@ class Checkpointer(Callback):
             with contextlib.suppress(OSError):
                 leftover.unlink()
 
+    def on_epoch_begin(self, epoch, n_batches):
+        self.n_batches = n_batches
+
     def on_batch_end(self, batch):
         if self.stop_signal is not None:
             self.save()
             raise self._interrupted()
-        if self.every_steps and self.model.optimizer.steps % self.every_steps == 0:
+        last_batch = batch + 1 == self.n_batches  # the epoch's checkpoint follows at once
+        if self.every_steps and self.model.optimizer.steps % self.every_steps == 0 and not last_batch:
             self.save()
 
     def on_epoch_end(self, record):
