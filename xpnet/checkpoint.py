@@ -63,6 +63,7 @@ class Checkpointer(Callback):
         self.every_steps = every_steps
         self.resume_command = resume_command
         self.stop_signal: int | None = None
+        self.n_batches: int | None = None
         self.last_saved: str | None = None
 
     def on_train_begin(self, model, epochs):
