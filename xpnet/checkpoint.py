@@ -147,10 +147,20 @@ def stop_on_signals(checkpointer: Checkpointer, signals=STOP_SIGNALS):
             signal.signal(number, handler)
 
 
-def fit(model, x, y, run_dir, *, every_steps: int | None = None, callbacks=(), **fit_options) -> list[dict]:
+def fit(
+    model,
+    x,
+    y,
+    run_dir,
+    *,
+    every_steps: int | None = None,
+    resume_command: str = RESUME_COMMAND,
+    callbacks=(),
+    **fit_options,
+) -> list[dict]:
     """``model.fit`` with a checkpoint in ``run_dir`` every epoch (and every ``every_steps`` steps),
     stopping cleanly on SIGINT or SIGTERM (``TrainingInterrupted``). Returns the history."""
-    checkpointer = Checkpointer(run_dir, every_steps=every_steps)
+    checkpointer = Checkpointer(run_dir, every_steps=every_steps, resume_command=resume_command)
     with stop_on_signals(checkpointer):
         return model.fit(x, y, callbacks=[*callbacks, checkpointer], **fit_options)
 
