@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xpnet",
         description="Train and use multi-layer perceptrons on NumPy (CPU) or CuPy (CUDA GPU). "
         "Options without a subcommand mean 'train': python -m xpnet --dataset mnist --device cuda",
-        epilog="Run 'xpnet COMMAND --help' for a command's options.",
+        epilog="Run 'xpnet COMMAND --help' for a command's options ('xpnet train --help' for training).",
     )
     parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")

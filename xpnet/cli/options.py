@@ -84,7 +84,7 @@ OPTIONS = (
     ),
     Option("dtype", str, "training loop", f"{_choices(DTYPES)} (default: {_DEFAULTS.dtype})"),
     Option("out", str, "output", "run folder to create (default: runs/<timestamp>)", "DIR"),
-    Option("quiet", bool, "output", "print nothing but errors"),
+    Option("quiet", bool, "output", "print nothing but warnings and errors"),
     Option("json", bool, "output", "print the final summary as JSON on stdout (progress goes to stderr)"),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
