@@ -46,26 +46,50 @@ _DEFAULTS = TrainConfig()
 RUN_DEFAULTS = {"device": "auto", "dataset": "digits", "data_dir": None, "out": None, "quiet": False, "json": False}
 
 OPTIONS = (
-    Option("device", str, "data", "cpu, cuda, cuda:N, or auto = CUDA when CuPy sees a GPU (default: auto)"),
+    Option(
+        "device",
+        str,
+        "data and device",
+        "cpu, cuda, cuda:N, or auto = CUDA when CuPy sees a GPU (default: auto)",
+        "DEVICE",
+    ),
     Option(
         "dataset",
         str,
-        "data",
+        "data and device",
         "digits (embedded, default), mnist, fashion-mnist, or a path: a folder of IDX files, "
         "a Kaggle-layout CSV, or an .npz with x_train, y_train, x_test, y_test",
         "NAME|PATH",
     ),
-    Option("data_dir", str, "data", "folder that already holds the dataset's files: nothing is downloaded", "DIR"),
-    Option("hidden", tuple, "network", f"hidden layer widths (default: {' '.join(map(str, _DEFAULTS.hidden))})", "W"),
-    Option("activation", str, "network", f"{_choices(activations.ACTIVATIONS)} (default: {_DEFAULTS.activation})"),
-    Option("init", str, "network", f"auto, {_choices(INITIALIZERS)} (default: auto: He for ReLU-like, else Glorot)"),
-    Option("dropout", float, "network", f"dropout rate after each hidden layer (default: {_DEFAULTS.dropout:g})"),
-    Option("optimizer", str, "optimizer", f"{_choices(optimizers.OPTIMIZERS)} (default: {_DEFAULTS.optimizer})"),
-    Option("lr", float, "optimizer", f"learning rate (default: {_DEFAULTS.lr:g})"),
-    Option("momentum", float, "optimizer", "SGD momentum (default: 0.9 for momentum/nesterov, 0 for sgd)"),
-    Option("weight_decay", float, "optimizer", f"L2 weight decay (default: {_DEFAULTS.weight_decay:g})"),
     Option(
-        "schedule", str, "optimizer", f"{_choices(schedules.SCHEDULES)} learning rate (default: {_DEFAULTS.schedule})"
+        "data_dir",
+        str,
+        "data and device",
+        "folder that already holds the dataset's files: nothing is downloaded",
+        "DIR",
+    ),
+    Option("hidden", tuple, "network", f"hidden layer widths (default: {' '.join(map(str, _DEFAULTS.hidden))})", "W"),
+    Option(
+        "activation", str, "network", f"{_choices(activations.ACTIVATIONS)} (default: {_DEFAULTS.activation})", "NAME"
+    ),
+    Option(
+        "init", str, "network", f"auto, {_choices(INITIALIZERS)} (default: auto: He for ReLU-like, else Glorot)", "NAME"
+    ),
+    Option(
+        "dropout", float, "network", f"dropout rate after each hidden layer (default: {_DEFAULTS.dropout:g})", "RATE"
+    ),
+    Option(
+        "optimizer", str, "optimizer", f"{_choices(optimizers.OPTIMIZERS)} (default: {_DEFAULTS.optimizer})", "NAME"
+    ),
+    Option("lr", float, "optimizer", f"learning rate (default: {_DEFAULTS.lr:g})", "LR"),
+    Option("momentum", float, "optimizer", "SGD momentum (default: 0.9 for momentum/nesterov, 0 for sgd)", "M"),
+    Option("weight_decay", float, "optimizer", f"L2 weight decay (default: {_DEFAULTS.weight_decay:g})", "L2"),
+    Option(
+        "schedule",
+        str,
+        "optimizer",
+        f"{_choices(schedules.SCHEDULES)} learning rate (default: {_DEFAULTS.schedule})",
+        "NAME",
     ),
     Option("warmup_epochs", int, "optimizer", "epochs of linear learning-rate warm-up (default: 0)", "N"),
     Option("batch_size", int, "training loop", f"minibatch size (default: {_DEFAULTS.batch_size})", "N"),
@@ -78,11 +102,21 @@ OPTIONS = (
         f"validates on --val-split, or {EARLY_STOPPING_VAL_SPLIT:g} of the training data if that is not given",
         "PATIENCE",
     ),
-    Option("val_split", float, "training loop", "fraction of the training data held out for validation (default: 0)"),
     Option(
-        "seed", int, "training loop", f"seed for initialisation, shuffling, dropout, split (default: {_DEFAULTS.seed})"
+        "val_split",
+        float,
+        "training loop",
+        "fraction of the training data held out for validation (default: 0)",
+        "FRACTION",
     ),
-    Option("dtype", str, "training loop", f"{_choices(DTYPES)} (default: {_DEFAULTS.dtype})"),
+    Option(
+        "seed",
+        int,
+        "training loop",
+        f"seed for initialisation, shuffling, dropout, split (default: {_DEFAULTS.seed})",
+        "N",
+    ),
+    Option("dtype", str, "training loop", f"{_choices(DTYPES)} (default: {_DEFAULTS.dtype})", "NAME"),
     Option("out", str, "output", "run folder to create (default: runs/<timestamp>)", "DIR"),
     Option("quiet", bool, "output", "print nothing but warnings and errors"),
     Option("json", bool, "output", "print the final summary as JSON on stdout (progress goes to stderr)"),
