@@ -64,10 +64,8 @@ class EpochBars(EpochLines):
 
     def on_batch_end(self, batch):
         self.bar.update(self.batch_size)
-
-    def on_epoch_end(self, record):
-        self.bar.close()
-        super().on_epoch_end(record)
+        if batch == self.n_batches - 1:  # close before evaluation, so warnings do not land inside the bar
+            self.bar.close()
 
 
 def console_progress(stream: TextIO, *, quiet: bool) -> Callback | None:
