@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import datasets
+from xpnet import datasets, plots
 from xpnet.backend import cuda_available
 from xpnet.cli import main, options
 from xpnet.cli.predict import KAGGLE_LAYOUT, PLAIN_LAYOUT, predictions_csv
@@ -21,6 +21,12 @@ from xpnet.cli.predict import KAGGLE_LAYOUT, PLAIN_LAYOUT, predictions_csv
 REPO = Path(__file__).resolve().parents[1]
 METRICS_KEYS = {"dataset", "backend", "device", "dtype", "epochs", "test_loss", "test_accuracy"}
 EPOCH_KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"}
+
+
+@pytest.fixture(autouse=True)
+def no_plots(monkeypatch):
+    """Drawing is tested in test_plots.py; here it would only cost time."""
+    monkeypatch.setattr(plots, "available", lambda: False)
 
 
 @pytest.fixture
@@ -173,7 +179,6 @@ def test_bad_config_files_are_one_line_errors(cli, tmp_path, text, pattern):
         (["--device", "tpu"], r"unknown device 'tpu'"),
         (["--config", "/no/such/job.toml"], r"config file /no/such/job.toml does not exist"),
         (["evaluate", "/no/such/model.npz"], r"no such model file"),
-        (["plot", "/no/such/run"], r"not a folder"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, argv, pattern):

@@ -40,6 +40,14 @@ def test_plot_command_names_damaged_metrics(run_dir, capsys):
     assert "cannot be plotted" in capsys.readouterr().err
 
 
+def test_plot_command_needs_a_run_folder(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["plot", str(tmp_path / "no-such-run")]) == 2
+    assert capsys.readouterr().err.startswith(f"xpnet: error: {tmp_path / 'no-such-run'} is not a folder")
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "metrics.json does not exist" in capsys.readouterr().err
+
+
 def test_without_matplotlib_training_notes_it_and_plot_explains(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(plots, "available", lambda: False)
     out = tmp_path / "run"
