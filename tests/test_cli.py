@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from array_api_compat import array_namespace
 
 import xpnet
 from xpnet import datasets, plots
 from xpnet.backend import cuda_available
-from xpnet.cli import main, options
+from xpnet.cli import check, main, options
 from xpnet.cli.predict import KAGGLE_LAYOUT, PLAIN_LAYOUT, predictions_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -260,6 +261,20 @@ def test_check_passes_on_the_cpu(cli):
     report = json.loads(stdout)
     assert report["passed"] and len(report["checks"]) == 3
     assert all(check["passed"] for check in report["checks"])
+
+
+def test_check_fails_with_exit_1_when_the_numerics_are_unsafe(cli, monkeypatch):
+    def naive_softmax_cross_entropy(logits, labels):
+        xp = array_namespace(logits)
+        probabilities = xp.exp(logits) / xp.sum(xp.exp(logits), axis=1, keepdims=True)  # overflows
+        picked = xp.take_along_axis(probabilities, labels[:, None], axis=1)
+        return -xp.mean(xp.log(picked)), probabilities
+
+    monkeypatch.setattr(check.losses, "softmax_cross_entropy", naive_softmax_cross_entropy)
+    code, stdout, _ = cli("check", "--device", "cpu")
+    assert code == 1
+    failed = [line for line in stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and "extreme logits" in failed[0] and "expected 10000" in failed[0]
 
 
 def test_info_lists_versions_backends_and_blas(cli):
