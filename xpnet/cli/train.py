@@ -48,32 +48,27 @@ class TestSetMetrics(Callback):
 def run(args: argparse.Namespace) -> int:
     settings = options.resolve(args)
     run_options = settings.run
-    backend = select(run_options["device"])
-    x_train, y_train, x_test, y_test = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"])
+    backend = select(run_options["device"])  # an unavailable device fails before anything is loaded
+    data = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"])
     run_dir = runs.new_run_dir(run_options["out"])
     runs.write_json(run_dir / runs.CONFIG_FILE, runs.config_record(settings.options(), backend))
 
     console = sys.stderr if run_options["json"] else sys.stdout
     progress = console_progress(console, quiet=run_options["quiet"])
     model = Model(settings.config, device=run_options["device"])
+    x_train, y_train, x_test, y_test = data
     started = time.perf_counter()
     model.fit(x_train, y_train, callbacks=[TestSetMetrics(x_test, y_test), *filter(None, [progress])])
     seconds = time.perf_counter() - started
 
-    test = model.evaluate(x_test, y_test)
-    model.save(run_dir / runs.MODEL_FILE)
-    predictions = model.predict(x_test)
-    runs.write_json(run_dir / runs.CONFUSION_FILE, runs.confusion_record(y_test, predictions, model.n_classes))
-    metrics = runs.metrics_record(run_options["dataset"], model.backend, model.config.dtype, model.history, test)
-    runs.write_json(run_dir / runs.METRICS_FILE, metrics)
+    metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test)
     plot_note = _plot(run_dir)
-
     summary = {
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
+        "test_accuracy": metrics["test_accuracy"],
+        "test_loss": metrics["test_loss"],
         "epochs": len(model.history),
         "seconds": seconds,
-        "dataset": run_options["dataset"],
+        "dataset": metrics["dataset"],
         "backend": metrics["backend"],
         "device": metrics["device"],
         "run_dir": str(run_dir),
@@ -82,12 +77,24 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     elif not run_options["quiet"]:
         print(
-            f"test accuracy {100 * test['accuracy']:.2f}% (loss {test['loss']:.4f}) after {summary['epochs']} "
-            f"epochs in {seconds:.1f}s on {summary['backend']} {summary['device']}; run folder: {run_dir}"
+            f"test accuracy {100 * summary['test_accuracy']:.2f}% (loss {summary['test_loss']:.4f}) after "
+            f"{summary['epochs']} epochs in {seconds:.1f}s on {summary['backend']} {summary['device']}; "
+            f"run folder: {run_dir}"
         )
     if plot_note and not run_options["quiet"]:
         print(f"xpnet: note: {plot_note}", file=sys.stderr)
     return 0
+
+
+def write_results(run_dir, model: Model, dataset: str, x_test, y_test) -> dict:
+    """Save the model and confusion counts, then ``metrics.json`` last (it marks a finished run)."""
+    test = model.evaluate(x_test, y_test)
+    model.save(run_dir / runs.MODEL_FILE)
+    confusion = runs.confusion_record(y_test, model.predict(x_test), model.n_classes)
+    runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
+    metrics = runs.metrics_record(dataset, model.backend, model.config.dtype, model.history, test)
+    runs.write_json(run_dir / runs.METRICS_FILE, metrics)
+    return metrics
 
 
 def _plot(run_dir) -> str | None:
