@@ -20,7 +20,14 @@ from xpnet.initializers import INITIALIZERS
 # stopping must watch data the model does not train on, and never the test set.
 EARLY_STOPPING_VAL_SPLIT = 0.1
 
-TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", tuple: "a list of widths"}
+# How each option type is named in errors about config files, with a valid TOML example.
+TYPE_TEXT = {
+    str: ("a string", '"value"'),
+    int: ("an integer", "10"),
+    float: ("a number", "0.001"),
+    bool: ("true or false", "true"),
+    tuple: ("a list of widths", "[256, 128]"),
+}
 
 
 @dataclass(frozen=True)
@@ -183,9 +190,9 @@ def checked_file_values(settings: dict, path) -> dict:
                 "(kebab-case or snake_case)"
             )
         if not _has_type(value, option.type):
+            kind, example = TYPE_TEXT[option.type]
             raise XpnetError(
-                f"config file {path}: {name} must be {TYPE_NAMES[option.type]}, got {value!r}; e.g. "
-                f"{name.replace('_', '-')} = {_example(option.type)}"
+                f"config file {path}: {name} must be {kind}, got {value!r}; e.g. {name.replace('_', '-')} = {example}"
             )
         checked[name] = float(value) if option.type is float else value
     return checked
@@ -201,7 +208,3 @@ def _has_type(value, kind: type) -> bool:
     if kind is tuple:
         return isinstance(value, int) or (isinstance(value, list) and all(_has_type(v, int) for v in value))
     return isinstance(value, kind)
-
-
-def _example(kind: type) -> str:
-    return {str: '"value"', int: "10", float: "0.001", bool: "true", tuple: "[256, 128]"}[kind]
