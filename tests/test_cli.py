@@ -318,3 +318,17 @@ def test_trains_on_an_npz_path(cli, tmp_path):
     metrics = read_json(out / "metrics.json")
     assert metrics["dataset"] == str(path)
     assert metrics["test_accuracy"] > 0.9
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_available(), reason="needs CuPy and a CUDA GPU")
+def test_cuda_run_checks_and_records_the_gpu(cli, tmp_path):
+    code, stdout, _ = cli("check", "--device", "cuda", "--json")
+    assert code == 0 and json.loads(stdout)["device"] == "cuda:0"
+    out = tmp_path / "run"
+    assert cli("--device", "cuda", "--epochs", 2, "--out", out, "--quiet")[0] == 0
+    metrics = read_json(out / "metrics.json")
+    assert (metrics["backend"], metrics["device"]) == ("cupy", "cuda:0")
+    assert xpnet.load(out / "model.npz").evaluate(*xpnet.load_digits()[2:])["accuracy"] == pytest.approx(
+        metrics["test_accuracy"]
+    )
