@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -332,3 +333,11 @@ def test_cuda_run_checks_and_records_the_gpu(cli, tmp_path):
     assert xpnet.load(out / "model.npz").evaluate(*xpnet.load_digits()[2:])["accuracy"] == pytest.approx(
         metrics["test_accuracy"]
     )
+
+
+def test_the_container_job_file_is_a_valid_config(tmp_path):
+    job = REPO / "examples" / "container_job" / "job.toml"
+    args = argparse.Namespace(config=str(job), **dict.fromkeys(options.BY_NAME))
+    resolved = options.resolve(args)
+    assert resolved.run["dataset"] == "mnist" and resolved.run["device"] == "cuda"
+    assert resolved.config.hidden == (800,) and resolved.config.batch_size == 128

@@ -37,6 +37,7 @@ class TrainConfig:
     val_split: float = 0.0
     seed: int = 0
     dtype: str = "float32"
+    tf32: bool = False
 
     def __post_init__(self):
         self.hidden = _as_sizes(self.hidden)
@@ -61,6 +62,8 @@ class TrainConfig:
             raise XpnetError(f"early stopping patience must be >= 1 epoch, got {self.early_stopping}")
         if not 0.0 <= self.val_split < 1.0:
             raise XpnetError(f"val_split must be in [0, 1), got {self.val_split}")
+        if not isinstance(self.tf32, bool):
+            raise XpnetError(f"tf32 must be true or false, got {self.tf32!r}")
         if self.warmup_epochs < 0:
             raise XpnetError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
 

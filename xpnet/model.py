@@ -21,6 +21,7 @@ from xpnet.callbacks import Callback, EarlyStopping
 from xpnet.config import TrainConfig
 from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
 from xpnet.network import Network
+from xpnet.precision import tf32_matmuls
 
 # Epochs after which accuracy still at chance level triggers a warning.
 CHANCE_LEVEL_EPOCHS = 3
@@ -66,16 +67,20 @@ class Model:
         validation_data: tuple | None = None,
         epochs: int | None = None,
         callbacks: Sequence[Callback] = (),
+        n_classes: int | None = None,
     ) -> list[dict]:
         """Train for ``epochs`` more epochs (default: ``config.epochs``); return the full history.
 
         ``x`` is ``(samples, features)``; ``y`` holds integer class labels ``0..K-1`` or one-hot rows
         (or float targets with ``loss="mse"``). Arrays may come from any array-API library; they are
-        copied to the model's device once.
+        copied to the model's device once. ``n_classes`` fixes K up front when ``y`` may not show every
+        class yet (incremental training on chunks of data).
         """
         epochs = self.config.epochs if epochs is None else int(epochs)
         if epochs < 1:
             raise XpnetError(f"epochs must be a positive integer, got {epochs}")
+        if n_classes is not None:
+            self._expect_classes(int(n_classes))
         self._choose_backend(x)
         x, y = self._prepare(x, y, "training")
         if validation_data is not None:
@@ -85,14 +90,25 @@ class Model:
         else:
             x_val = y_val = None
         if self.network is None:
-            self._build(x.shape[1], self._n_outputs(y, y_val))
+            self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val))
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
         callbacks = list(callbacks)
         if self.config.early_stopping:
             callbacks.append(EarlyStopping(self.config.early_stopping))
-        self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
+        with tf32_matmuls(self.backend, self.config.tf32):
+            self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
         return self.history
+
+    def _expect_classes(self, n_classes: int):
+        if not self.classify:
+            raise XpnetError("n_classes applies to classifiers (loss='cross_entropy'), not to loss='mse'")
+        if n_classes < 1:
+            raise XpnetError(f"n_classes must be a positive integer, got {n_classes}")
+        if self.network is None:
+            self.n_classes = n_classes
+        elif n_classes != self.n_classes:
+            raise XpnetError(f"the model was built for {self.n_classes} classes, not n_classes={n_classes}")
 
     def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
         xp = self.backend.xp
@@ -146,7 +162,8 @@ class Model:
             callback.on_train_end(self)
 
     def _warn_if_at_chance_level(self, record, input_scale):
-        if not self.classify or record["epoch"] != CHANCE_LEVEL_EPOCHS:
+        # With a single class there is nothing to learn and no chance level to fall to.
+        if not self.classify or self.n_classes < 2 or record["epoch"] != CHANCE_LEVEL_EPOCHS:
             return
         chance = 1.0 / self.n_classes
         if record["train_accuracy"] < 1.5 * chance:

@@ -124,6 +124,7 @@ OPTIONS = (
         "N",
     ),
     Option("dtype", str, "training loop", f"{_choices(DTYPES)} (default: {_DEFAULTS.dtype})", "NAME"),
+    Option("tf32", bool, "training loop", "TF32 matrix multiplies on CUDA: faster, less precise (ignored on the CPU)"),
     Option("out", str, "output", "run folder to create (default: runs/<timestamp>)", "DIR"),
     Option("quiet", bool, "output", "print nothing but warnings and errors"),
     Option("json", bool, "output", "print the final summary as JSON on stdout (progress goes to stderr)"),
