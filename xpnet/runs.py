@@ -17,6 +17,7 @@ import numpy as np
 
 from xpnet.atomic import atomic_write
 from xpnet.backend import Backend
+from xpnet.checkpoint import CHECKPOINT_FILE
 from xpnet.errors import XpnetError
 
 CONFIG_FILE = "config.json"
@@ -45,6 +46,11 @@ def new_run_dir(out: str | Path | None) -> Path:
     if existing:
         raise XpnetError(
             f"run folder {folder} already holds a run ({existing[0]}); choose another --out or move that one away"
+        )
+    if (folder / CHECKPOINT_FILE).exists():
+        raise XpnetError(
+            f"run folder {folder} holds an unfinished run; continue it with 'python -m xpnet --resume {folder}' "
+            "or choose another --out"
         )
     return folder
 

@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from xpnet import __version__
+from xpnet.checkpoint import TrainingInterrupted
 from xpnet.cli import check, evaluate, info, plot, predict, train
 from xpnet.errors import XpnetError
 
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except XpnetError as error:
         print(f"xpnet: error: {_one_line(error)}", file=sys.stderr)
         return USAGE_ERROR
+    except TrainingInterrupted as stop:  # a checkpoint was written: say how to resume
+        print(f"xpnet: {_one_line(stop)}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("xpnet: interrupted", file=sys.stderr)
         return INTERRUPTED

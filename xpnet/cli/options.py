@@ -50,7 +50,15 @@ def _choices(names) -> str:
 
 
 _DEFAULTS = TrainConfig()
-RUN_DEFAULTS = {"device": "auto", "dataset": "digits", "data_dir": None, "out": None, "quiet": False, "json": False}
+RUN_DEFAULTS = {
+    "device": "auto",
+    "dataset": "digits",
+    "data_dir": None,
+    "out": None,
+    "checkpoint_every": None,
+    "quiet": False,
+    "json": False,
+}
 
 OPTIONS = (
     Option(
@@ -126,6 +134,13 @@ OPTIONS = (
     Option("dtype", str, "training loop", f"{_choices(DTYPES)} (default: {_DEFAULTS.dtype})", "NAME"),
     Option("tf32", bool, "training loop", "TF32 matrix multiplies on CUDA: faster, less precise (ignored on the CPU)"),
     Option("out", str, "output", "run folder to create (default: runs/<timestamp>)", "DIR"),
+    Option(
+        "checkpoint_every",
+        int,
+        "output",
+        "also checkpoint every N optimizer steps (a checkpoint is always written after each epoch)",
+        "N",
+    ),
     Option("quiet", bool, "output", "print nothing but warnings and errors"),
     Option("json", bool, "output", "print the final summary as JSON on stdout (progress goes to stderr)"),
 )
@@ -150,6 +165,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
             groups[option.group] = parser.add_argument_group(option.group)
         add_option(groups[option.group], option)
     parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last checkpoint, with the options it was started with "
+        "(--device, --data-dir, --quiet and --json may be given again)",
+    )
+    parser.add_argument(
         "--config",
         metavar="FILE.toml",
         help="read options from a TOML file (keys as the options, kebab-case or snake_case); "
@@ -170,10 +191,17 @@ class Resolved:
 
 
 def resolve(args: argparse.Namespace) -> Resolved:
-    values = {**_DEFAULTS.to_dict(), **RUN_DEFAULTS}
+    """Defaults, then the config file, then the command line."""
+    values = {}
     if args.config is not None:
         values.update(checked_file_values(read_config(args.config), args.config))
     values.update({name: getattr(args, name) for name in BY_NAME if getattr(args, name, None) is not None})
+    return resolve_values(values)
+
+
+def resolve_values(given: dict) -> Resolved:
+    """Split option values (missing ones take their defaults) into the TrainConfig and the run settings."""
+    values = {**_DEFAULTS.to_dict(), **RUN_DEFAULTS, **given}
     if values["early_stopping"] is not None and not values["val_split"]:
         values["val_split"] = EARLY_STOPPING_VAL_SPLIT
     config = TrainConfig.from_dict({name: value for name, value in values.items() if name in TRAIN_FIELDS})

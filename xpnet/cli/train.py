@@ -6,15 +6,19 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
-from xpnet import datasets, plots, runs
+from xpnet import checkpoint, datasets, plots, runs
 from xpnet.backend import select
 from xpnet.callbacks import Callback
 from xpnet.cli import options
+from xpnet.errors import XpnetError
 from xpnet.model import Model
 from xpnet.progress import console_progress
 
 NAME = "train"
+# Options that describe where and how a run is watched, not what it computes: --resume may change them.
+RESUME_OVERRIDES = ("device", "data_dir", "quiet", "json")
 
 
 def add_parser(subcommands) -> None:
@@ -46,19 +50,32 @@ class TestSetMetrics(Callback):
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = options.resolve(args)
+    settings = resumed_settings(args) if args.resume else options.resolve(args)
     run_options = settings.run
     backend = select(run_options["device"])  # an unavailable device fails before anything is loaded
     data = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"])
-    run_dir = runs.new_run_dir(run_options["out"])
-    runs.write_json(run_dir / runs.CONFIG_FILE, runs.config_record(settings.options(), backend))
+    if args.resume:
+        run_dir = Path(args.resume)
+        model, epochs_left = checkpoint.resume(run_dir, run_options["device"])
+    else:
+        run_dir = runs.new_run_dir(run_options["out"])
+        runs.write_json(run_dir / runs.CONFIG_FILE, runs.config_record(settings.options(), backend))
+        model, epochs_left = Model(settings.config, device=run_options["device"]), settings.config.epochs
 
     console = sys.stderr if run_options["json"] else sys.stdout
     progress = console_progress(console, quiet=run_options["quiet"])
-    model = Model(settings.config, device=run_options["device"])
     x_train, y_train, x_test, y_test = data
     started = time.perf_counter()
-    model.fit(x_train, y_train, callbacks=[TestSetMetrics(x_test, y_test), *filter(None, [progress])])
+    if epochs_left:
+        checkpoint.fit(
+            model,
+            x_train,
+            y_train,
+            run_dir,
+            epochs=epochs_left,
+            every_steps=run_options["checkpoint_every"],
+            callbacks=[TestSetMetrics(x_test, y_test), *filter(None, [progress])],
+        )
     seconds = time.perf_counter() - started
 
     metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test)
@@ -84,6 +101,15 @@ def run(args: argparse.Namespace) -> int:
     if plot_note and not run_options["quiet"]:
         print(f"xpnet: note: {plot_note}", file=sys.stderr)
     return 0
+
+
+def resumed_settings(args: argparse.Namespace) -> options.Resolved:
+    """The options a run was started with (from its config.json), with the few that may change on resume."""
+    recorded = runs.read_json(Path(args.resume) / runs.CONFIG_FILE).get("options")
+    if not isinstance(recorded, dict):
+        raise XpnetError(f"{args.resume}/{runs.CONFIG_FILE} records no options: it is not an xpnet run folder")
+    changeable = {name: getattr(args, name) for name in RESUME_OVERRIDES if getattr(args, name, None) is not None}
+    return options.resolve_values({**recorded, **changeable})
 
 
 def write_results(run_dir, model: Model, dataset: str, x_test, y_test) -> dict:
