@@ -60,3 +60,11 @@ def test_resume_of_a_folder_without_a_run_is_one_clear_line(tmp_path, capsys):
     assert main(["--resume", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.startswith("xpnet: error:") and error.count("\n") == 1
+
+
+def test_run_files_are_readable_like_any_new_file(tmp_path):
+    assert main(["--out", str(tmp_path / "run"), "--epochs", "1", "--quiet"]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.json", "metrics.json", "model.npz", "checkpoint.npz"):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o666 & ~umask
