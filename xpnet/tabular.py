@@ -6,6 +6,7 @@ They return the numbers as stored; labels, scaling and the train/test layout are
 from __future__ import annotations
 
 import csv
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -20,7 +21,9 @@ def read_csv(path) -> tuple[list[str] | None, np.ndarray]:
     first = _first_row(path)
     header = None if all(_is_number(cell) for cell in first) else [cell.strip() for cell in first]
     try:
-        values = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below instead
+            values = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64)
     except ValueError as error:
         _raise_first_bad_cell(path, header, len(first))
         raise DatasetError(f"{path}: cannot read as CSV ({_reason(error)}); pass comma-separated numbers") from None
