@@ -3,8 +3,10 @@ rejected with a one-line message naming the file."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,6 +244,8 @@ def test_unsupported_file_and_data_dir_with_path(tmp_path):
         datasets.load(str(path))
     with pytest.raises(DatasetError, match="--data-dir only applies to mnist, fashion-mnist"):
         datasets.load(str(path), data_dir=tmp_path)
+    with pytest.raises(DatasetError, match="drop it when loading digits"):
+        datasets.load("digits", data_dir=tmp_path)
 
 
 def test_data_dir_missing_files(tmp_path):
@@ -319,3 +323,31 @@ def test_real_mnist():
         assert x_train.min() == 0.0 and x_train.max() == 1.0
         assert set(np.unique(y_train)) == set(range(10))
     assert datasets.read_inputs(f"{folder}/t10k-images-idx3-ubyte").shape == (10000, 784)
+
+
+@pytest.mark.slow
+def test_real_mnist_download_verified_by_published_checksums(tmp_path, monkeypatch):
+    """The real files, gzip-compressed as the mirrors serve them, from a local server: the SHA-256
+    registered for MNIST accepts them and the cache then holds the decompressed files."""
+    from test_download import Server
+
+    source = Path(
+        subprocess.run(
+            ["bash", "/work/shared/data/fetch-mnist.sh", "/tmp/mnist"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in datasets.IDX_NAMES.values():
+        (mirror / f"{name}.gz").write_bytes(gzip.compress((source / name).read_bytes(), compresslevel=1))
+    server = Server(mirror)
+    try:
+        real = datasets.SOURCES["mnist"]
+        monkeypatch.setitem(datasets.SOURCES, "mnist", dataclasses.replace(real, mirrors=(server.url,)))
+        monkeypatch.setenv("XPNET_DATA", str(tmp_path / "cache"))
+        x_train, _, x_test, _ = datasets.load("mnist")
+    finally:
+        server.close()
+    assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
+    for name in datasets.IDX_NAMES.values():
+        assert (tmp_path / "cache" / "mnist" / name).read_bytes() == (source / name).read_bytes()

@@ -147,12 +147,21 @@ def test_server_down_gives_offline_instructions(served, cache, monkeypatch):
     with pytest.raises(DatasetError) as caught:
         datasets.load("mnist")
     message = str(caught.value)
-    assert message.startswith("cannot download mnist")
-    assert (
-        "put train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
-        in message
-    )
-    assert f"into {cache / 'mnist'}" in message and "--data-dir" in message and "\n" not in message
+    assert message.startswith(f"cannot download mnist ({url}train-images-idx3-ubyte.gz: ")
+    assert "get train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, " in message
+    assert f"from {url} and put train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, " in message
+    assert f"t10k-labels-idx1-ubyte (decompressed) into {cache / 'mnist'}, or pass --data-dir FOLDER" in message
+    assert "\n" not in message
+
+
+def test_files_put_where_the_offline_error_says_are_used(cache, monkeypatch):
+    """Following the offline message works: verified files in the cache need no network."""
+    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like(["http://127.0.0.1:9/unreachable/"]))
+    folder = cache / "mnist"
+    folder.mkdir(parents=True)
+    for name, array in SPLITS.items():
+        (folder / name).write_bytes(encode_idx(array))
+    assert datasets.load("mnist")[2].shape == (2, 6)
 
 
 def test_data_dir_needs_no_network(served, cache, monkeypatch):

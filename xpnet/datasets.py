@@ -18,7 +18,7 @@ from xpnet import download
 from xpnet.download import RemoteFile, Source
 from xpnet.errors import DatasetError
 from xpnet.idx import read_idx
-from xpnet.tabular import read_csv, read_npy, read_npz
+from xpnet.tabular import npz_keys, read_csv, read_npy, read_npz
 
 __all__ = ["DatasetError", "cache_dir", "load", "load_digits", "read_inputs"]
 
@@ -110,14 +110,14 @@ def load(name_or_path: str, *, data_dir=None) -> Arrays:
     ``data_dir`` is a folder already holding a named dataset's IDX files; nothing is downloaded then.
     """
     name = str(name_or_path)
-    if name == "digits":
-        return load_digits()
     if name in SOURCES:
         folder = Path(data_dir) if data_dir is not None else download.fetch(name, SOURCES[name], cache_dir() / name)
         return load_idx_folder(folder)
-    path = Path(name)
     if data_dir is not None:
-        raise DatasetError(f"--data-dir only applies to {', '.join(SOURCES)}; drop it when loading {path}")
+        raise DatasetError(f"--data-dir only applies to {', '.join(SOURCES)}; drop it when loading {name}")
+    if name == "digits":
+        return load_digits()
+    path = Path(name)
     if not path.exists():
         raise DatasetError(
             f"unknown dataset {name!r}: choose digits, {', '.join(SOURCES)}, or a path to an IDX folder, .csv or .npz"
@@ -195,18 +195,9 @@ def read_inputs(path) -> np.ndarray:
     if suffix == ".npy":
         return _features(path, read_npy(path))
     if suffix == ".npz":
-        key = _npz_inputs_key(path)
+        key = "x" if "x" in npz_keys(path) else "x_test"
         return _features(path, read_npz(path, (key,))[key], name=key)
     return _features(path, read_idx(path))
-
-
-def _npz_inputs_key(path: Path) -> str:
-    """``x`` when the archive has it, else ``x_test``."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return "x" if "x" in archive.files else "x_test"
-    except (ValueError, OSError):
-        return "x"  # read_npz reports the unreadable file
 
 
 def _idx_file(folder: Path, name: str) -> Path:

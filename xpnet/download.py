@@ -86,9 +86,11 @@ def _download(name: str, source: Source, remote: RemoteFile, target: Path) -> No
         except _MirrorFailed as failure:
             failures.append(f"{url}: {failure}")
     wanted = ", ".join(file.stored_name for file in source.files)
+    decompressed = " (decompressed)" if any(file.gunzip for file in source.files) else ""
     raise DatasetError(
-        f"cannot download {name} ({'; '.join(failures)}); put {wanted} (raw or .gz) into {target.parent}, "
-        "or pass --data-dir FOLDER holding them"
+        f"cannot download {name} ({'; '.join(failures)}); get {', '.join(file.name for file in source.files)} "
+        f"from {source.mirrors[0]} and put {wanted}{decompressed} into {target.parent}, "
+        "or pass --data-dir FOLDER holding the four files (raw or .gz)"
     )
 
 

@@ -58,6 +58,16 @@ def read_npz(path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
 
 
+def npz_keys(path) -> list[str]:
+    """The names of the arrays in a ``.npz`` archive."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return list(archive.files)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
+
+
 def _numeric(path: Path, name: str, array: np.ndarray) -> np.ndarray:
     """``array`` if it holds booleans, integers or floats; otherwise a clear error."""
     if array.dtype.kind not in "biuf":
