@@ -61,9 +61,11 @@ def test_digits_unchanged():
     assert x_train.min() == 0.0 and x_train.max() == 1.0 and set(np.unique(y_test)) == set(range(10))
 
 
-def test_unknown_name():
+def test_unknown_name_and_missing_path(tmp_path):
     with pytest.raises(DatasetError, match=r"unknown dataset 'mnits': choose digits, mnist, fashion-mnist, or a path"):
         datasets.load("mnits")
+    with pytest.raises(DatasetError, match=r"absent\.csv: no such file or folder; check the path"):
+        datasets.load(str(tmp_path / "absent.csv"))
 
 
 @pytest.mark.parametrize("compress", [(), ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte")])

@@ -118,6 +118,8 @@ def load(name_or_path: str, *, data_dir=None) -> Arrays:
     if name == "digits":
         return load_digits()
     path = Path(name)
+    if not path.exists() and (path.suffix or len(path.parts) > 1):
+        raise DatasetError(f"{path}: no such file or folder; check the path")
     if not path.exists():
         raise DatasetError(
             f"unknown dataset {name!r}: choose digits, {', '.join(SOURCES)}, or a path to an IDX folder, .csv or .npz"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import sys
+import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -98,6 +99,10 @@ def _download_from(url: str, remote: RemoteFile, target: Path) -> None:
     """Stream ``url`` into ``target`` while hashing; a failure or a wrong digest leaves ``target`` untouched."""
     try:
         response = urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as error:
+        raise _MirrorFailed(f"HTTP {error.code} {error.reason}") from None
+    except urllib.error.URLError as error:
+        raise _MirrorFailed(str(error.reason)) from None
     except (OSError, ValueError, http.client.HTTPException) as error:
         raise _MirrorFailed(str(error) or type(error).__name__) from None
     digest = hashlib.new(remote.algorithm, usedforsecurity=False)
