@@ -156,13 +156,13 @@ def test_csv_split_is_fixed_and_complete(tmp_path):
         ("label,pixel0,pixel1\n1,2,3\n1,,3\n", "line 3, column pixel0: '' is not a number"),
         ("pixel0,pixel1\n" + "2,3\n" * 6, "first column must be 'label'"),
         ("label,pixel0\n" + "1,3\n" * 5, "only 5 rows; at least 6"),
-        ("label,pixel0\n" + "1,3\n" * 5 + "-1,3\n", "include -1.0; labels must be class numbers 0..K-1, not negative"),
+        ("label,pixel0\n" + "1,3\n" * 5 + "-1,3\n", "include -1; labels must be class numbers 0..K-1, not negative"),
         ("label,pixel0\n" + "1,3\n" * 5 + "1.5,3\n", "are not whole numbers"),
         ("label,pixel0\n" + "1,3\n" * 5 + "1,nan\n", r"NaN or infinite values \(first in sample 5\)"),
         ("label,pixel0\n" + "1,3\n" * 5 + "1,inf\n", "NaN or infinite values"),
         (
             "label,pixel0\n" + "1,3\n" * 5 + "1,256\n",
-            r"pixel values from 3\.0 to 256\.0; integer and CSV pixels must be 0\.\.255",
+            r"pixel values from 3 to 256; integer and CSV pixels must be 0\.\.255",
         ),
     ],
 )
@@ -172,6 +172,12 @@ def test_csv_problems(tmp_path, text, message):
     with pytest.raises(DatasetError, match=message) as caught:
         datasets.load(str(path))
     assert_one_line(caught, path)
+
+
+def test_csv_with_decimal_pixels(tmp_path):
+    path = write_csv(tmp_path / "train.csv", [[index % 2, 127.5, index] for index in range(6)], kaggle_header(2))
+    x_train, _, x_test, _ = datasets.load(str(path))
+    assert np.all(np.concatenate([x_train, x_test])[:, 0] == np.float32(127.5) / np.float32(255))
 
 
 def test_csv_test_label_unseen_in_training(tmp_path):

@@ -16,20 +16,30 @@ from xpnet.errors import DatasetError
 
 
 def read_csv(path) -> tuple[list[str] | None, np.ndarray]:
-    """The header (``None`` when the first row is numeric) and the cells as a float64 (rows, columns) array."""
+    """The header (``None`` when the first row is numeric) and the cells as a (rows, columns) array:
+    int64 when every cell is a whole number, else float64."""
     path = Path(path)
     first = _first_row(path)
     header = None if all(_is_number(cell) for cell in first) else [cell.strip() for cell in first]
+    skip = 1 if header else 0
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below instead
-            values = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64)
+        try:
+            values = _loadtxt(path, skip, np.int64)
+        except (ValueError, OverflowError):
+            values = _loadtxt(path, skip, np.float64)
     except ValueError as error:
         _raise_first_bad_cell(path, header, len(first))
         raise DatasetError(f"{path}: cannot read as CSV ({_reason(error)}); pass comma-separated numbers") from None
     if values.shape[0] == 0:
         raise DatasetError(f"{path}: the CSV has a header but no data rows; add one row per sample")
     return header, values
+
+
+def _loadtxt(path: Path, skip: int, dtype) -> np.ndarray:
+    """NumPy's C parser; whole numbers parse about ten times faster as int64 than as float64."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported by read_csv instead
+        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=dtype)
 
 
 def read_npy(path) -> np.ndarray:
