@@ -6,6 +6,8 @@ import functools
 import gzip
 import hashlib
 import http.server
+import io
+import sys
 import threading
 
 import numpy as np
@@ -199,3 +201,22 @@ def test_publisher_checksums_registered():
     fashion = {file.name: (file.algorithm, file.digest) for file in datasets.SOURCES["fashion-mnist"].files}
     assert fashion["t10k-labels-idx1-ubyte.gz"] == ("md5", "bb300cfdad3c16e7a12a480ee83cd310")
     assert all(len(source.mirrors) >= 2 for source in datasets.SOURCES.values())
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_only_on_a_terminal(served, cache, monkeypatch, terminal):
+    _, server = served
+    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([server.url]))
+    stderr = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    datasets.load("mnist")
+    shown = stderr.getvalue()
+    if terminal:
+        assert "train-images-idx3-ubyte.gz" in shown and "B/s" in shown
+    else:
+        assert shown == ""
