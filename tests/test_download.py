@@ -9,6 +9,7 @@ import http.server
 import io
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,11 +32,19 @@ class Server:
 
     def __init__(self, folder):
         self.requests: list[str] = []
+        self.cut_short: set[str] = set()  # paths whose connection drops halfway through the body
         server = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                if self.path in server.cut_short:
+                    body = (Path(folder) / self.path.lstrip("/")).read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    return
                 super().do_GET()
 
             def log_message(self, *args):
@@ -122,6 +131,17 @@ def test_corrupt_download_rejected_and_not_cached(served, cache, monkeypatch):
         datasets.load("mnist")
     assert not (cache / "mnist" / "t10k-labels-idx1-ubyte").exists()
     assert not [path for path in (cache / "mnist").iterdir() if path.name.endswith(".tmp")]
+
+
+def test_dropped_connection_leaves_nothing_behind(served, cache, monkeypatch):
+    _, server = served
+    server.cut_short.add("/train-images-idx3-ubyte.gz")
+    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([server.url]))
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte\.gz: connection lost after \d+ of \d+ bytes"):
+        datasets.load("mnist")
+    assert list((cache / "mnist").iterdir()) == []
+    server.cut_short.clear()
+    assert datasets.load("mnist")[0].shape == (5, 6)
 
 
 def test_next_mirror_tried_after_a_failing_one(served, cache, monkeypatch):

@@ -107,9 +107,11 @@ def _download_from(url: str, remote: RemoteFile, target: Path) -> None:
         raise _MirrorFailed(str(error) or type(error).__name__) from None
     digest = hashlib.new(remote.algorithm, usedforsecurity=False)
     inflater = zlib.decompressobj(wbits=31) if remote.gunzip else None
-    size = response.headers.get("Content-Length")
+    length = response.headers.get("Content-Length", "")
+    size = int(length) if length.isdigit() else None
+    received = 0
     progress = tqdm(
-        total=int(size) if size and size.isdigit() else None,
+        total=size,
         desc=remote.name,
         unit="B",
         unit_scale=True,
@@ -118,10 +120,13 @@ def _download_from(url: str, remote: RemoteFile, target: Path) -> None:
     )
     with response, progress, atomic_write(target) as out:
         while chunk := _read(response):
+            received += len(chunk)
             progress.update(len(chunk))
             data = _inflate(inflater, chunk) if inflater else chunk
             digest.update(data)
             out.write(data)
+        if size is not None and received < size:
+            raise _MirrorFailed(f"connection lost after {received} of {size} bytes")
         if inflater and not inflater.eof:
             raise _MirrorFailed("the gzip stream ended early")
         if digest.hexdigest() != remote.digest:
