@@ -78,6 +78,19 @@ def test_idx_folder(tmp_path, compress):
     np.testing.assert_array_equal(y_test, LABELS[9:])
 
 
+def test_idx_float_images_taken_as_they_are(tmp_path):
+    images = (IMAGES / 255).astype(np.float32)
+    arrays = {
+        "train-images-idx3-ubyte": images[:9],
+        "train-labels-idx1-ubyte": LABELS[:9],
+        "t10k-images-idx3-ubyte": images[9:],
+        "t10k-labels-idx1-ubyte": LABELS[9:],
+    }
+    x_train, _, x_test, _ = datasets.load(str(write_idx_folder(tmp_path / "idx", arrays)))
+    assert x_train.dtype == np.float32
+    np.testing.assert_array_equal(x_test, images[9:].reshape(3, 6))
+
+
 def test_idx_folder_missing_file(tmp_path):
     folder = write_idx_folder(tmp_path / "idx")
     (folder / "t10k-labels-idx1-ubyte").unlink()

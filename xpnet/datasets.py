@@ -136,17 +136,8 @@ def load(name_or_path: str, *, data_dir=None) -> Arrays:
 def load_idx_folder(folder: Path) -> Arrays:
     """The four standard IDX files of ``folder`` (each raw or ``.gz``), checked and scaled."""
     folder = Path(folder)
-    arrays = {key: read_idx(_idx_file(folder, name)) for key, name in IDX_NAMES.items()}
-    x_train, x_test = (
-        _features(_idx_file(folder, IDX_NAMES[key]), arrays[key], pixels=True) for key in SPLIT_KEYS[::2]
-    )
-    return _checked(
-        folder,
-        x_train,
-        _labels(_idx_file(folder, IDX_NAMES["y_train"]), arrays["y_train"]),
-        x_test,
-        _labels(_idx_file(folder, IDX_NAMES["y_test"]), arrays["y_test"]),
-    )
+    files = {key: _idx_file(folder, name) for key, name in IDX_NAMES.items()}
+    return _splits(folder, {key: read_idx(path) for key, path in files.items()}, files)
 
 
 def load_csv(path: Path) -> Arrays:
@@ -172,15 +163,17 @@ def load_csv(path: Path) -> Arrays:
 
 
 def load_npz(path: Path) -> Arrays:
-    """An ``.npz`` with ``x_train, y_train, x_test, y_test``; uint8 pixels are divided by 255."""
-    arrays = read_npz(path, SPLIT_KEYS)
-    return _checked(
-        path,
-        _features(path, arrays["x_train"], name="x_train"),
-        _labels(path, arrays["y_train"], name="y_train"),
-        _features(path, arrays["x_test"], name="x_test"),
-        _labels(path, arrays["y_test"], name="y_test"),
+    """An ``.npz`` with ``x_train, y_train, x_test, y_test``."""
+    return _splits(path, read_npz(path, SPLIT_KEYS), dict.fromkeys(SPLIT_KEYS, path))
+
+
+def _splits(source: Path, arrays: dict[str, np.ndarray], files: dict[str, Path]) -> Arrays:
+    """The four arrays keyed by ``SPLIT_KEYS`` as scaled inputs and labels, checked against each other;
+    ``files`` names the file each came from in errors."""
+    x_train, y_train, x_test, y_test = (
+        (_labels if key.startswith("y") else _features)(files[key], arrays[key], name=key) for key in SPLIT_KEYS
     )
+    return _checked(source, x_train, y_train, x_test, y_test)
 
 
 def read_inputs(path) -> np.ndarray:
@@ -214,8 +207,9 @@ def _idx_file(folder: Path, name: str) -> Path:
 
 
 def _features(path: Path, array: np.ndarray, *, pixels: bool = False, name: str = "the inputs") -> np.ndarray:
-    """``array`` as float32 (samples, features): pixels and integer arrays are 0..255 and divided by 255,
-    float arrays are taken as they are; NaN, infinities and out-of-range pixels are refused."""
+    """``array`` as float32 (samples, features): integer arrays (IDX uint8 images, say) and ``pixels``
+    are 0..255 and divided by 255, float arrays are taken as they are; NaN, infinities and out-of-range
+    pixels are refused."""
     if array.ndim < 2:
         raise DatasetError(
             f"{path}: {name} has shape {array.shape}, not (samples, features...); pass the inputs, not the labels"
