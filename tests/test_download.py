@@ -112,15 +112,20 @@ def test_cache_reused_without_a_second_request(served, cache, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def test_md5_of_compressed_files_kept_as_served(served, tmp_path):
-    """Fashion-MNIST's publisher gives MD5 of the .gz files: those are checked and stored as served."""
+def test_md5_of_compressed_files_kept_as_served(served, cache, monkeypatch):
+    """Fashion-MNIST's publisher gives MD5 of the .gz files: those are checked, stored as served, and read."""
     folder, server = served
     files = tuple(
         RemoteFile(f"{name}.gz", hashlib.md5((folder / f"{name}.gz").read_bytes()).hexdigest(), algorithm="md5")
         for name in SPLITS
     )
-    target = fetch("fashion-mnist", Source((server.url,), files), tmp_path / "fashion")
-    assert sorted(path.name for path in target.iterdir()) == sorted(f"{name}.gz" for name in SPLITS)
+    monkeypatch.setitem(datasets.SOURCES, "fashion-mnist", Source((server.url,), files))
+    x_train, _, _, y_test = datasets.load("fashion-mnist")
+    assert x_train.shape == (5, 6) and y_test.tolist() == [2, 0]
+    stored = sorted(path.name for path in (cache / "fashion-mnist").iterdir())
+    assert stored == sorted(f"{name}.gz" for name in SPLITS)
+    assert fetch("fashion-mnist", datasets.SOURCES["fashion-mnist"], cache / "fashion-mnist") == cache / "fashion-mnist"
+    assert len(server.requests) == 4
 
 
 def test_corrupt_download_rejected_and_not_cached(served, cache, monkeypatch):
