@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import array_api_compat
 import numpy as np
 
-from xpnet import losses, persistence, random, training
+from xpnet import losses, memory, persistence, random, training
 from xpnet.backend import Backend, select, to_numpy
 from xpnet.callbacks import Callback, EarlyStopping
 from xpnet.config import TrainConfig
@@ -44,6 +44,9 @@ class Model:
         self.optimizer = self.config.make_optimizer()
         self.history: list[dict] = []
         self.n_classes: int | None = None
+        self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
+        # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
+        self.progress: training.EpochProgress | None = None
 
     @property
     def classify(self) -> bool:
@@ -93,9 +96,8 @@ class Model:
             self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val))
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
-        callbacks = list(callbacks)
-        if self.config.early_stopping:
-            callbacks.append(EarlyStopping(self.config.early_stopping))
+        # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
+        callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
         with tf32_matmuls(self.backend, self.config.tf32):
             self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
         return self.history
@@ -120,6 +122,8 @@ class Model:
             callback.on_train_begin(self, epochs)
         for _ in range(epochs):
             epoch = self.epochs_done
+            if self.progress is None or self.progress.epoch != epoch:
+                self.progress = training.EpochProgress(epoch)
             lr = schedule.lr(self.config.lr, epoch)
             for callback in callbacks:
                 callback.on_epoch_begin(epoch + 1, n_batches)
@@ -139,7 +143,9 @@ class Model:
                 dropout_rng=random.RandomStream(self.backend, self.config.seed, random.DROPOUT, epoch),
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
+                progress=self.progress,
             )
+            self.progress = None
             record = {"epoch": epoch + 1, "train_loss": float(train_loss)}
             record["seconds"] = time.perf_counter() - started
             if not math.isfinite(record["train_loss"]):
@@ -298,11 +304,14 @@ class Model:
         )
 
     def _build(self, n_inputs: int, n_outputs: int):
+        sizes = [n_inputs, *self.config.hidden, n_outputs]
+        itemsize = np.dtype(self.config.dtype).itemsize
+        memory.check_fits(sizes, itemsize, len(self.optimizer.buffers), self.config.batch_size, self.backend)
         if self.classify:
             self.n_classes = n_outputs
         rng = random.RandomStream(self.backend, self.config.seed, random.INIT)
         self.network = Network.mlp(
-            [n_inputs, *self.config.hidden, n_outputs],
+            sizes,
             rng,
             activation=self.config.activation,
             init=self.config.init,
