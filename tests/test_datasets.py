@@ -187,6 +187,18 @@ def test_csv_problems(tmp_path, text, message):
     assert_one_line(caught, path)
 
 
+def test_csv_from_a_spreadsheet_bom_and_crlf(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"\xef\xbb\xbflabel,pixel0\r\n" + b"".join(b"%d,%d\r\n" % (row % 2, row) for row in range(6)))
+    x_train, y_train, x_test, y_test = datasets.load(str(path))
+    assert sorted(np.concatenate([x_train, x_test])[:, 0] * 255) == pytest.approx(range(6))
+    assert sorted(np.concatenate([y_train, y_test])) == [0, 0, 0, 1, 1, 1]
+    unlabelled = tmp_path / "test.csv"
+    unlabelled.write_bytes(b"\xef\xbb\xbf51,102\r\n0,255\r\n")
+    expected = np.array([[51, 102], [0, 255]], dtype=np.float32) / np.float32(255)
+    np.testing.assert_array_equal(datasets.read_inputs(unlabelled), expected)
+
+
 def test_csv_with_decimal_pixels(tmp_path):
     path = write_csv(tmp_path / "train.csv", [[index % 2, 127.5, index] for index in range(6)], kaggle_header(2))
     x_train, _, x_test, _ = datasets.load(str(path))

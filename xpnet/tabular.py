@@ -14,6 +14,9 @@ import numpy as np
 
 from xpnet.errors import DatasetError
 
+# UTF-8, with or without the byte-order mark that spreadsheet programs put first.
+CSV_ENCODING = "utf-8-sig"
+
 
 def read_csv(path) -> tuple[list[str] | None, np.ndarray]:
     """The header (``None`` when the first row is numeric) and the cells as a (rows, columns) array:
@@ -39,7 +42,7 @@ def _loadtxt(path: Path, skip: int, dtype) -> np.ndarray:
     """NumPy's C parser; whole numbers parse about ten times faster as int64 than as float64."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported by read_csv instead
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=dtype)
+        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=dtype, encoding=CSV_ENCODING)
 
 
 def read_npy(path) -> np.ndarray:
@@ -94,7 +97,7 @@ def _reason(error: Exception) -> str:
 def _first_row(path: Path) -> list[str]:
     """The first non-blank CSV row; an empty file or a missing one is an error."""
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding=CSV_ENCODING) as handle:
             for row in csv.reader(handle):
                 if row:
                     return row
@@ -107,7 +110,7 @@ def _first_row(path: Path) -> list[str]:
 
 def _raise_first_bad_cell(path: Path, header: list[str] | None, width: int) -> None:
     """Find the first row of the wrong width or the first non-numeric cell, and say where it is."""
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding=CSV_ENCODING) as handle:
         rows = csv.reader(handle)
         if header:
             next(rows)
