@@ -225,7 +225,9 @@ def _features(path: Path, array: np.ndarray, *, pixels: bool = False, name: str 
                 f"{path}: {name} has pixel values from {low} to {high}; integer and CSV pixels must be 0..255 "
                 "(store floats in a .npy/.npz to use other scales)"
             )
-        return values.astype(np.float32) / np.float32(PIXEL_MAX)
+        scaled = values.astype(np.float32)
+        scaled /= np.float32(PIXEL_MAX)  # in place: one float32 copy of the data, not two
+        return scaled
     return values.astype(np.float32)
 
 
