@@ -29,8 +29,16 @@ def _strict(device_name: str) -> Backend:
     return Backend(xp, matching[0], "array_api_strict")
 
 
+def import_torch():
+    """PyTorch, or a skip where it is missing. One thread: the tests' arrays are tiny, and on a busy
+    machine torch's thread pool makes them many times slower, never faster."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    return torch
+
+
 def _torch() -> Backend:
-    pytest.importorskip("torch")
+    import_torch()
     import array_api_compat.torch as xp
 
     return Backend(xp, xp.__array_namespace_info__().default_device(), "torch")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, on
+from conftest import assert_array, import_torch, on
 
 from xpnet import Activation, Dense, Dropout, GradientMismatch, Layer, Network, gradcheck, losses
 from xpnet.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
 from xpnet.backend import to_numpy as to_host
 from xpnet.random import RandomStream
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 
 ACTIVATION_NAMES = sorted(ACTIVATIONS)
 N_SAMPLES, N_INPUTS, N_HIDDEN, N_OUTPUTS = 6, 4, 5, 3

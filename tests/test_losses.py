@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, on
+from conftest import assert_array, import_torch, on
 
 from xpnet import XpnetError
 from xpnet.backend import to_numpy
 from xpnet.losses import mean_squared_error, one_hot, softmax, softmax_cross_entropy
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 F = torch.nn.functional
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, on
+from conftest import assert_array, import_torch, on
 
 from xpnet import XpnetError
 from xpnet.backend import to_numpy
 from xpnet.optimizers import OPTIMIZERS, make
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 
 N_STEPS = 6
 LEARNING_RATES = [0.1, 0.1, 0.05, 0.05, 0.02, 0.01]  # as a schedule would change them between steps

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import import_torch
 
 from xpnet import TrainConfig, XpnetError
 from xpnet.schedules import Schedule
 
-torch = pytest.importorskip("torch")
+torch = import_torch()
 
 BASE_LR = 0.1
 

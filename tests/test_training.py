@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, on
+from conftest import assert_array, import_torch, on
 
 from xpnet import Model, XpnetError, load_digits
 from xpnet.backend import to_numpy
@@ -115,7 +115,7 @@ def test_predict_predict_proba_and_evaluate_agree(backend, digits):
 
 
 def test_host_inputs_get_host_answers_from_a_model_on_another_library(digits):
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     x, y, x_test, _ = digits
     model = Model(device="auto", epochs=1, **SMALL)
     model.fit(torch.asarray(x), torch.asarray(y))
