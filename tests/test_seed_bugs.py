@@ -144,3 +144,14 @@ def test_gradients_are_averaged_over_the_batch(backend):
     for single, doubled, parameter in zip(once, twice, network.parameters()):
         assert single.shape == tuple(parameter.shape)  # the bias gradient is summed over the samples
         np.testing.assert_allclose(doubled, single, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy notices the overflow the test provokes
+def test_weights_broken_by_an_epochs_last_step_are_caught_by_the_validation_loss(digits):
+    x, y, x_test, y_test = digits
+    model = Model(device="cpu", hidden=[16], epochs=3, optimizer="sgd", lr=1e30, batch_size=32)
+    # One batch per epoch: its training loss is computed before the step that breaks the weights.
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 1: .* learning rate 1e\+30 \(sgd\)"):
+        model.fit(x[:32], y[:32], validation_data=(x_test[:50], y_test[:50]))
+    assert model.history == [] and model.optimizer.steps == 0
+    assert np.all(np.isfinite(model.predict_proba(x_test[:50])))
