@@ -127,8 +127,8 @@ def _one_line(error: BaseException) -> str:
 
 def to_numpy(array) -> np.ndarray:
     """Copy an array from any backend and device to a NumPy array on the host."""
-    if isinstance(array, np.ndarray):
-        return array
+    if isinstance(array, np.ndarray | np.generic):  # NumPy reductions return scalars such as np.float32
+        return np.asarray(array)
     if array_api_compat.is_cupy_array(array):
         return array.get()
     if array_api_compat.is_torch_array(array):

@@ -148,9 +148,6 @@ class Model:
             self.progress = None
             record = {"epoch": epoch + 1, "train_loss": float(train_loss)}
             record["seconds"] = time.perf_counter() - started
-            if not math.isfinite(record["train_loss"]):
-                self._restore(before)
-                raise TrainingDiverged(_divergence_message(epoch + 1, lr, input_scale, self.config))
             record["train_accuracy"] = _fraction(train_correct, x.shape[0])
             if x_val is not None:
                 val_loss, val_correct = training.evaluate(
@@ -158,6 +155,10 @@ class Model:
                 )
                 record["val_loss"] = float(val_loss)
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
+            # The last step of an epoch can break the weights: the validation loss is the first to see it.
+            if not all(math.isfinite(record.get(key, 0.0)) for key in ("train_loss", "val_loss")):
+                self._restore(before)
+                raise TrainingDiverged(_divergence_message(epoch + 1, lr, input_scale, self.config))
             record["lr"] = lr
             self.history.append(record)
             self._warn_if_at_chance_level(record, input_scale)

@@ -1,0 +1,97 @@
+"""Fixtures shared by the tests: one ``backend`` per available array library and device.
+
+Each math test is written once and runs on every backend: NumPy, array-api-strict on its default
+device and on its second device ``device1`` (which catches arrays created on the wrong device, the
+bug that breaks CuPy on ``cuda:1``), PyTorch on the CPU, and CuPy where a GPU is present.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+import numpy as np
+import pytest
+
+from xpnet.backend import Backend, cuda_available, to_numpy
+
+
+def _numpy() -> Backend:
+    import array_api_compat.numpy as xp
+
+    return Backend(xp, "cpu", "numpy")
+
+
+def _strict(device_name: str) -> Backend:
+    xp = pytest.importorskip("array_api_strict")
+    devices = {str(device): device for device in xp.__array_namespace_info__().devices()}
+    matching = [device for name, device in devices.items() if device_name in name]
+    if not matching:
+        pytest.skip(f"array_api_strict has no device {device_name!r}")
+    return Backend(xp, matching[0], "array_api_strict")
+
+
+def import_torch():
+    """PyTorch, or a skip where it is missing. One thread: the tests' arrays are tiny, and on a busy
+    machine torch's thread pool makes them many times slower, never faster."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    return torch
+
+
+def _torch() -> Backend:
+    import_torch()
+    import array_api_compat.torch as xp
+
+    return Backend(xp, xp.__array_namespace_info__().default_device(), "torch")
+
+
+def _cupy() -> Backend:
+    pytest.importorskip("cupy")
+    if not cuda_available():
+        pytest.skip("CuPy is installed but sees no GPU")
+    import array_api_compat.cupy as xp
+    import cupy
+
+    return Backend(xp, cupy.cuda.Device(0), "cupy")
+
+
+BACKENDS = {
+    "numpy": _numpy,
+    "strict": lambda: _strict("CPU_DEVICE"),
+    "strict-device1": lambda: _strict("device1"),
+    "torch": _torch,
+    "cupy": _cupy,
+}
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=pytest.mark.cuda) if name == "cupy" else pytest.param(name) for name in BACKENDS]
+)
+def backend(request) -> Backend:
+    """Every available array library and device, each as a Backend (namespace + device)."""
+    return BACKENDS[request.param]()
+
+
+@pytest.fixture
+def xp(backend):
+    """The array namespace of ``backend``."""
+    return backend.xp
+
+
+def on(backend: Backend, array, dtype=None):
+    """Copy host data onto ``backend``'s device, keeping its NumPy dtype unless ``dtype`` is given."""
+    array = np.asarray(array)
+    dtype = getattr(backend.xp, str(array.dtype)) if dtype is None else dtype
+    return backend.xp.asarray(array, dtype=dtype, device=backend.device)
+
+
+def assert_array(actual, expected, backend: Backend, *, dtype=None, rtol=1e-6, atol=0.0) -> None:
+    """Check that ``actual`` lives in ``backend``'s namespace and on its device, with ``dtype`` and the
+    shape of ``expected``, and that its values match ``expected`` (compared on the host)."""
+    expected = np.asarray(expected)
+    namespace, device = array_api_compat.array_namespace(actual), array_api_compat.device(actual)
+    assert namespace is backend.xp, f"namespace {namespace.__name__}, expected {backend.xp.__name__}"
+    assert device == backend.device, f"device {device}, expected {backend.device}"
+    if dtype is not None:
+        assert actual.dtype == dtype, f"dtype {actual.dtype}, expected {dtype}"
+    assert tuple(actual.shape) == expected.shape, f"shape {tuple(actual.shape)}, expected {expected.shape}"
+    np.testing.assert_allclose(to_numpy(actual), expected, rtol=rtol, atol=atol)

@@ -1,0 +1,62 @@
+"""Weight initialisation and the random streams behind it, on every backend: the right variance, on the
+right device and dtype, and reproducible from the seed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import assert_array
+
+from xpnet import XpnetError
+from xpnet.backend import to_numpy
+from xpnet.initializers import INITIALIZERS, initial_weights
+from xpnet.random import RandomStream
+
+FAN_IN, FAN_OUT = 300, 200
+
+
+def expected_std(name: str) -> float:
+    return math.sqrt(2.0 / FAN_IN if name.startswith("he") else 2.0 / (FAN_IN + FAN_OUT))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", INITIALIZERS)
+def test_initial_weights_have_the_scheme_variance_on_the_device(backend, name, dtype):
+    weights = initial_weights(name, FAN_IN, FAN_OUT, getattr(backend.xp, dtype), RandomStream(backend, 0, 0))
+    host = to_numpy(weights)
+    assert_array(weights, host, backend, dtype=getattr(backend.xp, dtype))
+    assert host.shape == (FAN_IN, FAN_OUT)
+    assert abs(host.mean()) < 0.05 * expected_std(name)
+    assert host.std() == pytest.approx(expected_std(name), rel=0.02)
+    if name.endswith("uniform"):
+        assert np.abs(host).max() <= math.sqrt(3.0) * expected_std(name)
+
+
+def test_an_unknown_initializer_is_refused_by_name(backend):
+    with pytest.raises(XpnetError, match="unknown init 'xavier': choose one of he_normal"):
+        initial_weights("xavier", 2, 2, backend.xp.float32, RandomStream(backend, 0))
+
+
+def test_a_stream_repeats_for_its_seed_and_key_and_differs_for_others(backend):
+    def draw(seed, *key):
+        return to_numpy(RandomStream(backend, seed, *key).uniform((50,), backend.xp.float32))
+
+    np.testing.assert_array_equal(draw(1, 2), draw(1, 2))
+    assert not np.array_equal(draw(1, 2), draw(1, 3))
+    assert not np.array_equal(draw(1, 2), draw(2, 2))
+
+
+def test_uniform_normal_and_permutation_draws(backend):
+    stream = RandomStream(backend, 3)
+    uniform = stream.uniform((20000,), backend.xp.float32)
+    assert_array(uniform, to_numpy(uniform), backend, dtype=backend.xp.float32)
+    host = to_numpy(uniform)
+    assert host.min() >= 0.0 and host.max() < 1.0 and host.mean() == pytest.approx(0.5, abs=0.01)
+    normal = to_numpy(stream.normal((20000,), backend.xp.float64))
+    assert normal.dtype == np.float64
+    assert normal.mean() == pytest.approx(0.0, abs=0.03) and normal.std() == pytest.approx(1.0, abs=0.03)
+    order = stream.permutation(1000)
+    assert_array(order, to_numpy(order), backend)
+    np.testing.assert_array_equal(np.sort(to_numpy(order)), np.arange(1000))

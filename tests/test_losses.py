@@ -1,0 +1,108 @@
+"""Losses on every backend against PyTorch: softmax cross-entropy stays finite for any logits, integer
+labels and one-hot rows give the same answer, and mean squared error matches ``MSELoss``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_array, import_torch, on
+
+from xpnet import XpnetError
+from xpnet.backend import to_numpy
+from xpnet.losses import mean_squared_error, one_hot, softmax, softmax_cross_entropy
+
+torch = import_torch()
+F = torch.nn.functional
+
+
+def torch_loss_and_gradient(loss, outputs: np.ndarray, targets: np.ndarray, dtype=torch.float64):
+    """Loss value and gradient w.r.t. the outputs, by PyTorch autograd."""
+    tensor = torch.tensor(outputs, dtype=dtype, requires_grad=True)
+    target = torch.tensor(targets) if targets.dtype.kind == "i" else torch.tensor(targets, dtype=dtype)
+    value = loss(tensor, target)
+    value.backward()
+    return value.detach().numpy(), tensor.grad.numpy()
+
+
+HUGE_LOGITS = np.array(
+    [
+        [1e4, -1e4, 0.0],
+        [-1e4, -1e4, 1e4],
+        [1e4, 1e4, -1e4],
+        [-1e4, 0.0, 1e4],
+    ],
+    dtype=np.float32,
+)
+HUGE_LABELS = np.array([0, 0, 1, 1])
+
+
+def test_cross_entropy_is_finite_and_exact_for_logits_of_1e4_in_float32(backend):
+    xp = backend.xp
+    loss, grad = softmax_cross_entropy(on(backend, HUGE_LOGITS), on(backend, HUGE_LABELS))
+    expected_loss, expected_grad = torch_loss_and_gradient(F.cross_entropy, HUGE_LOGITS, HUGE_LABELS)
+    # Per row: 0, 2e4, log 2 and 1e4 (the label's logit is that far below the largest).
+    assert float(expected_loss) == pytest.approx((2e4 + np.log(2) + 1e4) / 4)
+    assert_array(loss, expected_loss, backend, dtype=xp.float32, rtol=1e-6)
+    assert_array(grad, expected_grad, backend, dtype=xp.float32, rtol=1e-6, atol=1e-7)
+    assert np.all(np.isfinite(to_numpy(grad)))
+
+
+def test_softmax_rows_sum_to_one_for_logits_of_1e4(backend):
+    probabilities = softmax(on(backend, HUGE_LOGITS))
+    expected = np.array([[1, 0, 0], [0, 0, 1], [0.5, 0.5, 0], [0, 0, 1]])
+    assert_array(probabilities, expected, backend, dtype=backend.xp.float32, atol=1e-7)
+
+
+def test_cross_entropy_matches_torch_on_moderate_logits(backend):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=3.0, size=(7, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, size=7)
+    loss, grad = softmax_cross_entropy(on(backend, logits), on(backend, labels))
+    expected_loss, expected_grad = torch_loss_and_gradient(F.cross_entropy, logits, labels)
+    assert_array(loss, expected_loss, backend, dtype=backend.xp.float32, rtol=1e-6)
+    assert_array(grad, expected_grad, backend, dtype=backend.xp.float32, rtol=1e-5, atol=1e-7)
+
+
+def test_cross_entropy_matches_torch_for_probability_targets(backend):
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(6, 4))
+    targets = rng.dirichlet(np.ones(4), size=6)
+    loss, grad = softmax_cross_entropy(on(backend, logits), on(backend, targets))
+    expected_loss, expected_grad = torch_loss_and_gradient(F.cross_entropy, logits, targets)
+    assert_array(loss, expected_loss, backend, dtype=backend.xp.float64, rtol=1e-12)
+    assert_array(grad, expected_grad, backend, dtype=backend.xp.float64, rtol=1e-12, atol=1e-15)
+
+
+def test_integer_labels_and_one_hot_rows_give_identical_loss_and_gradient(backend):
+    rng = np.random.default_rng(2)
+    logits = on(backend, rng.normal(size=(8, 3)).astype(np.float32))
+    labels = rng.integers(0, 3, size=8)
+    by_label = softmax_cross_entropy(logits, on(backend, labels))
+    by_one_hot = softmax_cross_entropy(logits, on(backend, np.eye(3, dtype=np.float32)[labels]))
+    for from_labels, from_one_hot in zip(by_label, by_one_hot):
+        assert_array(from_labels, to_numpy(from_one_hot), backend, dtype=backend.xp.float32, rtol=0)
+
+
+def test_one_hot_is_built_on_the_labels_device(backend):
+    encoded = one_hot(on(backend, np.array([2, 0, 1])), 4, backend.xp.float32)
+    assert_array(encoded, np.eye(4)[[2, 0, 1]], backend, dtype=backend.xp.float32, rtol=0)
+
+
+@pytest.mark.parametrize("target_shape", [(5, 2), (5,)])
+def test_mean_squared_error_matches_torch(backend, target_shape):
+    rng = np.random.default_rng(3)
+    n_outputs = target_shape[1] if len(target_shape) == 2 else 1
+    outputs = rng.normal(size=(5, n_outputs)).astype(np.float32)
+    targets = rng.normal(size=target_shape).astype(np.float32)
+    loss, grad = mean_squared_error(on(backend, outputs), on(backend, targets))
+    expected_loss, expected_grad = torch_loss_and_gradient(F.mse_loss, outputs, targets.reshape(5, n_outputs))
+    assert_array(loss, expected_loss, backend, dtype=backend.xp.float32, rtol=1e-6)
+    assert_array(grad, expected_grad, backend, dtype=backend.xp.float32, rtol=1e-6, atol=1e-8)
+
+
+def test_targets_of_the_wrong_shape_are_refused_by_name(backend):
+    logits = on(backend, np.zeros((4, 3), dtype=np.float32))
+    with pytest.raises(XpnetError, match=r"targets of shape \(4, 2\) do not match outputs \(4, 3\)"):
+        softmax_cross_entropy(logits, on(backend, np.zeros((4, 2), dtype=np.float32)))
+    with pytest.raises(XpnetError, match=r"targets of shape \(4, 2\) do not match outputs \(4, 3\)"):
+        mean_squared_error(logits, on(backend, np.zeros((4, 2), dtype=np.float32)))

@@ -1,0 +1,101 @@
+"""Optimizer steps on every backend against ``torch.optim`` fed the same gradients, step after step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_array, import_torch, on
+
+from xpnet import XpnetError
+from xpnet.backend import to_numpy
+from xpnet.optimizers import OPTIMIZERS, make
+
+torch = import_torch()
+
+N_STEPS = 6
+LEARNING_RATES = [0.1, 0.1, 0.05, 0.05, 0.02, 0.01]  # as a schedule would change them between steps
+SHAPES = [(3, 4), (4,)]
+
+
+def torch_optimizer(name: str, params, weight_decay: float):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=1.0, weight_decay=weight_decay)
+    if name in ("momentum", "nesterov"):
+        return torch.optim.SGD(params, lr=1.0, momentum=0.9, nesterov=name == "nesterov", weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=1.0, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=1.0, weight_decay=weight_decay)
+
+
+def host_run(seed: int = 0):
+    """Initial parameters and one gradient per parameter per step."""
+    rng = np.random.default_rng(seed)
+    initial = [rng.normal(size=shape).astype(np.float32) for shape in SHAPES]
+    gradients = [[rng.normal(size=shape).astype(np.float32) for shape in SHAPES] for _ in range(N_STEPS)]
+    return initial, gradients
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_steps_match_torch_optim(backend, name, weight_decay):
+    xp = backend.xp
+    initial, gradients = host_run()
+    params = [on(backend, p) for p in initial]
+    optimizer = make(name, weight_decay=weight_decay)
+    reference = [torch.tensor(p, requires_grad=True) for p in initial]
+    reference_optimizer = torch_optimizer(name, reference, weight_decay)
+    for lr, step_gradients in zip(LEARNING_RATES, gradients):
+        optimizer.step(params, [on(backend, g) for g in step_gradients], lr)
+        for group in reference_optimizer.param_groups:
+            group["lr"] = lr
+        for tensor, gradient in zip(reference, step_gradients):
+            tensor.grad = torch.tensor(gradient)
+        reference_optimizer.step()
+        for param, tensor in zip(params, reference):
+            assert_array(param, tensor.detach().numpy(), backend, dtype=xp.float32, rtol=1e-5, atol=1e-6)
+    assert optimizer.steps == N_STEPS
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam"])
+def test_state_lives_on_the_device_and_persists_across_steps(backend, name):
+    xp = backend.xp
+    initial, gradients = host_run(1)
+    params = [on(backend, p) for p in initial]
+    optimizer = make(name)
+    optimizer.step(params, [on(backend, g) for g in gradients[0]], 0.01)
+    buffers = {buffer: list(arrays) for buffer, arrays in optimizer.state.items()}
+    assert set(buffers) == ({"velocity"} if name == "momentum" else {"first_moment", "second_moment"})
+    optimizer.step(params, [on(backend, g) for g in gradients[1]], 0.01)
+    for buffer, arrays in optimizer.state.items():
+        for before, after, shape in zip(buffers[buffer], arrays, SHAPES):
+            assert after is before  # updated in place, not rebuilt
+            assert_array(after, to_numpy(after), backend, dtype=xp.float32)
+            assert tuple(after.shape) == shape
+    assert optimizer.steps == 2
+
+
+def test_momentum_velocity_matches_torch_momentum_buffer(backend):
+    initial, gradients = host_run(2)
+    params = [on(backend, p) for p in initial]
+    optimizer = make("momentum")
+    reference = [torch.tensor(p, requires_grad=True) for p in initial]
+    reference_optimizer = torch.optim.SGD(reference, lr=0.1, momentum=0.9)
+    for step_gradients in gradients[:3]:
+        optimizer.step(params, [on(backend, g) for g in step_gradients], 0.1)
+        for tensor, gradient in zip(reference, step_gradients):
+            tensor.grad = torch.tensor(gradient)
+        reference_optimizer.step()
+    for velocity, tensor in zip(optimizer.state["velocity"], reference):
+        expected = reference_optimizer.state[tensor]["momentum_buffer"].numpy()
+        assert_array(velocity, expected, backend, dtype=backend.xp.float32, rtol=1e-6)
+
+
+def test_bad_optimizer_settings_are_refused_by_name():
+    with pytest.raises(XpnetError, match="unknown optimizer 'rmsprop': choose one of sgd, momentum"):
+        make("rmsprop")
+    with pytest.raises(XpnetError, match="Nesterov momentum needs momentum > 0"):
+        make("nesterov", momentum=0.0)
+    with pytest.raises(XpnetError, match="weight decay must be >= 0, got -1"):
+        make("adam", weight_decay=-1)
+    with pytest.raises(XpnetError, match=r"momentum must be in \[0, 1\), got 1.5"):
+        make("momentum", momentum=1.5)

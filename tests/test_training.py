@@ -1,0 +1,202 @@
+"""``Model.fit`` end to end on every backend: warm starts continue one run exactly, seeds reproduce,
+dtypes are kept, early stopping restores the best weights, and prediction agrees with evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_array, import_torch, on
+
+from xpnet import Model, XpnetError, load_digits
+from xpnet.backend import to_numpy
+
+N_TRAIN, N_TEST = 240, 120
+SMALL = {"hidden": [16], "batch_size": 32, "lr": 0.01}
+HISTORY_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """A small slice of the embedded digits: enough to learn from in a few epochs."""
+    x_train, y_train, x_test, y_test = load_digits()
+    return x_train[:N_TRAIN], y_train[:N_TRAIN], x_test[:N_TEST], y_test[:N_TEST]
+
+
+def parameters_of(model: Model) -> list[np.ndarray]:
+    return [to_numpy(p) for p in model.network.parameters()]
+
+
+def without_seconds(history: list[dict]) -> list[dict]:
+    return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
+
+
+def assert_same_run(first: Model, second: Model, *, exact: bool) -> None:
+    for a, b in zip(parameters_of(first), parameters_of(second)):
+        if exact:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    if exact:
+        assert without_seconds(first.history) == without_seconds(second.history)
+
+
+def test_warm_started_epochs_equal_one_long_fit(backend, digits):
+    x, y, x_test, y_test = (on(backend, array) for array in digits)
+    settings = {**SMALL, "epochs": 4, "optimizer": "adam", "dropout": 0.2, "schedule": "cosine", "seed": 3}
+    long_run = Model(device="auto", **settings)
+    long_run.fit(x, y, validation_data=(x_test, y_test))
+    warm = Model(device="auto", **settings)
+    for _ in range(4):
+        warm.fit(x, y, validation_data=(x_test, y_test), epochs=1)
+    assert [record["epoch"] for record in warm.history] == [1, 2, 3, 4]
+    assert [record["lr"] for record in warm.history] == [record["lr"] for record in long_run.history]
+    assert_same_run(long_run, warm, exact=backend.is_numpy)
+    assert warm.optimizer.steps == long_run.optimizer.steps == 4 * 8
+    for name, buffers in long_run.optimizer.state.items():
+        for a, b in zip(buffers, warm.optimizer.state[name]):
+            np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-7)
+
+
+def test_the_same_seed_gives_the_same_run_and_another_seed_another(digits):
+    x, y, _, _ = digits
+    runs = [Model(device="cpu", epochs=2, seed=seed, dropout=0.1, **SMALL) for seed in (5, 5, 6)]
+    for model in runs:
+        model.fit(x, y)
+    assert_same_run(runs[0], runs[1], exact=True)
+    assert not np.array_equal(parameters_of(runs[0])[0], parameters_of(runs[2])[0])
+    assert runs[0].history[-1]["train_loss"] != runs[2].history[-1]["train_loss"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["adam", "nesterov"])
+def test_the_dtype_is_kept_end_to_end(backend, digits, dtype, optimizer):
+    xp = backend.xp
+    expected = getattr(xp, dtype)
+    x, y, x_test, _ = digits
+    # Inputs come in float64 and must not pull a float32 model up to float64.
+    model = Model(device="auto", epochs=1, optimizer=optimizer, dtype=dtype, **SMALL)
+    model.fit(on(backend, x.astype(np.float64)), on(backend, y))
+    for parameter in model.network.parameters():
+        assert_array(parameter, to_numpy(parameter), backend, dtype=expected)
+    for buffers in model.optimizer.state.values():
+        for buffer in buffers:
+            assert_array(buffer, to_numpy(buffer), backend, dtype=expected)
+    probabilities = model.predict_proba(on(backend, x_test))
+    assert_array(probabilities, to_numpy(probabilities), backend, dtype=expected)
+    assert isinstance(model.history[0]["train_loss"], float)
+
+
+def test_fit_trains_on_every_backend_and_results_stay_on_its_device(backend, digits):
+    x, y, x_test, y_test = (on(backend, array) for array in digits)
+    model = Model(device="auto", epochs=3, **SMALL)
+    history = model.fit(x, y, validation_data=(x_test, y_test))
+    assert model.backend.xp is backend.xp and model.backend.device == backend.device
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["val_accuracy"] > 0.6
+    labels = model.predict(x_test)
+    assert_array(labels, to_numpy(labels), backend, dtype=backend.xp.int64)
+    assert tuple(labels.shape) == (N_TEST,)
+
+
+def test_predict_predict_proba_and_evaluate_agree(backend, digits):
+    x, y, x_test, y_test = digits
+    model = Model(device="auto", epochs=3, **SMALL)
+    model.fit(on(backend, x), on(backend, y))
+    probabilities = to_numpy(model.predict_proba(on(backend, x_test)))
+    labels = to_numpy(model.predict(on(backend, x_test)))
+    assert probabilities.shape == (N_TEST, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(labels, probabilities.argmax(axis=1))
+    result = model.evaluate(on(backend, x_test), on(backend, y_test))
+    assert result["accuracy"] == pytest.approx(np.mean(labels == y_test))
+    cross_entropy = -np.mean(np.log(probabilities[np.arange(N_TEST), y_test]))
+    assert result["loss"] == pytest.approx(cross_entropy, rel=1e-4)
+    assert model.evaluate(on(backend, x_test), on(backend, np.eye(10, dtype=np.float32)[y_test])) == result
+
+
+def test_host_inputs_get_host_answers_from_a_model_on_another_library(digits):
+    torch = import_torch()
+    x, y, x_test, _ = digits
+    model = Model(device="auto", epochs=1, **SMALL)
+    model.fit(torch.asarray(x), torch.asarray(y))
+    assert model.backend.name == "torch"
+    assert isinstance(model.predict(x_test), np.ndarray)
+    assert isinstance(model.predict(torch.asarray(x_test)), torch.Tensor)
+
+
+def test_history_records_every_field_and_continues_across_fits(digits):
+    x, y, x_test, y_test = digits
+    model = Model(device="cpu", epochs=2, **SMALL)
+    model.fit(x, y, validation_data=(x_test, y_test))
+    history = model.fit(x, y, validation_data=(x_test, y_test), epochs=1)
+    assert history is model.history and len(history) == 3
+    assert [record["epoch"] for record in history] == [1, 2, 3]
+    for record in history:
+        assert set(record) == HISTORY_KEYS
+        assert all(isinstance(record[key], float) for key in HISTORY_KEYS - {"epoch"})
+        assert 0.0 <= record["train_accuracy"] <= 1.0 and record["seconds"] >= 0.0
+    assert history[-1]["val_loss"] == pytest.approx(model.evaluate(x_test, y_test)["loss"], rel=1e-6)
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(digits):
+    x, y, x_test, y_test = digits
+    model = Model(device="cpu", hidden=[64], epochs=60, lr=0.01, batch_size=8, early_stopping=3)
+    history = model.fit(x[:60], y[:60], validation_data=(x_test, y_test))
+    val_losses = [record["val_loss"] for record in history]
+    best = int(np.argmin(val_losses))
+    assert len(history) == best + 1 + 3 < 60  # stopped three epochs after the best one
+    assert model.evaluate(x_test, y_test)["loss"] == pytest.approx(val_losses[best], rel=1e-6)
+
+
+def test_early_stopping_without_validation_data_is_refused(digits):
+    x, y, _, _ = digits
+    with pytest.raises(XpnetError, match="early stopping needs validation data: set val_split"):
+        Model(device="cpu", epochs=1, early_stopping=2, **SMALL).fit(x, y)
+
+
+def test_val_split_holds_out_that_fraction_of_the_training_data(digits):
+    x, y, _, _ = digits
+    model = Model(device="cpu", epochs=2, val_split=0.25, **SMALL)
+    history = model.fit(x, y)
+    n_val = N_TRAIN // 4
+    for record in history:
+        assert record["val_accuracy"] * n_val == pytest.approx(round(record["val_accuracy"] * n_val))
+        assert record["train_accuracy"] * (N_TRAIN - n_val) == pytest.approx(
+            round(record["train_accuracy"] * (N_TRAIN - n_val))
+        )
+    with pytest.raises(XpnetError, match=r"val_split 0\.999 leaves no training data"):
+        Model(device="cpu", epochs=1, val_split=0.999, **SMALL).fit(x[:10], y[:10])
+
+
+def test_regression_with_mean_squared_error(backend):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(200, 3)).astype(np.float32)
+    y = (np.sin(2 * x[:, 0]) + x[:, 1] * x[:, 2]).astype(np.float32)
+    model = Model(device="auto", loss="mse", hidden=[32], activation="tanh", epochs=25, lr=0.01, batch_size=16)
+    history = model.fit(on(backend, x), on(backend, y))
+    assert history[-1]["train_loss"] < 0.2 * history[0]["train_loss"]
+    assert history[-1]["train_accuracy"] is None
+    outputs = model.predict(on(backend, x))
+    assert_array(outputs, to_numpy(outputs), backend, dtype=backend.xp.float32)
+    assert tuple(outputs.shape) == (200, 1)
+    mse = float(np.mean((to_numpy(outputs)[:, 0] - y) ** 2))
+    assert model.evaluate(on(backend, x), on(backend, y)) == {"loss": pytest.approx(mse, rel=1e-4), "accuracy": None}
+    with pytest.raises(XpnetError, match="predict_proba needs a classifier"):
+        model.predict_proba(on(backend, x))
+
+
+def test_bad_training_input_is_refused_with_what_to_do(digits):
+    x, y, _, _ = digits
+    model = Model(device="cpu", epochs=1, **SMALL)
+    with pytest.raises(XpnetError, match="has not been trained yet: call fit first"):
+        model.predict(x)
+    with pytest.raises(XpnetError, match=r"got shape \(240, 8, 8\); flatten images first"):
+        model.fit(x.reshape(-1, 8, 8), y)
+    with pytest.raises(XpnetError, match="240 samples but 239 labels"):
+        model.fit(x, y[:-1])
+    with pytest.raises(XpnetError, match=r"labels must be 0\.\.K-1 but include -1"):
+        model.fit(x, y - 1)
+    with pytest.raises(XpnetError, match="contain NaN or infinite values"):
+        model.fit(np.where(x > 0.5, np.nan, x), y)
+    with pytest.raises(XpnetError, match="epochs must be a positive integer, got 0"):
+        model.fit(x, y, epochs=0)
