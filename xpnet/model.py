@@ -98,6 +98,7 @@ class Model:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
         # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
         callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
+        self._warn_if_schedule_ends(epochs)
         with tf32_matmuls(self.backend, self.config.tf32):
             self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
         return self.history
@@ -155,8 +156,9 @@ class Model:
                 )
                 record["val_loss"] = float(val_loss)
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
-            # The last step of an epoch can break the weights: the validation loss is the first to see it.
-            if not all(math.isfinite(record.get(key, 0.0)) for key in ("train_loss", "val_loss")):
+            # The last step of an epoch can break the weights after its loss was taken: check them too.
+            losses_finite = all(math.isfinite(record.get(key, 0.0)) for key in ("train_loss", "val_loss"))
+            if not (losses_finite and self._weights_finite()):
                 self._restore(before)
                 raise TrainingDiverged(_divergence_message(epoch + 1, lr, input_scale, self.config))
             record["lr"] = lr
@@ -167,6 +169,22 @@ class Model:
                 break
         for callback in callbacks:
             callback.on_train_end(self)
+
+    def _weights_finite(self) -> bool:
+        """One device read: NaN or infinity in any weight makes the sum of all weights non-finite."""
+        xp = self.backend.xp
+        total = sum(xp.sum(parameter) for parameter in self.network.parameters())
+        return bool(xp.isfinite(total))
+
+    def _warn_if_schedule_ends(self, epochs: int):
+        last_epoch = self.epochs_done + epochs
+        if self.config.schedule == "cosine" and last_epoch > self.config.epochs:
+            warnings.warn(
+                f"the cosine schedule spans epochs=={self.config.epochs}, so epochs {self.config.epochs + 1} to "
+                f"{last_epoch} train at learning rate 0; raise epochs in the settings to stretch the schedule",
+                XpnetWarning,
+                stacklevel=3,
+            )
 
     def _warn_if_at_chance_level(self, record, input_scale):
         # With a single class there is nothing to learn and no chance level to fall to.
