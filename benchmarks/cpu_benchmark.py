@@ -29,6 +29,8 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parent.parent
 SLOWING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 FRAMEWORKS = ("xpnet", "torch", "sklearn")
+# With --baseline DIR, "xpnet-baseline" is xpnet imported from DIR (say, an older commit's files).
+BASELINE_SUFFIX = "-baseline"
 # A pause before each epoch, so that the BLAS threads of the worker that ran last (which spin for a
 # while after their work) have gone to sleep and do not take cores from the next one.
 PAUSE_SECONDS = 0.3
@@ -250,7 +252,7 @@ def blas_info() -> list[str]:
 def worker(framework: str, config: str, seed: int, data_dir: Path) -> None:
     """Build one trainer, then answer ``epoch`` and ``finish`` commands from stdin with JSON lines."""
     data = load_mnist(data_dir)
-    trainer = TRAINERS[framework](SETUPS[config], seed, data)
+    trainer = TRAINERS[framework.removesuffix(BASELINE_SUFFIX)](SETUPS[config], seed, data)
     reply = {"setup_rss_mib": peak_rss_mib(), "versions": trainer.versions(), "blas": blas_info()}
     print(json.dumps(reply), flush=True)
     for line in sys.stdin:
@@ -265,9 +267,9 @@ def worker(framework: str, config: str, seed: int, data_dir: Path) -> None:
 
 
 class Worker:
-    def __init__(self, framework: str, config: str, seed: int, data_dir: Path):
+    def __init__(self, framework: str, config: str, seed: int, data_dir: Path, source: Path):
         environment = {k: v for k, v in os.environ.items() if k not in SLOWING_VARIABLES}
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), environment.get("PYTHONPATH")]))
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), environment.get("PYTHONPATH")]))
         command = [sys.executable, __file__, "--worker", framework, config, str(seed), str(data_dir)]
         self.framework = framework
         self.process = subprocess.Popen(
@@ -284,14 +286,15 @@ class Worker:
         return json.loads(line)
 
 
-def run_config(config: str, frameworks: list[str], seeds: list[int], epochs: int, data_dir: Path) -> dict:
-    """Train every framework ``epochs`` epochs per seed, interleaved epoch by epoch."""
+def run_config(config: str, frameworks: dict[str, Path], seeds: list[int], epochs: int, data_dir: Path) -> dict:
+    """Train every framework (name: folder its xpnet is imported from) ``epochs`` epochs per seed,
+    interleaved epoch by epoch."""
     results = {name: {"seconds": [], "accuracy": [], "peak_rss_mib": [], "setup_rss_mib": []} for name in frameworks}
     for seed in seeds:
         # Started one after another, so that setting up one does not slow the others' first epoch.
         workers = []
-        for name in frameworks:
-            workers.append(Worker(name, config, seed, data_dir))
+        for name, source in frameworks.items():
+            workers.append(Worker(name, config, seed, data_dir, source))
             setup = workers[-1].ask()
             results[name].update(versions=setup["versions"], blas=setup["blas"])
             results[name]["setup_rss_mib"].append(setup["setup_rss_mib"])
@@ -384,6 +387,7 @@ def main(argv=None) -> None:
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--baseline", type=Path, help="also time xpnet imported from this folder (xpnet-baseline)")
     parser.add_argument("--output", type=Path, help="write the markdown table here (default: print it)")
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
     parser.add_argument("--worker", nargs=4, metavar=("FRAMEWORK", "CONFIG", "SEED", "DATA"), help=argparse.SUPPRESS)
@@ -397,8 +401,11 @@ def main(argv=None) -> None:
     if not (args.data / "train-images-idx3-ubyte").exists():
         parser.error(f"no MNIST IDX files in {args.data}: run bash ../shared/data/fetch-mnist.sh {args.data}")
     removed = {name: os.environ[name] for name in SLOWING_VARIABLES if name in os.environ}
+    frameworks = dict.fromkeys(args.frameworks, REPOSITORY)
+    if args.baseline:
+        frameworks["xpnet" + BASELINE_SUFFIX] = args.baseline.resolve()
     all_results = {
-        config: run_config(config, args.frameworks, args.seeds, args.epochs, args.data) for config in args.configs
+        config: run_config(config, frameworks, args.seeds, args.epochs, args.data) for config in args.configs
     }
     table = markdown(all_results, args.epochs, args.seeds, removed)
     if args.json:
