@@ -31,6 +31,7 @@ SLOWING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 FRAMEWORKS = ("xpnet", "torch", "sklearn")
 # With --baseline DIR, "xpnet-baseline" is xpnet imported from DIR (say, an older commit's files).
 BASELINE_SUFFIX = "-baseline"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # A pause before each epoch, so that the BLAS threads of the worker that ran last (which spin for a
 # while after their work) have gone to sleep and do not take cores from the next one.
 PAUSE_SECONDS = 0.3
@@ -104,10 +105,21 @@ class XpnetTrainer:
             device="cpu",
         )
 
-    def epoch(self) -> float:
-        """Seconds of the epoch as xpnet times it: shuffle, batches and updates (not input checks)."""
-        self.model.fit(self.x_train, self.y_train, epochs=1)
-        return self.model.history[-1]["seconds"]
+    def epoch(self) -> tuple[float, float]:
+        """Wall and CPU seconds from the epoch's start to its end as ``fit`` reports them: shuffle, batches
+        and updates, not the input checks that ``fit`` does once per call."""
+        import xpnet
+
+        class Clock(xpnet.Callback):
+            def on_epoch_begin(self, epoch, n_batches):
+                self.started = time.perf_counter(), time.process_time()
+
+            def on_epoch_end(self, record):
+                self.seconds = time.perf_counter() - self.started[0], time.process_time() - self.started[1]
+
+        clock = Clock()
+        self.model.fit(self.x_train, self.y_train, epochs=1, callbacks=[clock])
+        return clock.seconds
 
     def accuracy(self) -> float:
         return self.model.evaluate(self.x_test, self.y_test)["accuracy"]
@@ -145,11 +157,13 @@ class TorchTrainer:
         self.batch_size = setup.batch_size
         self.generator = torch.Generator().manual_seed(seed)
 
-    def epoch(self) -> float:
+    def epoch(self) -> tuple[float, float]:
+        return timed(self.train_epoch)
+
+    def train_epoch(self) -> None:
         import torch
         from torch.nn import functional
 
-        started = time.perf_counter()
         self.model.train()
         order = torch.randperm(self.x_train.shape[0], generator=self.generator)
         for start in range(0, order.shape[0], self.batch_size):
@@ -159,7 +173,6 @@ class TorchTrainer:
             loss.backward()
             self.optimizer.step()
         float(loss.detach())
-        return time.perf_counter() - started
 
     def accuracy(self) -> float:
         import torch
@@ -202,19 +215,19 @@ class SklearnTrainer:
             shuffle=True,
             random_state=random_state,
         )
-        # One step on two samples builds the model; then the weights are redrawn (He normal) and the
+        # One step on one batch builds the model; then the weights are redrawn (He normal) and the
         # optimizer state dropped, so training starts from a fresh He-initialised network.
-        self.model.partial_fit(self.x_train[:2], self.y_train[:2], classes=np.arange(10))
+        self.model.partial_fit(
+            self.x_train[: setup.batch_size], self.y_train[: setup.batch_size], classes=np.arange(10)
+        )
         for weight, bias in zip(self.model.coefs_, self.model.intercepts_):
             fan_in = weight.shape[0]
             weight[...] = random_state.standard_normal(weight.shape) * np.sqrt(2.0 / fan_in)
             bias[...] = 0.0
         del self.model._optimizer
 
-    def epoch(self) -> float:
-        started = time.perf_counter()
-        self.model.partial_fit(self.x_train, self.y_train)
-        return time.perf_counter() - started
+    def epoch(self) -> tuple[float, float]:
+        return timed(lambda: self.model.partial_fit(self.x_train, self.y_train))
 
     def accuracy(self) -> float:
         return float((self.model.predict(self.x_test) == self.y_test).mean())
@@ -224,6 +237,13 @@ class SklearnTrainer:
         import sklearn
 
         return {"scikit-learn": sklearn.__version__}
+
+
+def timed(function) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads of this process) that ``function()`` takes."""
+    started = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - started[0], time.process_time() - started[1]
 
 
 TRAINERS = {"xpnet": XpnetTrainer, "torch": TorchTrainer, "sklearn": SklearnTrainer}
@@ -257,7 +277,8 @@ def worker(framework: str, config: str, seed: int, data_dir: Path) -> None:
     print(json.dumps(reply), flush=True)
     for line in sys.stdin:
         if line.strip() == "epoch":
-            print(json.dumps({"seconds": trainer.epoch()}), flush=True)
+            wall, cpu = trainer.epoch()
+            print(json.dumps({"seconds": wall, "cpu_seconds": cpu}), flush=True)
         else:
             print(json.dumps({"accuracy": trainer.accuracy(), "peak_rss_mib": peak_rss_mib()}), flush=True)
             return
@@ -267,8 +288,10 @@ def worker(framework: str, config: str, seed: int, data_dir: Path) -> None:
 
 
 class Worker:
-    def __init__(self, framework: str, config: str, seed: int, data_dir: Path, source: Path):
+    def __init__(self, framework: str, config: str, seed: int, data_dir: Path, source: Path, threads: int | None):
         environment = {k: v for k, v in os.environ.items() if k not in SLOWING_VARIABLES}
+        if threads:
+            environment.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), environment.get("PYTHONPATH")]))
         command = [sys.executable, __file__, "--worker", framework, config, str(seed), str(data_dir)]
         self.framework = framework
@@ -286,15 +309,18 @@ class Worker:
         return json.loads(line)
 
 
-def run_config(config: str, frameworks: dict[str, Path], seeds: list[int], epochs: int, data_dir: Path) -> dict:
+def run_config(
+    config: str, frameworks: dict[str, Path], seeds: list[int], epochs: int, data_dir: Path, threads: int | None
+) -> dict:
     """Train every framework (name: folder its xpnet is imported from) ``epochs`` epochs per seed,
     interleaved epoch by epoch."""
-    results = {name: {"seconds": [], "accuracy": [], "peak_rss_mib": [], "setup_rss_mib": []} for name in frameworks}
+    keys = ("seconds", "cpu_seconds", "accuracy", "peak_rss_mib", "setup_rss_mib")
+    results = {name: {key: [] for key in keys} for name in frameworks}
     for seed in seeds:
         # Started one after another, so that setting up one does not slow the others' first epoch.
         workers = []
         for name, source in frameworks.items():
-            workers.append(Worker(name, config, seed, data_dir, source))
+            workers.append(Worker(name, config, seed, data_dir, source, threads))
             setup = workers[-1].ask()
             results[name].update(versions=setup["versions"], blas=setup["blas"])
             results[name]["setup_rss_mib"].append(setup["setup_rss_mib"])
@@ -302,10 +328,15 @@ def run_config(config: str, frameworks: dict[str, Path], seeds: list[int], epoch
             turn = workers[epoch % len(workers) :] + workers[: epoch % len(workers)]
             for current in turn:
                 time.sleep(PAUSE_SECONDS)
-                seconds = current.ask("epoch")["seconds"]
+                answer = current.ask("epoch")
                 if epoch > 0:
-                    results[current.framework]["seconds"].append(seconds)
-                print(f"  {config} seed {seed} epoch {epoch + 1} {current.framework}: {seconds:.3f} s", flush=True)
+                    for key in ("seconds", "cpu_seconds"):
+                        results[current.framework][key].append(answer[key])
+                print(
+                    f"  {config} seed {seed} epoch {epoch + 1} {current.framework}: "
+                    f"{answer['seconds']:.3f} s ({answer['cpu_seconds']:.3f} s CPU)",
+                    flush=True,
+                )
         for current in workers:
             final = current.ask("finish")
             results[current.framework]["accuracy"].append(final["accuracy"])
@@ -336,16 +367,19 @@ def _git_commit() -> str:
     return commit.stdout.strip() or "unknown"
 
 
-def markdown(all_results: dict, epochs: int, seeds: list[int], removed: dict) -> str:
+def markdown(all_results: dict, epochs: int, seeds: list[int], removed: dict, threads: int | None) -> str:
     machine = machine_description()
     lines = [
         f"Machine: {machine['cpu']}, {machine['logical cpus']} logical CPUs, {machine['system']}, "
         f"Python {machine['python']}, xpnet at commit {machine['xpnet commit']}.",
         "Removed from the workers' environment: "
         + (", ".join(f"{k}={v}" for k, v in removed.items()) if removed else "nothing (neither variable was set)")
-        + ".",
+        + "."
+        + (f" Threads: {threads} per library (OMP/OPENBLAS/MKL_NUM_THREADS)." if threads else " Threads: defaults."),
         f"{epochs} epochs per run, seeds {', '.join(map(str, seeds))}; seconds per epoch: median over epochs "
-        f"2..{epochs} of all seeds; ratio: that median over PyTorch's; accuracy: test set after epoch {epochs}, "
+        f"2..{epochs} of all seeds, wall clock and CPU time (all threads; less disturbed by other work on the "
+        "machine, but it counts threads that spin while waiting); x PyTorch: that median over PyTorch's; "
+        f"accuracy: test set after epoch {epochs}, "
         "mean (min-max) over seeds; memory: peak resident set of the worker process (data loading included), "
         "and its growth during training.",
         "",
@@ -356,21 +390,28 @@ def markdown(all_results: dict, epochs: int, seeds: list[int], removed: dict) ->
         lines += [
             f"### Config {config}: {setup.describe()}",
             "",
-            "| library | s/epoch (median) | min-max | ratio to PyTorch | test accuracy | peak RSS MiB "
-            "| training growth MiB |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| library | wall s/epoch | min-max | x PyTorch | CPU s/epoch | x PyTorch | test accuracy "
+            "| peak RSS MiB | training growth MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        torch_median = statistics.median(results["torch"]["seconds"]) if "torch" in results else None
         for name, result in results.items():
-            median = statistics.median(result["seconds"])
-            ratio = f"{median / torch_median:.2f}x" if torch_median else "-"
+            cells = [name]
+            for key in ("seconds", "cpu_seconds"):
+                median = statistics.median(result[key])
+                reference = statistics.median(results["torch"][key]) if "torch" in results else None
+                if key == "seconds":
+                    cells += [f"{median:.3f}", f"{min(result[key]):.3f}-{max(result[key]):.3f}"]
+                else:
+                    cells.append(f"{median:.3f}")
+                cells.append(f"{median / reference:.2f}x" if reference else "-")
             accuracy = result["accuracy"]
             growth = max(p - s for p, s in zip(result["peak_rss_mib"], result["setup_rss_mib"]))
-            lines.append(
-                f"| {name} | {median:.3f} | {min(result['seconds']):.3f}-{max(result['seconds']):.3f} | {ratio} | "
-                f"{100 * statistics.mean(accuracy):.2f}% ({100 * min(accuracy):.2f}-{100 * max(accuracy):.2f}) | "
-                f"{max(result['peak_rss_mib']):.0f} | {growth:.0f} |"
-            )
+            cells += [
+                f"{100 * statistics.mean(accuracy):.2f}% ({100 * min(accuracy):.2f}-{100 * max(accuracy):.2f})",
+                f"{max(result['peak_rss_mib']):.0f}",
+                f"{growth:.0f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
             versions.update(result["versions"])
             blas[name] = result["blas"]
         lines.append("")
@@ -386,6 +427,7 @@ def main(argv=None) -> None:
     parser.add_argument("--configs", nargs="+", choices=sorted(SETUPS), default=["S", "L"])
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="threads per library (default: each library's own choice)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--baseline", type=Path, help="also time xpnet imported from this folder (xpnet-baseline)")
     parser.add_argument("--output", type=Path, help="write the markdown table here (default: print it)")
@@ -405,9 +447,10 @@ def main(argv=None) -> None:
     if args.baseline:
         frameworks["xpnet" + BASELINE_SUFFIX] = args.baseline.resolve()
     all_results = {
-        config: run_config(config, frameworks, args.seeds, args.epochs, args.data) for config in args.configs
+        config: run_config(config, frameworks, args.seeds, args.epochs, args.data, args.threads)
+        for config in args.configs
     }
-    table = markdown(all_results, args.epochs, args.seeds, removed)
+    table = markdown(all_results, args.epochs, args.seeds, removed, args.threads)
     if args.json:
         args.json.write_text(json.dumps(all_results, indent=1))
     if args.output:
