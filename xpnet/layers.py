@@ -57,7 +57,9 @@ class Dense(Layer):
 
     def forward(self, x, *, training=False, rng=None):
         self._input = x
-        return x @ self.params["weight"] + self.params["bias"]
+        outputs = x @ self.params["weight"]
+        outputs += self.params["bias"]  # in place on the fresh product: one pass, no second array
+        return outputs
 
     def backward(self, grad_output):
         self.parameter_backward(grad_output)
