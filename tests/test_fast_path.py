@@ -108,3 +108,33 @@ def test_backward_without_input_gradient_fills_the_same_parameter_gradients():
     assert grad_input.shape == x.shape
     for a, b in zip(full, network.gradients()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["adam", "adam, weight decay", "adamw"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_adam_equals_the_reference_bit_for_bit(monkeypatch, name, dtype):
+    """The Numba kernel (the ``fast`` extra) applies the reference's operations in its order."""
+    pytest.importorskip("numba")
+    from xpnet import fused
+
+    monkeypatch.setattr(fused, "MIN_SIZE", 1000)  # the test's parameters take the fused kernel
+    calls = []
+    kernel = fused._adam_kernel()
+    monkeypatch.setattr(fused, "_adam_kernel", lambda: _counting(kernel, calls))
+    fast_params, fast_state = _run_steps(OPTIMIZERS[name], dtype)
+    assert calls == [300 * 500] * 3  # three steps of the one parameter above MIN_SIZE
+    with fastpath.disabled():
+        reference_params, reference_state = _run_steps(OPTIMIZERS[name], dtype)
+    for fast, reference in zip(fast_params, reference_params, strict=True):
+        np.testing.assert_array_equal(fast, reference)
+    for buffer in reference_state:
+        for fast, reference in zip(fast_state[buffer], reference_state[buffer], strict=True):
+            np.testing.assert_array_equal(fast, reference)
+
+
+def _counting(function, calls):
+    def counted(*args):
+        calls.append(args[0].size)
+        return function(*args)
+
+    return counted

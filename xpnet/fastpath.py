@@ -17,6 +17,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from xpnet import fused
+
 # Elements per chunk: the chunk of each operand and the scratch buffer (256 KiB each in float32)
 # fit together in a 1 MiB L2 cache.
 CHUNK = 65536
@@ -95,7 +97,24 @@ def adam_update(
     correction1: float,
     correction2: float,
 ) -> None:
-    """``optimizers.Adam._update`` in place, given the bias corrections of this step."""
+    """``optimizers.Adam._update`` in place, given the bias corrections of this step (in one fused
+    pass when Numba is installed and the parameter is large, see ``fused``)."""
+    if fused.available and param.size >= fused.MIN_SIZE:
+        fused.adam_update(
+            param,
+            grad,
+            first,
+            second,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled=decoupled,
+            correction1=correction1,
+            correction2=correction2,
+        )
+        return
     root_correction2 = math.sqrt(correction2)
     step_size = lr / correction1
     for param_chunk, grad_chunk, first_chunk, second_chunk, scratch in _chunks(param, grad, first, second):
