@@ -75,13 +75,13 @@ def test_a_huge_learning_rate_stops_with_the_epoch_and_rate_and_keeps_the_last_g
     settings = {"hidden": [32], "optimizer": "momentum", "lr": 0.2, "loss": "mse", "activation": "tanh"}
     targets = y[:300].astype(np.float32)
     diverging = Model(device="cpu", epochs=5, **settings)
-    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 3: .* learning rate 0\.2 \(momentum\)") as error:
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 2: .* learning rate 0\.2 \(momentum\)") as error:
         diverging.fit(x[:300], targets)
     assert "Try a learning rate 10x smaller (lr=0.02)" in str(error.value)
-    stable = Model(device="cpu", epochs=2, **settings)
+    stable = Model(device="cpu", epochs=1, **settings)
     stable.fit(x[:300], targets)
-    # The model is left exactly as after epoch 2: weights, optimizer state and history.
-    assert len(diverging.history) == 2 and diverging.optimizer.steps == stable.optimizer.steps == 20
+    # The model is left exactly as after epoch 1: weights, optimizer state and history.
+    assert len(diverging.history) == 1 and diverging.optimizer.steps == stable.optimizer.steps == 10
     for kept, expected in zip(diverging.network.parameters(), stable.network.parameters()):
         assert np.all(np.isfinite(to_numpy(kept)))
         np.testing.assert_array_equal(to_numpy(kept), to_numpy(expected))
@@ -153,5 +153,16 @@ def test_weights_broken_by_an_epochs_last_step_are_caught_by_the_validation_loss
     # One batch per epoch: its training loss is computed before the step that breaks the weights.
     with pytest.raises(TrainingDiverged, match=r"diverged in epoch 1: .* learning rate 1e\+30 \(sgd\)"):
         model.fit(x[:32], y[:32], validation_data=(x_test[:50], y_test[:50]))
+    assert model.history == [] and model.optimizer.steps == 0
+    assert np.all(np.isfinite(model.predict_proba(x_test[:50])))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy notices the overflow the test provokes
+def test_weights_broken_by_the_last_step_are_caught_without_validation_data(digits):
+    x, y, x_test, _ = digits
+    model = Model(device="cpu", hidden=[16], epochs=1, optimizer="sgd", lr=1e30, batch_size=32)
+    # One batch, one epoch, no validation: only a loss computed after the step can see the broken weights.
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 1: .* learning rate 1e\+30 \(sgd\)"):
+        model.fit(x[:32], y[:32])
     assert model.history == [] and model.optimizer.steps == 0
     assert np.all(np.isfinite(model.predict_proba(x_test[:50])))

@@ -149,8 +149,7 @@ class Model:
                 )
                 record["val_loss"] = float(val_loss)
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
-            # The last step of an epoch can break the weights: the validation loss is the first to see it.
-            if not all(math.isfinite(record.get(key, 0.0)) for key in ("train_loss", "val_loss")):
+            if not (math.isfinite(record["train_loss"]) and math.isfinite(self._final_loss(record, x, y))):
                 self._restore(before)
                 raise TrainingDiverged(_divergence_message(epoch + 1, lr, input_scale, self.config))
             record["lr"] = lr
@@ -161,6 +160,17 @@ class Model:
                 break
         for callback in callbacks:
             callback.on_train_end(self)
+
+    def _final_loss(self, record, x, y) -> float:
+        """The loss under the epoch's final weights, which its training loss (summed before each step) never
+        saw: the last step can break them. The validation loss where there is one, else one batch's."""
+        if "val_loss" in record:
+            return record["val_loss"]
+        rows = min(x.shape[0], self.config.batch_size)
+        loss, _ = training.evaluate(
+            self.network, losses.get(self.config.loss), x[:rows, ...], y[:rows, ...], classify=False
+        )
+        return float(loss)
 
     def _warn_if_at_chance_level(self, record, input_scale):
         # With a single class there is nothing to learn and no chance level to fall to.
