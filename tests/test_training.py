@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import assert_array, import_torch, on
 
-from xpnet import Model, XpnetError, load_digits
+from xpnet import Backend, Model, XpnetError, load_digits
 from xpnet.backend import to_numpy
 
 N_TRAIN, N_TEST = 240, 120
@@ -200,3 +200,19 @@ def test_bad_training_input_is_refused_with_what_to_do(digits):
         model.fit(np.where(x > 0.5, np.nan, x), y)
     with pytest.raises(XpnetError, match="epochs must be a positive integer, got 0"):
         model.fit(x, y, epochs=0)
+
+
+def test_float32_trains_on_a_device_without_float64_which_refuses_float64_by_name(digits):
+    strict = pytest.importorskip("array_api_strict")
+    no_float64 = Backend(strict, strict.Device("no_float64"), "array_api_strict")
+    x, y, x_test, y_test = (on(no_float64, array) for array in digits)
+    # Every part that could create a float64 array on the way: dropout, a validation split, Adam, early stopping.
+    model = Model(device="auto", epochs=3, dropout=0.1, val_split=0.2, early_stopping=2, **SMALL)
+    model.fit(x, y)
+    for array in [*model.network.parameters(), *model.optimizer.state["second_moment"]]:
+        assert_array(array, to_numpy(array), no_float64, dtype=strict.float32)
+    probabilities = model.predict_proba(x_test)
+    assert_array(probabilities, to_numpy(probabilities), no_float64, dtype=strict.float32)
+    assert model.evaluate(x_test, y_test)["accuracy"] > 0.3
+    with pytest.raises(XpnetError, match=r"no_float64'\) does not support float64: use dtype='float32'"):
+        Model(device="auto", epochs=1, dtype="float64", **SMALL).fit(x, y)

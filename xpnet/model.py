@@ -236,7 +236,9 @@ class Model:
     def _choose_backend(self, x):
         if self.backend is None:
             use_data = self.device == "auto" and _is_foreign_array(x)
-            self.backend = select(x if use_data else self.device)
+            backend = select(x if use_data else self.device)
+            backend.require_float(self.config.dtype)
+            self.backend = backend
 
     def _prepare_inputs(self, x, role: str):
         if self.backend is None:
