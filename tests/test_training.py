@@ -216,3 +216,25 @@ def test_float32_trains_on_a_device_without_float64_which_refuses_float64_by_nam
     assert model.evaluate(x_test, y_test)["accuracy"] > 0.3
     with pytest.raises(XpnetError, match=r"no_float64'\) does not support float64: use dtype='float32'"):
         Model(device="auto", epochs=1, dtype="float64", **SMALL).fit(x, y)
+
+
+def test_one_hot_rows_give_their_width_as_the_classes_even_for_classes_absent_so_far(digits):
+    x, y, x_test, y_test = digits
+    without_nines = y != 9
+    one_hot = np.eye(10, dtype=np.float32)
+    model = Model(device="cpu", epochs=1, **SMALL)
+    model.fit(x[without_nines], one_hot[y[without_nines]])
+    assert model.n_classes == 10 and model.predict_proba(x_test).shape == (N_TEST, 10)
+    model.fit(x, one_hot[y], epochs=1)  # the nines arrive later: the same network takes them
+    assert model.epochs_done == 2
+    with pytest.raises(XpnetError, match="evaluation one-hot rows have 12 columns but the model has 10 classes"):
+        model.evaluate(x_test, np.eye(12, dtype=np.float32)[y_test])
+
+
+def test_a_column_of_labels_is_read_as_labels_not_as_one_hot_rows(digits):
+    x, y, _, _ = digits
+    runs = [Model(device="cpu", epochs=1, **SMALL) for _ in range(2)]
+    runs[0].fit(x, y)
+    runs[1].fit(x, y[:, None])
+    assert runs[1].n_classes == 10
+    assert_same_run(runs[0], runs[1], exact=True)

@@ -267,7 +267,10 @@ class Model:
         if not self.classify:
             return self.backend.asarray(y, dtype=self.dtype)
         y = self.backend.asarray(y)
-        if y.ndim == 2:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]  # a column of labels, not one-hot rows of a single class
+        elif y.ndim == 2:
+            self._one_hot_width(y.shape[1], role)
             y = xp.argmax(y, axis=1)
         if y.ndim != 1:
             raise XpnetError(f"{role} labels must be 1-D class indices or 2-D one-hot rows, got shape {tuple(y.shape)}")
@@ -288,6 +291,13 @@ class Model:
                 f"{role} labels include {highest} but the model has {self.n_classes} classes (0..{self.n_classes - 1})"
             )
         return y
+
+    def _one_hot_width(self, width: int, role: str) -> None:
+        """One-hot rows state the number of classes, even of classes absent from this data."""
+        if self.n_classes is None:
+            self.n_classes = width
+        elif width != self.n_classes:
+            raise XpnetError(f"{role} one-hot rows have {width} columns but the model has {self.n_classes} classes")
 
     def _n_outputs(self, y, y_val) -> int:
         xp = self.backend.xp
