@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import assert_array, import_torch, on
 
+import xpnet
 from xpnet import Backend, Model, XpnetError, load_digits
 from xpnet.backend import to_numpy
 
@@ -238,3 +239,29 @@ def test_a_column_of_labels_is_read_as_labels_not_as_one_hot_rows(digits):
     runs[1].fit(x, y[:, None])
     assert runs[1].n_classes == 10
     assert_same_run(runs[0], runs[1], exact=True)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("seed", -1, "seed must be a non-negative integer, got -1"),
+        ("seed", 1.5, "seed must be a non-negative integer, got 1.5"),
+        ("batch_size", 32.5, "batch size must be a positive integer, got 32.5"),
+        ("epochs", "3", "epochs must be a positive integer, got '3'"),
+    ],
+)
+def test_integer_settings_are_refused_by_name_before_training(setting, value, message):
+    with pytest.raises(XpnetError, match=message):
+        Model(device="cpu", **{setting: value})
+
+
+def test_numpy_integer_settings_train_and_save_as_plain_integers(digits, tmp_path):
+    x, y, _, _ = digits
+    settings = {"seed": np.int64(4), "batch_size": np.int32(32), "epochs": np.int64(1)}  # as from a parameter grid
+    model = Model(device="cpu", hidden=[16], lr=0.01, **settings)
+    model.fit(x, y)
+    model.save(tmp_path / "model.npz")
+    assert xpnet.load(tmp_path / "model.npz").config.to_dict() == model.config.to_dict()
+    reference = Model(device="cpu", hidden=[16], lr=0.01, seed=4, batch_size=32, epochs=1)
+    reference.fit(x, y)
+    assert_same_run(model, reference, exact=True)
