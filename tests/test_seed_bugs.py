@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import on
+from conftest import assert_array, on
 
 from xpnet import Dense, Model, Network, TrainingDiverged, XpnetWarning, gradcheck, load_digits
 from xpnet.backend import to_numpy
@@ -166,3 +166,18 @@ def test_weights_broken_by_the_last_step_are_caught_without_validation_data(digi
         model.fit(x[:32], y[:32])
     assert model.history == [] and model.optimizer.steps == 0
     assert np.all(np.isfinite(model.predict_proba(x_test[:50])))
+
+
+@pytest.mark.parametrize("pixel_dtype", [np.uint8, np.int64])  # raw image bytes, or integers read from a CSV
+def test_integer_pixels_train_in_float32_without_overflow(backend, digits, pixel_dtype):
+    x, y, x_test, _ = digits
+    pixels = np.round(unscaled(x)).astype(pixel_dtype)
+    model = Model(device="auto", hidden=[32], epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        history = model.fit(on(backend, pixels), on(backend, y))
+    assert all(np.isfinite(record["train_loss"]) for record in history)
+    for parameter in model.network.parameters():
+        assert_array(parameter, to_numpy(parameter), backend, dtype=backend.xp.float32)
+    probabilities = model.predict_proba(on(backend, np.round(unscaled(x_test)).astype(pixel_dtype)))
+    assert_array(probabilities, to_numpy(probabilities), backend, dtype=backend.xp.float32)
