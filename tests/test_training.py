@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_array, import_torch, on
 
 import xpnet
-from xpnet import Backend, Model, XpnetError, load_digits
+from xpnet import Backend, EarlyStopping, Model, XpnetError, load_digits
 from xpnet.backend import to_numpy
 
 N_TRAIN, N_TEST = 240, 120
@@ -149,10 +149,14 @@ def test_early_stopping_stops_and_restores_the_best_weights(digits):
     assert model.evaluate(x_test, y_test)["loss"] == pytest.approx(val_losses[best], rel=1e-6)
 
 
-def test_early_stopping_without_validation_data_is_refused(digits):
+def test_early_stopping_without_validation_data_is_refused_before_any_training(digits):
     x, y, _, _ = digits
-    with pytest.raises(XpnetError, match="early stopping needs validation data: set val_split"):
-        Model(device="cpu", epochs=1, early_stopping=2, **SMALL).fit(x, y)
+    by_setting = Model(device="cpu", epochs=1, early_stopping=2, **SMALL)
+    by_callback = Model(device="cpu", epochs=1, **SMALL)
+    for model, callbacks in ((by_setting, ()), (by_callback, [EarlyStopping(2)])):
+        with pytest.raises(XpnetError, match="early stopping needs validation data: set val_split"):
+            model.fit(x, y, callbacks=callbacks)
+        assert model.history == [] and model.optimizer.steps == 0 and model.network is None
 
 
 def test_val_split_holds_out_that_fraction_of_the_training_data(digits):

@@ -17,7 +17,7 @@ import numpy as np
 
 from xpnet import losses, persistence, random, training
 from xpnet.backend import Backend, select, to_numpy
-from xpnet.callbacks import Callback, EarlyStopping
+from xpnet.callbacks import NEEDS_VALIDATION, Callback, EarlyStopping
 from xpnet.config import TrainConfig
 from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
 from xpnet.network import Network
@@ -89,13 +89,15 @@ class Model:
             x, y, x_val, y_val = self._split_validation(x, y)
         else:
             x_val = y_val = None
+        callbacks = list(callbacks)
+        if self.config.early_stopping:
+            callbacks.append(EarlyStopping(self.config.early_stopping))
+        if x_val is None and any(isinstance(callback, EarlyStopping) for callback in callbacks):
+            raise XpnetError(NEEDS_VALIDATION)  # before an epoch is spent
         if self.network is None:
             self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val))
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
-        callbacks = list(callbacks)
-        if self.config.early_stopping:
-            callbacks.append(EarlyStopping(self.config.early_stopping))
         with tf32_matmuls(self.backend, self.config.tf32):
             self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
         return self.history
