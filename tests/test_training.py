@@ -269,3 +269,37 @@ def test_numpy_integer_settings_train_and_save_as_plain_integers(digits, tmp_pat
     reference = Model(device="cpu", hidden=[16], lr=0.01, seed=4, batch_size=32, epochs=1)
     reference.fit(x, y)
     assert_same_run(model, reference, exact=True)
+
+
+def test_a_step_that_breaks_the_weights_at_the_end_of_training_is_caught_without_validation(monkeypatch):
+    """With no validation data the epoch's loss was taken before its last update: the weights are checked."""
+    x, y, _, _ = xpnet.load_digits()
+    model = xpnet.Model(device="cpu", hidden=[8], epochs=1)
+    model.fit(x[:64], y[:64])
+    kept = [np.array(p) for p in model.network.parameters()]
+    original_step = model.optimizer.step
+
+    def breaking_step(params, grads, lr):
+        original_step(params, grads, lr)
+        params[0][...] = np.nan
+
+    monkeypatch.setattr(model.optimizer, "step", breaking_step)
+    with pytest.raises(xpnet.TrainingDiverged, match="training diverged in epoch 2"):
+        model.fit(x[:64], y[:64], epochs=1)
+    for before, after in zip(kept, model.network.parameters(), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_training_past_the_end_of_a_cosine_schedule_warns():
+    x, y, _, _ = xpnet.load_digits()
+    model = xpnet.Model(device="cpu", hidden=[8], epochs=2, schedule="cosine")
+    model.fit(x[:64], y[:64])
+    with pytest.warns(
+        xpnet.XpnetWarning, match="cosine schedule spans epochs==2, so epochs 3 to 4 train at learning rate 0"
+    ):
+        model.fit(x[:64], y[:64], epochs=2)
+
+
+def test_select_accepts_a_backend_as_it_is():
+    backend = xpnet.select("cpu")
+    assert xpnet.select(backend) is backend

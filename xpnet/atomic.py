@@ -10,6 +10,16 @@ from pathlib import Path
 from xpnet.errors import XpnetError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# What open() would have given a new file: read-write for all, less the process's umask.
+_DEFAULT_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb"):
     """Yield a file object whose content replaces ``path`` only once the block completes.
@@ -28,6 +38,7 @@ def atomic_write(path, mode: str = "wb"):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+            os.chmod(handle.name, _DEFAULT_MODE)  # temporary files are private; results are not
         os.replace(handle.name, path)
     except BaseException as error:
         with contextlib.suppress(OSError):

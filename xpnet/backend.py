@@ -55,9 +55,11 @@ def select(device: Any = "cpu") -> Backend:
     """Resolve ``device`` to a Backend.
 
     ``device`` is ``"cpu"`` (NumPy), ``"cuda"`` or ``"cuda:N"`` (CuPy), ``"auto"`` (CUDA when CuPy sees
-    a GPU, else CPU), an array-API namespace module (its default device), or an array (its namespace
-    and device: the namespace travels with the data).
+    a GPU, else CPU), an array-API namespace module (its default device), an array (its namespace
+    and device: the namespace travels with the data), or a Backend (returned as it is).
     """
+    if isinstance(device, Backend):
+        return device
     if isinstance(device, ModuleType):
         xp = array_api_compat.array_namespace(device.asarray(0))
         return Backend(xp, _default_device(xp), _library_name(xp))

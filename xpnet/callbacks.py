@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import sys
 
+from array_api_compat import array_namespace
+
 from xpnet.errors import XpnetError
 
 NEEDS_VALIDATION = "early stopping needs validation data: set val_split (e.g. 0.1) or pass validation_data"
@@ -43,13 +45,19 @@ class EarlyStopping(Callback):
         self.patience = patience
         self.restore_best = restore_best
         self.min_delta = min_delta
-
-    def on_train_begin(self, model, epochs):
-        self.model = model
+        # Kept across fit calls (and saved in checkpoints), so a resumed run keeps counting.
         self.best_loss = math.inf
         self.best_epoch = None
         self.best_parameters = None
         self.epochs_without_improvement = 0
+
+    @property
+    def stopped(self) -> bool:
+        """True once ``patience`` epochs passed without improvement."""
+        return self.epochs_without_improvement >= self.patience
+
+    def on_train_begin(self, model, epochs):
+        self.model = model
 
     def on_epoch_end(self, record):
         if record.get("val_loss") is None:
@@ -62,11 +70,12 @@ class EarlyStopping(Callback):
                 self.best_parameters = self.model.network.copy_parameters()
             return False
         self.epochs_without_improvement += 1
-        return self.epochs_without_improvement >= self.patience
+        return self.stopped
 
     def on_train_end(self, model):
         if self.restore_best and self.best_parameters is not None:
-            model.network.set_parameters(self.best_parameters)
+            # Copies: training may continue in place, and the best weights must stay as they were.
+            model.network.set_parameters([array_namespace(p).asarray(p, copy=True) for p in self.best_parameters])
 
 
 class EpochPrinter(Callback):

@@ -1,28 +1,100 @@
-"""Datasets as host arrays ``(x_train, y_train, x_test, y_test)``, inputs scaled to [0, 1].
+"""Datasets as host arrays ``(x_train, y_train, x_test, y_test)``: x float32 (samples, features) in [0, 1],
+y int64 class numbers 0..K-1.
 
-``digits`` ships inside the package (see ``xpnet/data/README.md``), so the default run needs no
-network and no scikit-learn.
+``digits`` ships inside the package (see ``xpnet/data/README.md``), so the default run needs no network.
+``mnist`` and ``fashion-mnist`` are downloaded once into :func:`cache_dir` and verified against their
+publishers' checksums. Any other name is a path: a folder of IDX files, a Kaggle-layout CSV or an ``.npz``.
 """
 
 from __future__ import annotations
 
+import os
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
-from xpnet.errors import XpnetError
+from xpnet import download
+from xpnet.download import RemoteFile, Source
+from xpnet.errors import DatasetError
+from xpnet.idx import read_idx
+from xpnet.tabular import npz_keys, read_csv, read_npy, read_npz
+
+__all__ = ["DatasetError", "cache_dir", "load", "load_digits", "read_inputs"]
 
 DIGITS_PIXEL_MAX = 16.0
+PIXEL_MAX = 255.0
+SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# The standard IDX file name of each split; each may also be gzip-compressed with a ".gz" suffix.
+IDX_NAMES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+# A CSV holds no test part: every sixth row of a permutation drawn with this seed becomes the test set.
+CSV_TEST_FRACTION = 1 / 6
+CSV_SPLIT_SEED = 0
+CSV_LABEL_COLUMN = "label"
 
 
-def load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _mnist_file(name: str, sha256: str) -> RemoteFile:
+    return RemoteFile(f"{name}.gz", sha256, algorithm="sha256", gunzip=True)
+
+
+def _fashion_file(name: str, md5: str) -> RemoteFile:
+    return RemoteFile(f"{name}.gz", md5, algorithm="md5")
+
+
+# What each named dataset downloads. MNIST is checked by the SHA-256 of the decompressed files,
+# Fashion-MNIST by the MD5 of the .gz files that its publisher's README lists.
+SOURCES: dict[str, Source] = {
+    "mnist": Source(
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        files=(
+            _mnist_file(IDX_NAMES["x_train"], "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+            _mnist_file(IDX_NAMES["y_train"], "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+            _mnist_file(IDX_NAMES["x_test"], "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+            _mnist_file(IDX_NAMES["y_test"], "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        ),
+    ),
+    "fashion-mnist": Source(
+        mirrors=(
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
+        files=(
+            _fashion_file(IDX_NAMES["x_train"], "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+            _fashion_file(IDX_NAMES["y_train"], "25c81989df183df01b3e8a0aad5dffbe"),
+            _fashion_file(IDX_NAMES["x_test"], "bef4ecab320f06d8554ea6380940ec79"),
+            _fashion_file(IDX_NAMES["y_test"], "bb300cfdad3c16e7a12a480ee83cd310"),
+        ),
+    ),
+}
+
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def cache_dir() -> Path:
+    """Where downloads are kept: ``$XPNET_DATA``, else ``$XDG_CACHE_HOME/xpnet``, else ``~/.cache/xpnet``."""
+    if os.environ.get("XPNET_DATA"):
+        return Path(os.environ["XPNET_DATA"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "xpnet"
+
+
+def load_digits() -> Arrays:
     """The UCI handwritten digits (8x8 images, 10 classes) with xpnet's fixed split: 1,438 training
     and 359 test images, 20% of each class held out. Pixels are float32 in [0, 1]."""
     with (
         resources.files("xpnet.data").joinpath("digits.npz").open("rb") as handle,
         np.load(handle) as archive,
     ):
-        x_train, y_train, x_test, y_test = (archive[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        x_train, y_train, x_test, y_test = (archive[k] for k in SPLIT_KEYS)
     scale = np.float32(1.0 / DIGITS_PIXEL_MAX)
     return (
         x_train.astype(np.float32) * scale,
@@ -32,14 +104,166 @@ def load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-LOADERS = {"digits": load_digits}
+def load(name_or_path: str, *, data_dir=None) -> Arrays:
+    """Load a named dataset or a dataset file as ``(x_train, y_train, x_test, y_test)``.
+
+    ``data_dir`` is a folder already holding a named dataset's IDX files; nothing is downloaded then.
+    """
+    name = str(name_or_path)
+    if name in SOURCES:
+        folder = Path(data_dir) if data_dir is not None else download.fetch(name, SOURCES[name], cache_dir() / name)
+        return load_idx_folder(folder)
+    if data_dir is not None:
+        raise DatasetError(f"--data-dir only applies to {', '.join(SOURCES)}; drop it when loading {name}")
+    if name == "digits":
+        return load_digits()
+    path = Path(name)
+    if not path.exists() and (path.suffix or len(path.parts) > 1):
+        raise DatasetError(f"{path}: no such file or folder; check the path")
+    if not path.exists():
+        raise DatasetError(
+            f"unknown dataset {name!r}: choose digits, {', '.join(SOURCES)}, or a path to an IDX folder, .csv or .npz"
+        )
+    if path.is_dir():
+        return load_idx_folder(path)
+    if path.suffix.lower() == ".csv":
+        return load_csv(path)
+    if path.suffix.lower() == ".npz":
+        return load_npz(path)
+    raise DatasetError(f"{path}: unsupported dataset file; pass a folder of IDX files, a .csv or an .npz")
 
 
-def load(name: str, *, data_dir=None):
-    """Load a dataset by name as ``(x_train, y_train, x_test, y_test)``; ``data_dir`` points at files
-    already on disk for datasets that are otherwise downloaded."""
-    try:
-        loader = LOADERS[name]
-    except KeyError:
-        raise XpnetError(f"unknown dataset {name!r}: choose one of {', '.join(LOADERS)}") from None
-    return loader()
+def load_idx_folder(folder: Path) -> Arrays:
+    """The four standard IDX files of ``folder`` (each raw or ``.gz``), checked and scaled."""
+    folder = Path(folder)
+    files = {key: _idx_file(folder, name) for key, name in IDX_NAMES.items()}
+    return _splits(folder, {key: read_idx(path) for key, path in files.items()}, files)
+
+
+def load_csv(path: Path) -> Arrays:
+    """A Kaggle digit-recognizer CSV (``label,pixel0,...``, pixels 0..255), split into train and test.
+
+    The file has no test part, so a fixed 1/6 of the rows (a permutation seeded with ``CSV_SPLIT_SEED``)
+    is held out: the same file always gives the same split.
+    """
+    header, values = read_csv(path)
+    if not header or header[0].lower() != CSV_LABEL_COLUMN:
+        raise DatasetError(
+            f"{path}: first column must be {CSV_LABEL_COLUMN!r} with a header row (Kaggle layout label,pixel0,...); "
+            "a CSV without labels can only be used for predictions"
+        )
+    rows = len(values)
+    test_rows = int(rows * CSV_TEST_FRACTION)
+    if test_rows == 0:
+        raise DatasetError(f"{path}: only {rows} rows; at least 6 are needed to hold out a 1/6 test part")
+    x, y = _features(path, values[:, 1:], pixels=True), _labels(path, values[:, 0])
+    order = np.random.default_rng(CSV_SPLIT_SEED).permutation(rows)
+    test, train = order[:test_rows], order[test_rows:]
+    return _checked(path, x[train], y[train], x[test], y[test])
+
+
+def load_npz(path: Path) -> Arrays:
+    """An ``.npz`` with ``x_train, y_train, x_test, y_test``."""
+    return _splits(path, read_npz(path, SPLIT_KEYS), dict.fromkeys(SPLIT_KEYS, path))
+
+
+def _splits(source: Path, arrays: dict[str, np.ndarray], files: dict[str, Path]) -> Arrays:
+    """The four arrays keyed by ``SPLIT_KEYS`` as scaled inputs and labels, checked against each other;
+    ``files`` names the file each came from in errors."""
+    x_train, y_train, x_test, y_test = (
+        (_labels if key.startswith("y") else _features)(files[key], arrays[key], name=key) for key in SPLIT_KEYS
+    )
+    return _checked(source, x_train, y_train, x_test, y_test)
+
+
+def read_inputs(path) -> np.ndarray:
+    """Inputs to predict, float32 (samples, features), scaled like the datasets: IDX images, a CSV
+    (a ``label`` column is dropped), ``.npy``, or ``.npz`` holding ``x`` or ``x_test``."""
+    path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder; pass one file of inputs (IDX images, .csv, .npy or .npz)")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        header, values = read_csv(path)
+        has_labels = bool(header) and header[0].lower() == CSV_LABEL_COLUMN
+        return _features(path, values[:, 1:] if has_labels else values, pixels=True)
+    if suffix == ".npy":
+        return _features(path, read_npy(path))
+    if suffix == ".npz":
+        key = "x" if "x" in npz_keys(path) else "x_test"
+        return _features(path, read_npz(path, (key,))[key], name=key)
+    return _features(path, read_idx(path))
+
+
+def _idx_file(folder: Path, name: str) -> Path:
+    """``folder/name`` or ``folder/name.gz``, whichever exists; a clear error when neither does."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    wanted = ", ".join(IDX_NAMES.values())
+    raise DatasetError(
+        f"{folder}: missing {name} (or {name}.gz); put the four IDX files {wanted} (raw or .gz) in that folder"
+    )
+
+
+def _features(path: Path, array: np.ndarray, *, pixels: bool = False, name: str = "the inputs") -> np.ndarray:
+    """``array`` as float32 (samples, features): integer arrays (IDX uint8 images, say) and ``pixels``
+    are 0..255 and divided by 255, float arrays are taken as they are; NaN, infinities and out-of-range
+    pixels are refused."""
+    if array.ndim < 2:
+        raise DatasetError(
+            f"{path}: {name} has shape {array.shape}, not (samples, features...); pass the inputs, not the labels"
+        )
+    if array.shape[0] == 0:
+        raise DatasetError(f"{path}: {name} holds no samples; pass a file with at least one")
+    values = array.reshape(array.shape[0], -1)
+    _check_finite(path, values, name)
+    if pixels or values.dtype.kind in "biu":
+        low, high = values.min(), values.max()
+        if low < 0 or high > PIXEL_MAX:
+            raise DatasetError(
+                f"{path}: {name} has pixel values from {low} to {high}; integer and CSV pixels must be 0..255 "
+                "(store floats in a .npy/.npz to use other scales)"
+            )
+        scaled = values.astype(np.float32)
+        scaled /= np.float32(PIXEL_MAX)  # in place: one float32 copy of the data, not two
+        return scaled
+    return values.astype(np.float32)
+
+
+def _labels(path: Path, array: np.ndarray, *, name: str = "the labels") -> np.ndarray:
+    """``array`` as int64 class numbers: one whole, non-negative number per sample."""
+    if array.ndim != 1:
+        raise DatasetError(f"{path}: {name} has shape {array.shape}; labels must be one number per sample")
+    _check_finite(path, array, name)
+    if np.any(array != np.round(array)):
+        raise DatasetError(f"{path}: {name} are not whole numbers; labels must be class numbers 0..K-1")
+    if array.size and array.min() < 0:
+        raise DatasetError(f"{path}: {name} include {array.min()}; labels must be class numbers 0..K-1, not negative")
+    return array.astype(np.int64)
+
+
+def _check_finite(path: Path, array: np.ndarray, name: str) -> None:
+    """Refuse NaN and infinite values, naming the first sample that holds one."""
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        sample = int(np.argwhere(~np.isfinite(array))[0][0])
+        raise DatasetError(f"{path}: {name} hold NaN or infinite values (first in sample {sample}); remove or fix them")
+
+
+def _checked(path: Path, x_train, y_train, x_test, y_test) -> Arrays:
+    """The four arrays, once their counts, feature numbers and class ranges agree."""
+    for part, x, y in (("training", x_train, y_train), ("test", x_test, y_test)):
+        if len(x) != len(y):
+            raise DatasetError(f"{path}: {len(x)} {part} images but {len(y)} {part} labels; the counts must match")
+    if x_train.shape[1] != x_test.shape[1]:
+        raise DatasetError(
+            f"{path}: training samples have {x_train.shape[1]} features but test samples {x_test.shape[1]}; "
+            "both must come from the same kind of input"
+        )
+    classes = int(y_train.max()) + 1
+    if y_test.size and y_test.max() >= classes:
+        raise DatasetError(
+            f"{path}: test label {int(y_test.max())} is out of range: the training labels are 0..{classes - 1}; "
+            "relabel so that every class appears in training"
+        )
+    return x_train, y_train, x_test, y_test

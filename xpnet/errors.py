@@ -11,3 +11,7 @@ class TrainingDiverged(XpnetError, ArithmeticError):
 
 class XpnetWarning(UserWarning):
     """Training runs but is probably not learning: the message names the likely causes."""
+
+
+class DatasetError(XpnetError):
+    """A dataset file is missing, corrupt or malformed; the message names the file and the fix."""

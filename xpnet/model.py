@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import array_api_compat
 import numpy as np
 
-from xpnet import losses, persistence, random, training
+from xpnet import losses, memory, persistence, random, training
 from xpnet.backend import Backend, select, to_numpy
 from xpnet.callbacks import NEEDS_VALIDATION, Callback, EarlyStopping
 from xpnet.config import TrainConfig
@@ -44,6 +44,9 @@ class Model:
         self.optimizer = self.config.make_optimizer()
         self.history: list[dict] = []
         self.n_classes: int | None = None
+        self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
+        # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
+        self.progress: training.EpochProgress | None = None
 
     @property
     def classify(self) -> bool:
@@ -89,15 +92,15 @@ class Model:
             x, y, x_val, y_val = self._split_validation(x, y)
         else:
             x_val = y_val = None
-        callbacks = list(callbacks)
-        if self.config.early_stopping:
-            callbacks.append(EarlyStopping(self.config.early_stopping))
+        # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
+        callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
         if x_val is None and any(isinstance(callback, EarlyStopping) for callback in callbacks):
             raise XpnetError(NEEDS_VALIDATION)  # before an epoch is spent
         if self.network is None:
             self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val))
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
+        self._warn_if_schedule_ends(epochs)
         with tf32_matmuls(self.backend, self.config.tf32):
             self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
         return self.history
@@ -122,6 +125,8 @@ class Model:
             callback.on_train_begin(self, epochs)
         for _ in range(epochs):
             epoch = self.epochs_done
+            if self.progress is None or self.progress.epoch != epoch:
+                self.progress = training.EpochProgress(epoch)
             lr = schedule.lr(self.config.lr, epoch)
             for callback in callbacks:
                 callback.on_epoch_begin(epoch + 1, n_batches)
@@ -141,7 +146,9 @@ class Model:
                 dropout_rng=random.RandomStream(self.backend, self.config.seed, random.DROPOUT, epoch),
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
+                progress=self.progress,
             )
+            self.progress = None
             record = {"epoch": epoch + 1, "train_loss": float(train_loss)}
             record["seconds"] = time.perf_counter() - started
             record["train_accuracy"] = _fraction(train_correct, x.shape[0])
@@ -173,6 +180,16 @@ class Model:
             self.network, losses.get(self.config.loss), x[:rows, ...], y[:rows, ...], classify=False
         )
         return float(loss)
+
+    def _warn_if_schedule_ends(self, epochs: int):
+        last_epoch = self.epochs_done + epochs
+        if self.config.schedule == "cosine" and last_epoch > self.config.epochs:
+            warnings.warn(
+                f"the cosine schedule spans epochs=={self.config.epochs}, so epochs {self.config.epochs + 1} to "
+                f"{last_epoch} train at learning rate 0; raise epochs in the settings to stretch the schedule",
+                XpnetWarning,
+                stacklevel=3,
+            )
 
     def _warn_if_at_chance_level(self, record, input_scale):
         # With a single class there is nothing to learn and no chance level to fall to.
@@ -323,11 +340,14 @@ class Model:
         )
 
     def _build(self, n_inputs: int, n_outputs: int):
+        sizes = [n_inputs, *self.config.hidden, n_outputs]
+        itemsize = np.dtype(self.config.dtype).itemsize
+        memory.check_fits(sizes, itemsize, len(self.optimizer.buffers), self.config.batch_size, self.backend)
         if self.classify:
             self.n_classes = n_outputs
         rng = random.RandomStream(self.backend, self.config.seed, random.INIT)
         self.network = Network.mlp(
-            [n_inputs, *self.config.hidden, n_outputs],
+            sizes,
             rng,
             activation=self.config.activation,
             init=self.config.init,

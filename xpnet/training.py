@@ -6,6 +6,8 @@ scalars and only read by the caller once per epoch, so the batch loop never wait
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from array_api_compat import array_namespace, device
 
 from xpnet.network import Network
@@ -13,6 +15,17 @@ from xpnet.optimizers import Optimizer
 from xpnet.random import RandomStream
 
 EVALUATION_BATCH_SIZE = 4096
+
+
+@dataclass
+class EpochProgress:
+    """How far training is into ``epoch`` (0-based): the batches done and their running sums, so a run
+    stopped after any step continues bit for bit. The sums are device scalars (None before any batch)."""
+
+    epoch: int
+    next_batch: int = 0
+    total_loss: object = None
+    correct: object = None
 
 
 def batch_bounds(n_samples: int, batch_size: int) -> list[tuple[int, int]]:
@@ -34,14 +47,23 @@ def train_epoch(
     dropout_rng: RandomStream,
     classify: bool,
     on_batch_end=None,
+    progress: EpochProgress | None = None,
 ):
     """Train on every sample once, in ``order``; return device scalars (mean loss, number of correct
-    predictions or None for regression)."""
+    predictions or None for regression). ``progress`` is updated after every step; an epoch resumed
+    from it skips the batches already done."""
     xp = array_namespace(x)
-    total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
-    correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
+    progress = progress or EpochProgress(0)
+    if progress.total_loss is None:
+        progress.total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
+        progress.correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
     params = network.parameters()
-    for batch, (start, stop) in enumerate(batch_bounds(x.shape[0], batch_size)):
+    bounds = batch_bounds(x.shape[0], batch_size)
+    for start, stop in bounds[: progress.next_batch]:
+        # A resumed epoch replays the forward passes it skips, so dropout draws the same masks.
+        network.forward(xp.take(x, order[start:stop], axis=0), training=True, rng=dropout_rng)
+    for batch in range(progress.next_batch, len(bounds)):
+        start, stop = bounds[batch]
         indices = order[start:stop]
         x_batch = xp.take(x, indices, axis=0)
         y_batch = xp.take(y, indices, axis=0)
@@ -49,12 +71,13 @@ def train_epoch(
         loss, grad_outputs = loss_function(outputs, y_batch)
         network.backward(grad_outputs)
         optimizer.step(params, network.gradients(), lr)
-        total_loss += loss * x_batch.shape[0]
+        progress.total_loss += loss * x_batch.shape[0]
         if classify:
-            correct += count_correct(outputs, y_batch)
+            progress.correct += count_correct(outputs, y_batch)
+        progress.next_batch = batch + 1
         if on_batch_end is not None:
             on_batch_end(batch)
-    return total_loss / x.shape[0], correct
+    return progress.total_loss / x.shape[0], progress.correct
 
 
 def evaluate(network: Network, loss_function, x, y, *, classify: bool):

@@ -1,0 +1,85 @@
+"""Absurd settings give a clear message or a guarded run: never a crash or a silent NaN model."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import memory
+from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return xpnet.load_digits()
+
+
+def all_finite(model) -> bool:
+    return all(np.all(np.isfinite(parameter)) for parameter in model.network.parameters())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_learning_rate_of_1e9_diverges_with_a_clear_message_and_finite_weights(digits):
+    x, y, _, _ = digits
+    targets = np.eye(10, dtype=np.float32)[y]
+    model = xpnet.Model(hidden=[32], epochs=3, lr=1e9, loss="mse")
+    with pytest.raises(TrainingDiverged, match=r"learning rate 1e\+09 .*Try a learning rate 10x smaller \(lr=1e\+08\)"):
+        model.fit(x, targets)
+    assert all_finite(model)
+
+
+def test_a_learning_rate_of_1e9_that_stays_finite_is_flagged_as_not_learning(digits):
+    x, y, _, _ = digits
+    model = xpnet.Model(hidden=[32], epochs=3, lr=1e9)
+    with pytest.warns(XpnetWarning, match=r"about chance level .*learning rate 1e\+09 may be too high"):
+        model.fit(x, y)
+    assert all_finite(model)
+
+
+def test_a_batch_larger_than_the_data_trains_as_one_full_batch(digits):
+    x, y, _, _ = digits
+    huge = xpnet.Model(hidden=[16], epochs=2, batch_size=10**6, lr=0.01)
+    huge.fit(x, y)
+    exact = xpnet.Model(hidden=[16], epochs=2, batch_size=len(x), lr=0.01)
+    exact.fit(x, y)
+    assert huge.optimizer.steps == 2
+    for parameter, expected in zip(huge.network.parameters(), exact.network.parameters()):
+        assert np.array_equal(parameter, expected)
+
+
+def test_zero_epochs_are_refused(digits):
+    x, y, _, _ = digits
+    with pytest.raises(XpnetError, match="epochs must be a positive integer, got 0"):
+        xpnet.Model(epochs=0)
+    with pytest.raises(XpnetError, match="epochs must be a positive integer, got 0"):
+        xpnet.Model(hidden=[8]).fit(x, y, epochs=0)
+
+
+def test_a_million_hidden_units_on_a_small_machine_are_refused_before_allocating(digits, monkeypatch):
+    x, y, _, _ = digits
+    monkeypatch.setattr(memory, "available_bytes", lambda backend: 2**30)
+    model = xpnet.Model(hidden=[10**6], epochs=1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(XpnetError, match=r"layer sizes \[64, 1000000, 10\] needs about 2\.\d GiB .* has 1\.0 GiB"):
+            model.fit(x, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20
+    assert model.network is None
+
+
+def test_two_million_unit_layers_are_refused_on_any_machine(digits):
+    x, y, _, _ = digits
+    with pytest.raises(XpnetError, match=r"needs about 2608\d\.\d GiB to train .*use fewer or narrower hidden layers"):
+        xpnet.Model(hidden=[10**6, 10**6], epochs=1).fit(x, y)
+
+
+def test_the_memory_estimate_counts_parameters_state_and_one_batch():
+    # sizes 2 -> 3 -> 1: 13 parameters, each held 3 times plus 2 Adam buffers twice (7 copies);
+    # a batch of 5 rows keeps 4 arrays for each of the 3 + 1 units.
+    assert memory.training_bytes([2, 3, 1], 4, 2, 5) == 4 * (13 * 7 + 4 * 5 * 4)

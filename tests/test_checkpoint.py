@@ -1,0 +1,314 @@
+"""Checkpoints hold the whole run, resume bit for bit from any step, and fail safely."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import checkpoint, persistence
+from xpnet.callbacks import Callback
+from xpnet.errors import XpnetError
+
+SETTINGS = {"hidden": [16], "batch_size": 64, "epochs": 3, "seed": 3}  # 23 steps per epoch on the digits
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return xpnet.load_digits()
+
+
+class StopAtStep(Callback):
+    """Simulate a crash right after optimizer step ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_begin(self, model, epochs):
+        self.model = model
+
+    def on_batch_end(self, batch):
+        if self.model.optimizer.steps == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def metrics(history):
+    return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
+
+
+def assert_same_state(model, reference):
+    for array, expected in zip(model.network.parameters(), reference.network.parameters()):
+        assert np.array_equal(array, expected)
+    assert model.optimizer.steps == reference.optimizer.steps
+    assert model.optimizer.state.keys() == reference.optimizer.state.keys()
+    for name, arrays in model.optimizer.state.items():
+        for array, expected in zip(arrays, reference.optimizer.state[name]):
+            assert np.array_equal(array, expected)
+    assert metrics(model.history) == metrics(reference.history)
+
+
+VARIANTS = {
+    "adam+dropout": {"optimizer": "adam", "dropout": 0.3, "hidden": [24, 16]},
+    "nesterov+step schedule": {"optimizer": "nesterov", "lr": 0.05, "weight_decay": 1e-3, "schedule": "step"},
+    "sgd+val_split": {"optimizer": "sgd", "lr": 0.1, "val_split": 0.2},
+}
+
+
+# Crash step -> the step of the last checkpoint (every 4 steps, and at the end of epoch 1 after step 23).
+CRASHES = {5: 4, 23: 20, 24: 24, 41: 40}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("crash_step", CRASHES, ids=lambda step: f"step{step}")
+def test_a_run_resumed_after_a_crash_equals_the_uninterrupted_run(tmp_path, digits, variant, crash_step):
+    x, y, x_test, y_test = digits
+    settings = {**SETTINGS, **VARIANTS[variant]}
+    reference = xpnet.Model(**settings)
+    reference.fit(x, y, validation_data=None if settings.get("val_split") else (x_test, y_test))
+    validation = None if settings.get("val_split") else (x_test, y_test)
+
+    crashed = xpnet.Model(**settings)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashed.fit(
+            x,
+            y,
+            validation_data=validation,
+            callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=4), StopAtStep(crash_step)],
+        )
+    model, epochs_left = checkpoint.resume(tmp_path)
+    assert model.optimizer.steps == CRASHES[crash_step]
+    assert epochs_left == SETTINGS["epochs"] - len(model.history)
+    assert model.progress is not None and model.progress.next_batch > 0
+    model.fit(x, y, validation_data=validation, epochs=epochs_left, callbacks=[checkpoint.Checkpointer(tmp_path)])
+    assert_same_state(model, reference)
+    assert checkpoint.resume(tmp_path).epochs_left == 0
+
+
+@pytest.mark.parametrize("every_steps", [10, 23])
+def test_every_epoch_and_every_n_steps_write_the_whole_state(tmp_path, digits, monkeypatch, every_steps):
+    x, y, _, _ = digits
+    saved = []
+    original_save = persistence.save
+
+    def recording_save(model, path, **options):
+        original_save(model, path, **options)
+        arrays, meta = persistence.read(path)
+        saved.append((meta["optimizer_steps"], len(meta["history"]), meta["run"]["finished"]))
+        for name, parameter in zip(model.network.parameter_names(), model.network.parameters()):
+            assert np.array_equal(arrays[f"param/{name}"], parameter)
+        for buffer, values in model.optimizer.state.items():
+            for index, value in enumerate(values):
+                assert np.array_equal(arrays[f"optimizer/{buffer}/{index}"], value)
+
+    monkeypatch.setattr(persistence, "save", recording_save)
+    model = xpnet.Model(**{**SETTINGS, "epochs": 4})
+    model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=every_steps)])
+    # After every epoch (23 steps) and every N steps; where both fall on one step, one write.
+    expected = [(step, step // 23, False) for step in range(1, 93) if step % every_steps == 0 or step % 23 == 0]
+    assert saved == [*expected, (92, 4, True)]
+
+
+def test_a_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_path, digits, monkeypatch):
+    x, y, _, _ = digits
+    real_replace = os.replace
+
+    def replace_until_disk_full(source, target):
+        if len(model.history) >= 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_until_disk_full)
+    model = xpnet.Model(**SETTINGS)
+    with pytest.raises(checkpoint.CheckpointError) as caught:
+        model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path)])
+    message = str(caught.value)
+    assert "No space left on device" in message
+    assert "the last good checkpoint (after epoch 1) is still in place" in message
+    assert "\n" not in message
+    monkeypatch.undo()
+    resumed, epochs_left = checkpoint.resume(tmp_path)
+    assert len(resumed.history) == 1 and epochs_left == 2
+    assert [path.name for path in tmp_path.iterdir()] == [checkpoint.CHECKPOINT_FILE]
+
+
+def test_a_write_failing_half_way_keeps_the_last_good_checkpoint(tmp_path, digits, monkeypatch):
+    x, y, _, _ = digits
+    real_savez = np.savez
+
+    def savez_until_disk_full(handle, **arrays):
+        if len(model.history) >= 1 and model.progress is not None:
+            handle.write(b"PK\x03\x04 half a file")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_savez(handle, **arrays)
+
+    monkeypatch.setattr(persistence.np, "savez", savez_until_disk_full)
+    model = xpnet.Model(**SETTINGS)
+    kept = r"No space left on device.*\(after epoch 1\) is still in place"
+    with pytest.raises(checkpoint.CheckpointError, match=kept):
+        model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=5)])
+    monkeypatch.undo()
+    assert checkpoint.resume(tmp_path).model.optimizer.steps == 23
+
+
+def test_an_unusable_run_folder_is_refused_clearly(tmp_path, digits):
+    x, y, _, _ = digits
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    with pytest.raises(checkpoint.CheckpointError, match=r"cannot create run folder .*choose a writable folder"):
+        xpnet.Model(**SETTINGS).fit(x, y, callbacks=[checkpoint.Checkpointer(blocker / "run")])
+
+
+def test_resume_needs_a_checkpoint(tmp_path, digits):
+    with pytest.raises(checkpoint.CheckpointError, match=r"holds no checkpoint\.npz: nothing to resume"):
+        checkpoint.resume(tmp_path)
+    x, y, _, _ = digits
+    model = xpnet.Model(**{**SETTINGS, "epochs": 1})
+    model.fit(x, y)
+    model.save(tmp_path / checkpoint.CHECKPOINT_FILE)
+    with pytest.raises(persistence.ModelFileError, match="not a checkpoint"):
+        checkpoint.resume(tmp_path)
+
+
+@pytest.mark.parametrize("every_steps", [0, -3, 2.5])
+def test_a_bad_checkpoint_interval_is_refused(tmp_path, every_steps):
+    with pytest.raises(XpnetError, match="checkpoint interval must be a positive number of steps"):
+        checkpoint.Checkpointer(tmp_path, every_steps=every_steps)
+
+
+class SignalAtStep(Callback):
+    """Deliver real signals to this process right after optimizer step ``step``."""
+
+    def __init__(self, step: int, signals: list):
+        self.step, self.signals = step, signals
+
+    def on_train_begin(self, model, epochs):
+        self.model = model
+
+    def on_batch_end(self, batch):
+        if self.model.optimizer.steps == self.step:
+            for number in self.signals:
+                os.kill(os.getpid(), number)
+
+
+def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, digits):
+    x, y, _, _ = digits
+    checkpointer = checkpoint.Checkpointer(tmp_path)
+    model = xpnet.Model(**SETTINGS)
+    with (
+        pytest.raises(checkpoint.TrainingInterrupted) as caught,
+        checkpoint.stop_on_signals(checkpointer),
+    ):
+        model.fit(x, y, callbacks=[SignalAtStep(30, [signal.SIGTERM]), checkpointer])
+    assert caught.value.exit_code == 128 + signal.SIGTERM
+    assert str(caught.value) == (
+        f"stopped by SIGTERM in epoch 2 after step 7; checkpoint saved in {tmp_path}; "
+        f"resume with: python -m xpnet --resume {tmp_path}"
+    )
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert checkpoint.resume(tmp_path).model.optimizer.steps == 30
+
+
+def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, digits):
+    x, y, _, _ = digits
+    checkpointer = checkpoint.Checkpointer(tmp_path)
+    model = xpnet.Model(**SETTINGS)
+    with pytest.raises(KeyboardInterrupt) as caught, checkpoint.stop_on_signals(checkpointer):
+        model.fit(x, y, callbacks=[SignalAtStep(30, [signal.SIGINT, signal.SIGINT]), checkpointer])
+    assert not isinstance(caught.value, checkpoint.TrainingInterrupted)
+    assert checkpoint.resume(tmp_path).model.optimizer.steps == 23
+
+
+EARLY = {"hidden": [16], "batch_size": 64, "epochs": 40, "early_stopping": 2, "val_split": 0.2, "lr": 0.03}
+
+
+class CrashAtTrainEnd(Callback):
+    """Simulate a crash after the last epoch's checkpoint, before training is marked finished."""
+
+    def on_train_end(self, model):
+        raise RuntimeError("simulated crash")
+
+
+@pytest.mark.parametrize("crash", ["mid-epoch", "before finishing"])
+def test_early_stopping_resumes_with_its_patience_and_best_weights(tmp_path, digits, crash):
+    x, y, _, _ = digits
+    reference = xpnet.Model(**EARLY)
+    reference.fit(x, y)
+    assert reference.early_stopping.stopped and reference.early_stopping.best_epoch < len(reference.history)
+
+    crashing = CrashAtTrainEnd() if crash == "before finishing" else StopAtStep(100)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        xpnet.Model(**EARLY).fit(x, y, callbacks=[crashing, checkpoint.Checkpointer(tmp_path, every_steps=4)])
+    model, epochs_left = checkpoint.resume(tmp_path)
+    if epochs_left:
+        model.fit(x, y, epochs=epochs_left, callbacks=[checkpoint.Checkpointer(tmp_path)])
+    assert_same_state(model, reference)
+    assert model.early_stopping.best_epoch == reference.early_stopping.best_epoch
+    assert model.early_stopping.best_loss == reference.early_stopping.best_loss
+    assert checkpoint.resume(tmp_path).epochs_left == 0
+
+
+def test_resuming_works_on_another_array_library(tmp_path, digits):
+    strict = pytest.importorskip("array_api_strict")
+    x, y, _, _ = digits
+    settings = {**SETTINGS, "dropout": 0.2}
+    reference = xpnet.Model(**settings, device=strict)
+    reference.fit(x, y)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        xpnet.Model(**settings, device=strict).fit(
+            x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=4), StopAtStep(30)]
+        )
+    model, epochs_left = checkpoint.resume(tmp_path, device=strict)
+    assert model.optimizer.steps == 28 and model.progress.next_batch == 5
+    model.fit(x, y, epochs=epochs_left)
+    for array, expected in zip(model.network.parameters(), reference.network.parameters()):
+        assert bool(strict.all(array == expected))
+    assert metrics(model.history) == metrics(reference.history)
+
+
+FILE_SIZE_LIMITED_RUN = """
+import resource, signal, sys
+import xpnet
+from xpnet import checkpoint
+from xpnet.callbacks import Callback
+
+class LimitFileSizes(Callback):
+    # Runs before the checkpointer (always last): from epoch 2 on, no file may exceed 4 KiB.
+    def on_epoch_end(self, record):
+        if record["epoch"] == 2:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write with EFBIG instead of killing
+x, y, _, _ = xpnet.load_digits()
+try:
+    checkpoint.fit(xpnet.Model(hidden=[16], epochs=4), x, y, sys.argv[1], callbacks=[LimitFileSizes()])
+except xpnet.XpnetError as error:
+    print(f"xpnet: error: {error}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def test_a_real_write_failure_keeps_the_last_good_checkpoint(tmp_path):
+    """The operating system refuses the write (a file-size limit, as a full disk would)."""
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMITED_RUN, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "File too large; nothing was overwritten" in result.stderr
+    assert "the last good checkpoint (after epoch 1) is still in place" in result.stderr
+    model, epochs_left = checkpoint.resume(tmp_path)
+    assert len(model.history) == 1 and epochs_left == 3
+    assert [path.name for path in tmp_path.iterdir()] == [checkpoint.CHECKPOINT_FILE]

@@ -1,0 +1,343 @@
+"""The ``xpnet`` command: training runs, subcommands, the TOML config file, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from array_api_compat import array_namespace
+
+import xpnet
+from xpnet import datasets, plots
+from xpnet.backend import cuda_available
+from xpnet.cli import check, main, options
+from xpnet.cli.predict import KAGGLE_LAYOUT, PLAIN_LAYOUT, predictions_csv
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS_KEYS = {"dataset", "backend", "device", "dtype", "epochs", "test_loss", "test_accuracy"}
+EPOCH_KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"}
+
+
+@pytest.fixture(autouse=True)
+def no_plots(monkeypatch):
+    """Drawing is tested in test_plots.py; here it would only cost time."""
+    monkeypatch.setattr(plots, "available", lambda: False)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``main(argv)`` and return (exit code, stdout, stderr)."""
+
+    def run(*argv):
+        code = main([str(arg) for arg in argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def assert_usage_error(result, pattern: str) -> None:
+    code, _, err = result
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("xpnet: error: "), err
+    assert "Traceback" not in err
+    assert re.search(pattern, err), err
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_bare_options_train_and_write_a_complete_run_folder(cli, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, stderr = cli("--epochs", 2, "--hidden", 16, "--out", out, "--quiet")
+    assert (code, stdout, stderr) == (0, "", "")
+    metrics = read_json(out / "metrics.json")
+    assert set(metrics) == METRICS_KEYS
+    assert (metrics["dataset"], metrics["backend"], metrics["device"], metrics["dtype"]) == (
+        "digits",
+        "numpy",
+        "cpu",
+        "float32",
+    )
+    assert [record["epoch"] for record in metrics["epochs"]] == [1, 2]
+    for record in metrics["epochs"]:
+        assert set(record) == EPOCH_KEYS
+        assert 0.0 <= record["train_accuracy"] <= 1.0 and 0.0 <= record["test_accuracy"] <= 1.0
+        assert record["seconds"] > 0
+    # The saved model reproduces the reported test numbers.
+    model = xpnet.load(out / "model.npz")
+    _, _, x_test, y_test = xpnet.load_digits()
+    result = model.evaluate(x_test, y_test)
+    assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert result["loss"] == pytest.approx(metrics["test_loss"], rel=1e-5)
+    assert metrics["epochs"][-1]["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert model.config.hidden == (16,)
+
+
+def test_config_json_records_every_resolved_option(cli, tmp_path):
+    out = tmp_path / "run"
+    assert cli("train", "--epochs", 1, "--seed", 7, "--optimizer", "sgd", "--lr", 0.1, "--out", out, "--quiet")[0] == 0
+    config = read_json(out / "config.json")
+    assert set(options.BY_NAME) <= set(config["options"])
+    assert config["options"]["optimizer"] == "sgd" and config["options"]["lr"] == 0.1
+    assert config["seed"] == config["options"]["seed"] == 7
+    assert (config["backend"], config["device"]) == ("numpy", "cpu")
+    assert config["versions"]["numpy"] == np.__version__
+    assert config["versions"]["xpnet"] == xpnet.__version__
+
+
+def test_output_is_one_line_per_epoch_and_a_summary_when_not_a_terminal(cli, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, _ = cli("--epochs", 3, "--out", out)
+    assert code == 0
+    lines = stdout.splitlines()
+    assert [line.split()[1] for line in lines[:3]] == ["1/3", "2/3", "3/3"]
+    accuracy = read_json(out / "metrics.json")["test_accuracy"]
+    assert lines[3].startswith(f"test accuracy {100 * accuracy:.2f}%")
+    assert str(out) in lines[3]
+    assert len(lines) == 4
+
+
+def test_json_mode_prints_only_the_summary_on_stdout(cli, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, stderr = cli("--epochs", 2, "--out", out, "--json")
+    assert code == 0
+    summary = json.loads(stdout)
+    metrics = read_json(out / "metrics.json")
+    assert summary["test_accuracy"] == metrics["test_accuracy"]
+    assert summary["epochs"] == 2 and summary["run_dir"] == str(out)
+    assert stderr.count("epoch ") == 2  # progress moved to stderr
+
+
+def test_default_run_folder_is_timestamped_under_runs(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli("--epochs", 1, "--quiet")[0] == 0
+    assert cli("--epochs", 1, "--quiet")[0] == 0
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2
+    assert all((folder / "metrics.json").is_file() for folder in folders)
+
+
+def test_early_stopping_without_val_split_holds_out_a_tenth_of_the_training_data(cli, tmp_path):
+    out = tmp_path / "run"
+    assert cli("--epochs", 3, "--early-stopping", 1, "--out", out, "--quiet")[0] == 0
+    assert read_json(out / "config.json")["options"]["val_split"] == options.EARLY_STOPPING_VAL_SPLIT
+    history = xpnet.load(out / "model.npz").history
+    assert all(record["val_loss"] is not None for record in history)
+    # Validation and test are different data: the test numbers are not the validation numbers.
+    metrics = read_json(out / "metrics.json")
+    assert [r["test_loss"] for r in metrics["epochs"]] != [r["val_loss"] for r in history]
+
+
+def test_config_file_keys_in_either_case_and_command_line_overrides(cli, tmp_path):
+    config = tmp_path / "job.toml"
+    config.write_text('hidden = [24, 12]\nbatch-size = 64\nlr = 0.002\nepochs = 1\noptimizer = "sgd"\nquiet = true\n')
+    out = tmp_path / "run"
+    code, stdout, _ = cli("--config", config, "--optimizer", "adam", "--out", out)
+    assert (code, stdout) == (0, "")
+    resolved = read_json(out / "config.json")["options"]
+    assert resolved["hidden"] == [24, 12] and resolved["batch_size"] == 64 and resolved["lr"] == 0.002
+    assert resolved["optimizer"] == "adam"
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("learning_rate = 0.1\n", r"unknown key 'learning_rate'"),
+        ('epochs = "ten"\n', r"epochs must be an integer, got 'ten'"),
+        ("hidden = [1.5]\n", r"hidden must be a list of widths"),
+        ("lr = = 1\n", r"is not valid TOML"),
+        ("batch-size = 8\nbatch_size = 16\n", r"sets 'batch_size' twice"),
+    ],
+)
+def test_bad_config_files_are_one_line_errors(cli, tmp_path, text, pattern):
+    config = tmp_path / "job.toml"
+    config.write_text(text)
+    assert_usage_error(cli("--config", config, "--out", tmp_path / "run"), pattern)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (["--bogus"], r"unrecognized arguments: --bogus; see 'xpnet train --help'"),
+        (["frobnicate"], r"invalid choice: 'frobnicate'"),
+        (["--dataset", "no-such-data"], r"no-such-data"),
+        (["--epochs", "ten"], r"--epochs: invalid int value: 'ten'"),
+        (["--epochs", "0"], r"epochs must be a positive integer"),
+        (["--batch-size", "-5"], r"batch size must be a positive integer"),
+        (["--hidden", "0"], r"hidden layer widths must be positive"),
+        (["--lr", "0"], r"learning rate must be positive"),
+        (["--activation", "swishy"], r"unknown activation 'swishy'"),
+        (["--val-split", "1.5"], r"val_split must be in \[0, 1\)"),
+        (["--device", "tpu"], r"unknown device 'tpu'"),
+        (["--config", "/no/such/job.toml"], r"config file /no/such/job.toml does not exist"),
+        (["evaluate", "/no/such/model.npz"], r"no such model file"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, argv, pattern):
+    out = ["--out", tmp_path / "run"] if argv[0].startswith("-") else []
+    assert_usage_error(cli(*argv, *out), pattern)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(cuda_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_one_line_error(cli, tmp_path):
+    assert_usage_error(cli("--device", "cuda", "--out", tmp_path / "run"), r"CUDA was requested.*--device cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unwritable_out_is_a_one_line_error(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert_usage_error(
+        cli("--epochs", 1, "--out", blocker / "run"), r"cannot create run folder .*choose a writable --out"
+    )
+
+
+def test_a_finished_run_is_never_overwritten(cli, tmp_path):
+    out = tmp_path / "run"
+    assert cli("--epochs", 1, "--out", out, "--quiet")[0] == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert_usage_error(cli("--epochs", 2, "--lr", 0.01, "--out", out), r"already holds a run")
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_training_warnings_print_as_one_line(cli, tmp_path):
+    # A vanishing learning rate leaves the network at chance level: the warning names the causes.
+    code, _, stderr = cli("--epochs", 3, "--lr", 1e-9, "--out", tmp_path / "run", "--quiet")
+    assert code == 0
+    assert stderr.startswith("xpnet: warning: training accuracy is") and stderr.count("\n") == 1
+
+
+def test_evaluate_reports_the_saved_model_accuracy(cli, tmp_path):
+    out = tmp_path / "run"
+    assert cli("--epochs", 2, "--out", out, "--quiet")[0] == 0
+    code, stdout, _ = cli("evaluate", out / "model.npz", "--dataset", "digits", "--device", "cpu", "--json")
+    assert code == 0
+    result = json.loads(stdout)
+    assert result["test_accuracy"] == pytest.approx(read_json(out / "metrics.json")["test_accuracy"])
+    assert result["samples"] == 359
+
+
+def test_evaluate_refuses_a_corrupt_model_file(cli, tmp_path):
+    damaged = tmp_path / "model.npz"
+    damaged.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    assert_usage_error(cli("evaluate", damaged), r"model\.npz: not a readable xpnet model file")
+
+
+def test_predictions_csv_layouts():
+    labels = np.array([7, 2, 1])
+    assert predictions_csv(labels, PLAIN_LAYOUT) == "index,label\n0,7\n1,2\n2,1\n"
+    assert predictions_csv(labels, KAGGLE_LAYOUT) == "ImageId,Label\n1,7\n2,2\n3,1\n"
+
+
+@pytest.mark.skipif(not hasattr(datasets, "read_inputs"), reason="needs xpnet.datasets.read_inputs")
+@pytest.mark.parametrize("kaggle", [False, True])
+def test_predict_writes_the_model_predictions(cli, tmp_path, kaggle):
+    out = tmp_path / "run"
+    assert cli("--epochs", 2, "--out", out, "--quiet")[0] == 0
+    _, _, x_test, _ = xpnet.load_digits()
+    inputs = tmp_path / "inputs.npy"
+    np.save(inputs, x_test[:20])
+    csv = tmp_path / "predictions.csv"
+    argv = ["predict", out / "model.npz", inputs, "--out", csv, *(["--kaggle"] if kaggle else [])]
+    assert cli(*argv)[0] == 0
+    expected = xpnet.load(out / "model.npz").predict(x_test[:20])
+    layout = KAGGLE_LAYOUT if kaggle else PLAIN_LAYOUT
+    assert csv.read_text() == predictions_csv(np.asarray(expected), layout)
+
+
+def test_check_passes_on_the_cpu(cli):
+    code, stdout, _ = cli("check", "--device", "cpu", "--json")
+    assert code == 0
+    report = json.loads(stdout)
+    assert report["passed"] and len(report["checks"]) == 3
+    assert all(check["passed"] for check in report["checks"])
+
+
+def test_check_fails_with_exit_1_when_the_numerics_are_unsafe(cli, monkeypatch):
+    def naive_softmax_cross_entropy(logits, labels):
+        xp = array_namespace(logits)
+        probabilities = xp.exp(logits) / xp.sum(xp.exp(logits), axis=1, keepdims=True)  # overflows
+        picked = xp.take_along_axis(probabilities, labels[:, None], axis=1)
+        return -xp.mean(xp.log(picked)), probabilities
+
+    monkeypatch.setattr(check.losses, "softmax_cross_entropy", naive_softmax_cross_entropy)
+    code, stdout, _ = cli("check", "--device", "cpu")
+    assert code == 1
+    failed = [line for line in stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and "extreme logits" in failed[0] and "expected 10000" in failed[0]
+
+
+def test_info_lists_versions_backends_and_blas(cli):
+    code, stdout, _ = cli("info", "--json")
+    assert code == 0
+    found = json.loads(stdout)
+    assert found["versions"]["numpy"] == np.__version__
+    assert "numpy" in found["backends"]
+    assert isinstance(found["gpus"], list) and isinstance(found["blas"], list)
+
+
+def test_python_dash_m_xpnet_runs_as_a_program(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "xpnet", "--epochs", "1", "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["run_dir"] == str(out)
+    bad = subprocess.run(
+        [sys.executable, "-m", "xpnet", "--lr", "-1"], capture_output=True, text=True, env=env, check=False
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("xpnet: error: learning rate must be positive")
+    assert bad.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not hasattr(datasets, "read_inputs"), reason="needs the dataset readers (paths)")
+def test_trains_on_an_npz_path(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 5)).astype(np.float32)
+    labels = rng.integers(0, 3, size=200)
+    inputs = (centers[labels] + 0.1 * rng.normal(size=(200, 5))).astype(np.float32)
+    path = tmp_path / "blobs.npz"
+    np.savez(path, x_train=inputs[:150], y_train=labels[:150], x_test=inputs[150:], y_test=labels[150:])
+    out = tmp_path / "run"
+    assert cli("--dataset", path, "--epochs", 5, "--lr", 0.01, "--out", out, "--quiet")[0] == 0
+    metrics = read_json(out / "metrics.json")
+    assert metrics["dataset"] == str(path)
+    assert metrics["test_accuracy"] > 0.9
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_available(), reason="needs CuPy and a CUDA GPU")
+def test_cuda_run_checks_and_records_the_gpu(cli, tmp_path):
+    code, stdout, _ = cli("check", "--device", "cuda", "--json")
+    assert code == 0 and json.loads(stdout)["device"] == "cuda:0"
+    out = tmp_path / "run"
+    assert cli("--device", "cuda", "--epochs", 2, "--out", out, "--quiet")[0] == 0
+    metrics = read_json(out / "metrics.json")
+    assert (metrics["backend"], metrics["device"]) == ("cupy", "cuda:0")
+    assert xpnet.load(out / "model.npz").evaluate(*xpnet.load_digits()[2:])["accuracy"] == pytest.approx(
+        metrics["test_accuracy"]
+    )
+
+
+def test_the_container_job_file_is_a_valid_config(tmp_path):
+    job = REPO / "examples" / "container_job" / "job.toml"
+    args = argparse.Namespace(config=str(job), **dict.fromkeys(options.BY_NAME))
+    resolved = options.resolve(args)
+    assert resolved.run["dataset"] == "mnist" and resolved.run["device"] == "cuda"
+    assert resolved.config.hidden == (800,) and resolved.config.batch_size == 128

@@ -1,0 +1,75 @@
+"""The ``xpnet`` command. ``python -m xpnet [OPTIONS]`` trains (bare options mean ``train``);
+``evaluate``, ``predict``, ``check``, ``info`` and ``plot`` are the other subcommands.
+
+Bad input of any kind ends with exit code 2 and one line on stderr, ``xpnet: error: ...``, saying
+what was wrong and what to do, never a traceback. Training warnings print as ``xpnet: warning: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from xpnet import __version__
+from xpnet.checkpoint import TrainingInterrupted
+from xpnet.cli import check, evaluate, info, plot, predict, train
+from xpnet.errors import XpnetError
+
+USAGE_ERROR = 2
+INTERRUPTED = 130
+COMMANDS = {module.NAME: module for module in (train, evaluate, predict, check, info, plot)}
+TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors become one ``XpnetError`` line instead of a usage dump."""
+
+    def error(self, message: str):
+        raise XpnetError(f"{message}; see '{self.prog} --help'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="xpnet",
+        description="Train and use multi-layer perceptrons on NumPy (CPU) or CuPy (CUDA GPU). "
+        "Options without a subcommand mean 'train': python -m xpnet --dataset mnist --device cuda",
+        epilog="Run 'xpnet COMMAND --help' for a command's options ('xpnet train --help' for training).",
+    )
+    parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for module in COMMANDS.values():
+        module.add_parser(subcommands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in TOP_LEVEL_FLAGS):
+        argv.insert(0, train.NAME)
+    try:
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:
+            raise XpnetError(f"unrecognized arguments: {' '.join(unknown)}; see 'xpnet {args.command} --help'")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command].run(args)
+    except XpnetError as error:
+        print(f"xpnet: error: {_one_line(error)}", file=sys.stderr)
+        return USAGE_ERROR
+    except TrainingInterrupted as stop:  # a checkpoint was written: say how to resume
+        print(f"xpnet: {_one_line(stop)}", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:
+        print("xpnet: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"xpnet: warning: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+def _one_line(message) -> str:
+    return " ".join(str(message).split())

@@ -1,0 +1,131 @@
+"""``xpnet train``: train on a dataset and leave a run folder (config, metrics, model, plots)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from xpnet import checkpoint, datasets, plots, runs
+from xpnet.backend import select
+from xpnet.callbacks import Callback
+from xpnet.cli import options
+from xpnet.errors import XpnetError
+from xpnet.model import Model
+from xpnet.progress import console_progress
+
+NAME = "train"
+# Options that describe where and how a run is watched, not what it computes: --resume may change them.
+RESUME_OVERRIDES = ("device", "data_dir", "quiet", "json")
+
+
+def add_parser(subcommands) -> None:
+    parser = subcommands.add_parser(
+        NAME,
+        help="train a network and write a run folder (the default command)",
+        description="Train a multi-layer perceptron and write a run folder: config.json, metrics.json, "
+        "model.npz, and with matplotlib curves.png and confusion.png.",
+        epilog="Example: python -m xpnet --dataset mnist --hidden 800 --epochs 20 --device cuda",
+    )
+    options.add_training_options(parser)
+
+
+class TestSetMetrics(Callback):
+    """Adds ``test_loss`` and ``test_accuracy`` to each epoch's record: the test set is measured,
+    never trained or early-stopped on. Its arrays are placed on the device once."""
+
+    def __init__(self, x_test, y_test):
+        self.x_test, self.y_test = x_test, y_test
+
+    def on_train_begin(self, model, epochs):
+        self.model = model
+        self.x_test = model.backend.asarray(self.x_test, dtype=model.dtype)
+        self.y_test = model.backend.asarray(self.y_test)
+
+    def on_epoch_end(self, record):
+        result = self.model.evaluate(self.x_test, self.y_test)
+        record["test_loss"], record["test_accuracy"] = result["loss"], result["accuracy"]
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = resumed_settings(args) if args.resume else options.resolve(args)
+    run_options = settings.run
+    backend = select(run_options["device"])  # an unavailable device fails before anything is loaded
+    data = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"])
+    if args.resume:
+        run_dir = Path(args.resume)
+        model, epochs_left = checkpoint.resume(run_dir, run_options["device"])
+    else:
+        run_dir = runs.new_run_dir(run_options["out"])
+        runs.write_json(run_dir / runs.CONFIG_FILE, runs.config_record(settings.options(), backend))
+        model, epochs_left = Model(settings.config, device=run_options["device"]), settings.config.epochs
+
+    console = sys.stderr if run_options["json"] else sys.stdout
+    progress = console_progress(console, quiet=run_options["quiet"])
+    x_train, y_train, x_test, y_test = data
+    started = time.perf_counter()
+    if epochs_left:
+        checkpoint.fit(
+            model,
+            x_train,
+            y_train,
+            run_dir,
+            epochs=epochs_left,
+            every_steps=run_options["checkpoint_every"],
+            callbacks=[TestSetMetrics(x_test, y_test), *filter(None, [progress])],
+        )
+    seconds = time.perf_counter() - started
+
+    metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test)
+    plot_note = _plot(run_dir)
+    summary = {
+        "test_accuracy": metrics["test_accuracy"],
+        "test_loss": metrics["test_loss"],
+        "epochs": len(model.history),
+        "seconds": seconds,
+        "dataset": metrics["dataset"],
+        "backend": metrics["backend"],
+        "device": metrics["device"],
+        "run_dir": str(run_dir),
+    }
+    if run_options["json"]:
+        print(json.dumps(summary))
+    elif not run_options["quiet"]:
+        print(
+            f"test accuracy {100 * summary['test_accuracy']:.2f}% (loss {summary['test_loss']:.4f}) after "
+            f"{summary['epochs']} epochs in {seconds:.1f}s on {summary['backend']} {summary['device']}; "
+            f"run folder: {run_dir}"
+        )
+    if plot_note and not run_options["quiet"]:
+        print(f"xpnet: note: {plot_note}", file=sys.stderr)
+    return 0
+
+
+def resumed_settings(args: argparse.Namespace) -> options.Resolved:
+    """The options a run was started with (from its config.json), with the few that may change on resume."""
+    recorded = runs.read_json(Path(args.resume) / runs.CONFIG_FILE).get("options")
+    if not isinstance(recorded, dict):
+        raise XpnetError(f"{args.resume}/{runs.CONFIG_FILE} records no options: it is not an xpnet run folder")
+    changeable = {name: getattr(args, name) for name in RESUME_OVERRIDES if getattr(args, name, None) is not None}
+    return options.resolve_values({**recorded, **changeable})
+
+
+def write_results(run_dir, model: Model, dataset: str, x_test, y_test) -> dict:
+    """Save the model and confusion counts, then ``metrics.json`` last (it marks a finished run)."""
+    test = model.evaluate(x_test, y_test)
+    model.save(run_dir / runs.MODEL_FILE)
+    confusion = runs.confusion_record(y_test, model.predict(x_test), model.n_classes)
+    runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
+    metrics = runs.metrics_record(dataset, model.backend, model.config.dtype, model.history, test)
+    runs.write_json(run_dir / runs.METRICS_FILE, metrics)
+    return metrics
+
+
+def _plot(run_dir) -> str | None:
+    """Draw the run's pictures when matplotlib is there; otherwise say how to get them."""
+    if not plots.available():
+        return f"curves.png and confusion.png skipped: {plots.INSTALL_HINT}, then run 'xpnet plot {run_dir}'"
+    plots.plot_run(run_dir)
+    return None

@@ -1,0 +1,93 @@
+"""Pictures of a run: ``curves.png`` (loss and accuracy per epoch) and ``confusion.png``.
+
+Needs matplotlib (``pip install 'xpnet[plot]'``). Figures are drawn without pyplot, so nothing
+global (backend, open windows) is touched, and each file is written atomically.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from xpnet import runs
+from xpnet.atomic import atomic_write
+from xpnet.errors import XpnetError
+
+CURVES_FILE = "curves.png"
+CONFUSION_PLOT_FILE = "confusion.png"
+INSTALL_HINT = "pip install 'xpnet[plot]' (matplotlib)"
+
+
+def available() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def plot_run(run_dir) -> list[Path]:
+    """Draw both pictures from ``metrics.json`` and ``confusion.json`` in ``run_dir``; return their paths."""
+    if not available():
+        raise XpnetError(f"plotting needs matplotlib, which is not installed: {INSTALL_HINT}")
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise XpnetError(f"{run_dir} is not a folder: give the run folder that xpnet train wrote (--out)")
+    metrics = runs.read_json(run_dir / runs.METRICS_FILE)
+    confusion = runs.read_json(run_dir / runs.CONFUSION_FILE)
+    try:
+        curves = draw_curves(metrics["epochs"], run_dir / CURVES_FILE)
+        matrix = draw_confusion(confusion["matrix"], confusion["classes"], run_dir / CONFUSION_PLOT_FILE)
+    except (KeyError, TypeError, ValueError) as error:
+        raise XpnetError(
+            f"{run_dir} holds metrics that cannot be plotted ({error!r}); the run folder is damaged"
+        ) from None
+    return [curves, matrix]
+
+
+def draw_curves(epochs: list[dict], path: Path) -> Path:
+    """Loss (left) and accuracy (right) per epoch, train and test."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(figsize=(10, 4))
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    numbers = [record["epoch"] for record in epochs]
+    for split, style in (("train", "-o"), ("test", "-s")):
+        loss_axes.plot(numbers, [record[f"{split}_loss"] for record in epochs], style, markersize=3, label=split)
+        accuracy_axes.plot(
+            numbers, [100 * record[f"{split}_accuracy"] for record in epochs], style, markersize=3, label=split
+        )
+    loss_axes.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for axes in (loss_axes, accuracy_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        axes.legend()
+    return _save(figure, path)
+
+
+def draw_confusion(matrix: list[list[int]], classes: list, path: Path) -> Path:
+    """Counts of (true class, predicted class) on the test set, with the count in each cell."""
+    size = len(classes)
+    figure = _figure(figsize=(1.5 + 0.55 * size, 1 + 0.5 * size))
+    axes = figure.subplots()
+    image = axes.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axes)
+    highest = max(max(row) for row in matrix) or 1
+    for row in range(size):
+        for column in range(size):
+            count = matrix[row][column]
+            color = "white" if count > highest / 2 else "black"
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=7, color=color)
+    axes.set_xticks(range(size), [str(c) for c in classes])
+    axes.set_yticks(range(size), [str(c) for c in classes])
+    axes.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test set)")
+    return _save(figure, path)
+
+
+def _figure(figsize):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _save(figure, path: Path) -> Path:
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=120)
+    return path

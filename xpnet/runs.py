@@ -1,0 +1,150 @@
+"""The run folder: what one training run leaves behind, each file written atomically.
+
+``config.json`` (every resolved option, versions, backend and device) is written before training,
+so an unwritable folder fails at once; ``model.npz`` and ``confusion.json`` follow training, and
+``metrics.json`` is written last: its presence marks a finished run, which is never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from xpnet.atomic import atomic_write
+from xpnet.backend import Backend
+from xpnet.checkpoint import CHECKPOINT_FILE
+from xpnet.errors import XpnetError
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+MODEL_FILE = "model.npz"
+CONFUSION_FILE = "confusion.json"
+# Files whose presence means the folder already holds a finished (or saved) run.
+FINISHED_RUN_FILES = (METRICS_FILE, MODEL_FILE)
+DEFAULT_PARENT = Path("runs")
+VERSIONED_PACKAGES = ("xpnet", "numpy", "array-api-compat", "cupy-cuda12x", "cupy", "torch", "array-api-strict")
+
+
+def new_run_dir(out: str | Path | None) -> Path:
+    """Create the run folder (``out``, or ``runs/<timestamp>``) and return it.
+
+    A folder that already holds a finished run is refused rather than overwritten.
+    """
+    folder = Path(out) if out is not None else _timestamped(DEFAULT_PARENT)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise XpnetError(
+            f"cannot create run folder {folder}: {error.strerror or error}; choose a writable --out"
+        ) from None
+    existing = [name for name in FINISHED_RUN_FILES if (folder / name).exists()]
+    if existing:
+        raise XpnetError(
+            f"run folder {folder} already holds a run ({existing[0]}); choose another --out or move that one away"
+        )
+    if (folder / CHECKPOINT_FILE).exists():
+        raise XpnetError(
+            f"run folder {folder} holds an unfinished run; continue it with 'python -m xpnet --resume {folder}' "
+            "or choose another --out"
+        )
+    return folder
+
+
+def _timestamped(parent: Path) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = parent / stamp
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = parent / f"{stamp}-{suffix}"
+    return folder
+
+
+def write_json(path: Path, data: dict) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise XpnetError(f"{path} does not exist: is {Path(path).parent} a run folder written by xpnet?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise XpnetError(f"cannot read {path} ({error}); the run folder is damaged") from None
+    if not isinstance(data, dict):
+        raise XpnetError(f"{path} does not hold a JSON object; the run folder is damaged")
+    return data
+
+
+def device_label(backend: Backend) -> str:
+    """A short device name for reports: ``cpu``, ``cuda:0``, or the library's own name."""
+    device_id = getattr(backend.device, "id", None)
+    if backend.name == "cupy" and isinstance(device_id, int):
+        return f"cuda:{device_id}"
+    return str(backend.device)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the installed packages that matter to a run (absent ones left out)."""
+    found = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    if "xpnet" not in found:  # running from a source checkout
+        import xpnet
+
+        found["xpnet"] = xpnet.__version__
+    return found
+
+
+def config_record(options: dict, backend: Backend) -> dict:
+    """The content of ``config.json``."""
+    return {
+        "options": options,
+        "seed": options["seed"],
+        "backend": backend.name,
+        "device": device_label(backend),
+        "versions": versions(),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def metrics_record(dataset: str, backend: Backend, dtype: str, history: list[dict], test: dict) -> dict:
+    """The content of ``metrics.json``: exactly these keys, accuracies as fractions, ``seconds`` per
+    epoch of training. Each history record must carry ``test_loss`` and ``test_accuracy``."""
+    return {
+        "dataset": dataset,
+        "backend": backend.name,
+        "device": device_label(backend),
+        "dtype": dtype,
+        "epochs": [
+            {
+                "epoch": record["epoch"],
+                "train_loss": record["train_loss"],
+                "train_accuracy": record["train_accuracy"],
+                "test_loss": record["test_loss"],
+                "test_accuracy": record["test_accuracy"],
+                "seconds": record["seconds"],
+            }
+            for record in history
+        ],
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+    }
+
+
+def confusion_record(labels, predictions, n_classes: int) -> dict:
+    """The content of ``confusion.json``: ``matrix[true][predicted]`` counts on the test set."""
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    counts = np.bincount(labels * n_classes + predictions, minlength=n_classes * n_classes)
+    return {"classes": list(range(n_classes)), "matrix": counts.reshape(n_classes, n_classes).tolist()}
