@@ -119,3 +119,27 @@ def test_the_checked_network_and_inputs_are_left_untouched(backend):
     for after, before in zip(network.parameters(), parameters):
         np.testing.assert_array_equal(to_numpy(after), before)
     np.testing.assert_array_equal(to_numpy(x), inputs)
+
+
+class CountingScale(Scale):
+    """Scale that counts its forward passes (in a list, which gradcheck's copy of the layer shares)."""
+
+    def __init__(self, factors, calls: list):
+        super().__init__(factors)
+        self.calls = calls
+
+    def forward(self, x, *, training=False, rng=None):
+        self.calls.append(1)
+        return super().forward(x, training=training, rng=rng)
+
+
+@pytest.mark.parametrize(("n_features", "max_entries"), [(100, 64), (10, 64), (300, 7)])
+def test_at_most_max_entries_of_each_array_are_perturbed(n_features, max_entries):
+    rng = np.random.default_rng(4)
+    calls = []
+    network = Network([CountingScale(rng.uniform(0.5, 1.5, size=n_features), calls)])
+    x, labels = rng.normal(size=(3, n_features)), rng.integers(0, n_features, size=3)
+    gradcheck(network, x, labels, max_entries=max_entries)
+    perturbed = (len(calls) - 1) // 2  # one forward pass for the gradients, then two per perturbed entry
+    expected = sum(min(size, max_entries) for size in (n_features, 3 * n_features))  # the factors, the inputs
+    assert expected / 2 < perturbed <= expected
