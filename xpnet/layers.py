@@ -29,6 +29,11 @@ class Layer:
     def backward(self, grad_output):
         return grad_output
 
+    def parameter_backward(self, grad_output) -> None:
+        """Fill ``self.grads`` without returning the input gradient (training never uses the first
+        layer's, and for a Dense layer it costs a matrix multiply)."""
+        self.backward(grad_output)
+
     def config(self) -> dict:
         """What is needed, besides the parameters, to rebuild this layer (saved with the model)."""
         return {"type": type(self).__name__}
@@ -52,13 +57,18 @@ class Dense(Layer):
 
     def forward(self, x, *, training=False, rng=None):
         self._input = x
-        return x @ self.params["weight"] + self.params["bias"]
+        outputs = x @ self.params["weight"]
+        outputs += self.params["bias"]  # in place on the fresh product: one pass, no second array
+        return outputs
 
     def backward(self, grad_output):
+        self.parameter_backward(grad_output)
+        return grad_output @ self.params["weight"].T
+
+    def parameter_backward(self, grad_output):
         xp = array_namespace(grad_output)
         self.grads["weight"] = self._input.T @ grad_output
         self.grads["bias"] = xp.sum(grad_output, axis=0)
-        return grad_output @ self.params["weight"].T
 
 
 class Activation(Layer):

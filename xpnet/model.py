@@ -120,7 +120,7 @@ class Model:
         loss_function = losses.get(self.config.loss)
         schedule = self.config.make_schedule()
         n_batches = len(training.batch_bounds(x.shape[0], self.config.batch_size))
-        input_scale = float(xp.max(xp.abs(x)))
+        input_scale = max(float(xp.max(x)), -float(xp.min(x)))  # max |x| without an |x| copy of the data
         for callback in callbacks:
             callback.on_train_begin(self, epochs)
         for _ in range(epochs):

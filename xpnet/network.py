@@ -53,11 +53,16 @@ class Network:
             x = layer.forward(x, training=training, rng=rng)
         return x
 
-    def backward(self, grad_output):
-        """Backpropagate ``d loss / d output``; fills every layer's ``grads`` and returns d loss / d x."""
-        for layer in reversed(self.layers):
+    def backward(self, grad_output, *, input_gradient: bool = True):
+        """Backpropagate ``d loss / d output``; fills every layer's ``grads`` and returns d loss / d x,
+        or None with ``input_gradient=False`` (training needs only the parameters' gradients)."""
+        first, *rest = self.layers
+        for layer in reversed(rest):
             grad_output = layer.backward(grad_output)
-        return grad_output
+        if input_gradient:
+            return first.backward(grad_output)
+        first.parameter_backward(grad_output)
+        return None
 
     def parameters(self) -> list:
         return [layer.params[name] for layer in self.layers for name in layer.params]

@@ -11,6 +11,7 @@ import math
 
 from array_api_compat import array_namespace
 
+from xpnet import fastpath
 from xpnet.errors import XpnetError
 
 
@@ -32,10 +33,18 @@ class Optimizer:
             self.state = {name: [_zeros_like(p) for p in params] for name in self.buffers}
         self.steps += 1
         for index, (param, grad) in enumerate(zip(params, grads)):
-            self._update(index, param, grad, lr)
+            buffers = [self.state[name][index] for name in self.buffers]
+            if fastpath.applies(param, grad, *buffers):
+                self._fast_update(index, param, grad, lr)
+            else:
+                self._update(index, param, grad, lr)
 
     def _update(self, index: int, param, grad, lr: float) -> None:
         raise NotImplementedError
+
+    def _fast_update(self, index: int, param, grad, lr: float) -> None:
+        """The same update in place on NumPy arrays (see ``fastpath``); the reference where none exists."""
+        self._update(index, param, grad, lr)
 
     def _decayed(self, param, grad):
         """The gradient with L2 weight decay folded in (coupled decay, as in torch.optim.SGD/Adam)."""
@@ -69,6 +78,11 @@ class SGD(Optimizer):
             velocity += grad
             grad = grad + self.momentum * velocity if self.nesterov else velocity
         param -= lr * grad
+
+    def _fast_update(self, index, param, grad, lr):
+        velocity = self.state["velocity"][index] if self.momentum else None
+        options = {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+        fastpath.sgd_update(param, grad, velocity, lr=lr, **options)
 
     def hyperparameters(self):
         return {"momentum": self.momentum, "nesterov": self.nesterov, **super().hyperparameters()}
@@ -110,6 +124,22 @@ class Adam(Optimizer):
         correction2 = 1.0 - self.beta2**self.steps
         denominator = xp.sqrt(second) / math.sqrt(correction2) + self.eps
         param -= (lr / correction1) * (first / denominator)
+
+    def _fast_update(self, index, param, grad, lr):
+        fastpath.adam_update(
+            param,
+            grad,
+            self.state["first_moment"][index],
+            self.state["second_moment"][index],
+            lr=lr,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            decoupled=self.decoupled,
+            correction1=1.0 - self.beta1**self.steps,
+            correction2=1.0 - self.beta2**self.steps,
+        )
 
     def hyperparameters(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, **super().hyperparameters()}

@@ -69,7 +69,7 @@ def train_epoch(
         y_batch = xp.take(y, indices, axis=0)
         outputs = network.forward(x_batch, training=True, rng=dropout_rng)
         loss, grad_outputs = loss_function(outputs, y_batch)
-        network.backward(grad_outputs)
+        network.backward(grad_outputs, input_gradient=False)
         optimizer.step(params, network.gradients(), lr)
         progress.total_loss += loss * x_batch.shape[0]
         if classify:
