@@ -9,8 +9,8 @@ import pytest
 from array_api_compat import array_namespace
 from conftest import on
 
-from xpnet import Activation, Dense, GradientMismatch, Layer, Network, gradcheck
-from xpnet.backend import to_numpy
+from xpnet import Activation, Dense, GradientMismatch, Layer, Network, XpnetError, gradcheck
+from xpnet.backend import numpy_backend, to_numpy
 
 N_SAMPLES = N_UNITS = 5  # square weights and as many samples as units: wrong axes keep the right shapes
 
@@ -143,3 +143,10 @@ def test_at_most_max_entries_of_each_array_are_perturbed(n_features, max_entries
     perturbed = (len(calls) - 1) // 2  # one forward pass for the gradients, then two per perturbed entry
     expected = sum(min(size, max_entries) for size in (n_features, 3 * n_features))  # the factors, the inputs
     assert expected / 2 < perturbed <= expected
+
+
+@pytest.mark.parametrize(("options", "shown"), [({"max_entries": 0}, "0 and 1e-06"), ({"eps": 0.0}, "64 and 0.0")])
+def test_settings_that_check_nothing_are_refused(options, shown):
+    network, x, labels = problem(numpy_backend())
+    with pytest.raises(XpnetError, match=rf"gradcheck needs max_entries >= 1 and eps > 0, got {shown}"):
+        gradcheck(network, x, labels, **options)

@@ -39,6 +39,8 @@ def gradcheck(
     Runs on a float64 copy of ``network`` in evaluation mode (dropout off); at most ``max_entries``
     evenly spaced entries of each parameter are perturbed, so large layers stay cheap to check.
     """
+    if max_entries < 1 or not eps > 0:
+        raise XpnetError(f"gradcheck needs max_entries >= 1 and eps > 0, got {max_entries} and {eps}")
     xp = array_namespace(x)
     network = _float64_copy(network)
     x = xp.astype(x, xp.float64)
