@@ -303,3 +303,14 @@ def test_training_past_the_end_of_a_cosine_schedule_warns():
 def test_select_accepts_a_backend_as_it_is():
     backend = xpnet.select("cpu")
     assert xpnet.select(backend) is backend
+
+
+@pytest.mark.parametrize("labels", [np.array(["cat", "dog"] * 5), np.array([True, False] * 5)])
+def test_labels_that_are_not_integers_are_refused_with_how_to_map_them(labels):
+    x = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    with pytest.raises(XpnetError, match=r"labels must be integers 0\.\.K-1, got dtype .*: map them first, e\.g\. "):
+        Model(device="cpu", epochs=1, **SMALL).fit(x, labels)
+    _, mapped = np.unique(labels, return_inverse=True)  # the mapping the message suggests works
+    model = Model(device="cpu", epochs=1, **SMALL)
+    model.fit(x, mapped)
+    assert model.n_classes == 2

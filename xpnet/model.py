@@ -297,7 +297,10 @@ class Model:
             if not bool(xp.all(y == xp.round(y))):
                 raise XpnetError(f"{role} labels must be whole numbers 0..K-1; for real-valued targets use loss='mse'")
         elif not xp.isdtype(y.dtype, "integral"):
-            raise XpnetError(f"{role} labels must be integers 0..K-1, got dtype {y.dtype}")
+            raise XpnetError(
+                f"{role} labels must be integers 0..K-1, got dtype {y.dtype}: map them first, "
+                "e.g. classes, y = numpy.unique(y, return_inverse=True)"
+            )
         y = xp.astype(y, xp.int64)
         lowest, highest = int(xp.min(y)), int(xp.max(y))
         if lowest < 0:
