@@ -314,3 +314,11 @@ def test_labels_that_are_not_integers_are_refused_with_how_to_map_them(labels):
     model = Model(device="cpu", epochs=1, **SMALL)
     model.fit(x, mapped)
     assert model.n_classes == 2
+
+
+def test_validation_data_with_other_features_is_refused_before_training(digits):
+    x, y, x_test, y_test = digits
+    model = Model(device="cpu", epochs=1, **SMALL)
+    with pytest.raises(XpnetError, match="validation inputs have 10 features but the training inputs have 64"):
+        model.fit(x, y, validation_data=(x_test[:, :10], y_test))
+    assert model.history == [] and model.optimizer.steps == 0

@@ -92,6 +92,10 @@ class Model:
             x, y, x_val, y_val = self._split_validation(x, y)
         else:
             x_val = y_val = None
+        if x_val is not None and x_val.shape[1] != x.shape[1]:
+            raise XpnetError(
+                f"validation inputs have {x_val.shape[1]} features but the training inputs have {x.shape[1]}"
+            )
         # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
         callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
         if x_val is None and any(isinstance(callback, EarlyStopping) for callback in callbacks):
