@@ -322,3 +322,12 @@ def test_validation_data_with_other_features_is_refused_before_training(digits):
     with pytest.raises(XpnetError, match="validation inputs have 10 features but the training inputs have 64"):
         model.fit(x, y, validation_data=(x_test[:, :10], y_test))
     assert model.history == [] and model.optimizer.steps == 0
+
+
+def test_a_single_sample_given_as_a_vector_gets_the_reshape_for_one_sample(digits):
+    x, y, _, _ = digits
+    model = Model(device="cpu", epochs=1, **SMALL)
+    model.fit(x, y)
+    with pytest.raises(XpnetError, match=r"got shape \(64,\); for one sample use x\.reshape\(1, -1\)"):
+        model.predict(x[0])
+    assert model.predict(x[0].reshape(1, -1)).shape == (1,)

@@ -268,9 +268,14 @@ class Model:
             self._choose_backend(x)
         x = self.backend.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[0] == 0:
+            fix = (
+                "for one sample use x.reshape(1, -1)"
+                if x.ndim == 1
+                else "flatten images first, e.g. x.reshape(len(x), -1)"
+            )
             raise XpnetError(
                 f"{role} inputs must be a 2-D array (samples, features) with at least one sample, "
-                f"got shape {tuple(x.shape)}; flatten images first, e.g. x.reshape(len(x), -1)"
+                f"got shape {tuple(x.shape)}; {fix}"
             )
         if not bool(self.backend.xp.all(self.backend.xp.isfinite(x))):
             raise XpnetError(f"{role} inputs contain NaN or infinite values: clean or impute them first")
