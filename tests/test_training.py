@@ -331,3 +331,15 @@ def test_a_single_sample_given_as_a_vector_gets_the_reshape_for_one_sample(digit
     with pytest.raises(XpnetError, match=r"got shape \(64,\); for one sample use x\.reshape\(1, -1\)"):
         model.predict(x[0])
     assert model.predict(x[0].reshape(1, -1)).shape == (1,)
+
+
+def test_regression_targets_of_another_width_are_refused_before_training():
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    model = Model(device="cpu", loss="mse", epochs=1, **SMALL)
+    with pytest.raises(XpnetError, match="validation targets have 2 columns but the model has 1 outputs"):
+        model.fit(x, x[:, 0], validation_data=(x, x[:, :2]))
+    assert model.history == [] and model.optimizer.steps == 0
+    model.fit(x, x[:, :2])
+    with pytest.raises(XpnetError, match="training targets have 1 columns but the model has 2 outputs"):
+        model.fit(x, x[:, 0])
+    assert model.epochs_done == 1 and model.optimizer.steps == 2

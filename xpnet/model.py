@@ -96,6 +96,8 @@ class Model:
             raise XpnetError(
                 f"validation inputs have {x_val.shape[1]} features but the training inputs have {x.shape[1]}"
             )
+        if not self.classify:
+            self._check_target_widths(y, y_val)
         # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
         callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
         if x_val is None and any(isinstance(callback, EarlyStopping) for callback in callbacks):
@@ -330,10 +332,20 @@ class Model:
         elif width != self.n_classes:
             raise XpnetError(f"{role} one-hot rows have {width} columns but the model has {self.n_classes} classes")
 
+    def _check_target_widths(self, y, y_val):
+        """Regression targets need one column per output, in training and validation alike: checked
+        before training, which would otherwise stop at the first mismatched loss."""
+        outputs = _target_width(y) if self.network is None else self.network.n_outputs
+        for role, targets in (("training", y), ("validation", y_val)):
+            if targets is not None and _target_width(targets) != outputs:
+                raise XpnetError(
+                    f"{role} targets have {_target_width(targets)} columns but the model has {outputs} outputs"
+                )
+
     def _n_outputs(self, y, y_val) -> int:
         xp = self.backend.xp
         if not self.classify:
-            return 1 if y.ndim == 1 else y.shape[1]
+            return _target_width(y)
         highest = max(int(xp.max(labels)) for labels in (y, y_val) if labels is not None)
         return max(highest + 1, 2)
 
@@ -381,6 +393,10 @@ def _batch_hook(callbacks):
     if not hooks:
         return None
     return lambda batch: [hook(batch) for hook in hooks]
+
+
+def _target_width(y) -> int:
+    return 1 if y.ndim == 1 else y.shape[1]
 
 
 def _is_foreign_array(x) -> bool:
