@@ -181,3 +181,14 @@ def test_integer_pixels_train_in_float32_without_overflow(backend, digits, pixel
         assert_array(parameter, to_numpy(parameter), backend, dtype=backend.xp.float32)
     probabilities = model.predict_proba(on(backend, np.round(unscaled(x_test)).astype(pixel_dtype)))
     assert_array(probabilities, to_numpy(probabilities), backend, dtype=backend.xp.float32)
+
+
+def test_two_classes_learning_slowly_get_no_chance_warning_and_shuffled_ones_do():
+    x, y, _, _ = load_digits()
+    zeros_and_ones = y < 2
+    x, y = x[zeros_and_ones], y[zeros_and_ones]
+    slow = Model(device="cpu", hidden=[16], epochs=3)
+    slow.fit(x, y)  # XpnetWarning is an error in the tests: this fails if it warns
+    assert 0.6 < slow.history[-1]["train_accuracy"] < 0.75  # well above chance (50%) but below 1.5x chance
+    with pytest.warns(XpnetWarning, match=r"about chance level \(50\.0%\)"):
+        Model(device="cpu", hidden=[16], epochs=3).fit(x, np.random.default_rng(0).permutation(y))
