@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import on
+from conftest import assert_array, on
 
 from xpnet import Dense, Model, Network, TrainingDiverged, XpnetWarning, gradcheck, load_digits
 from xpnet.backend import to_numpy
@@ -75,13 +75,13 @@ def test_a_huge_learning_rate_stops_with_the_epoch_and_rate_and_keeps_the_last_g
     settings = {"hidden": [32], "optimizer": "momentum", "lr": 0.2, "loss": "mse", "activation": "tanh"}
     targets = y[:300].astype(np.float32)
     diverging = Model(device="cpu", epochs=5, **settings)
-    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 3: .* learning rate 0\.2 \(momentum\)") as error:
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 2: .* learning rate 0\.2 \(momentum\)") as error:
         diverging.fit(x[:300], targets)
     assert "Try a learning rate 10x smaller (lr=0.02)" in str(error.value)
-    stable = Model(device="cpu", epochs=2, **settings)
+    stable = Model(device="cpu", epochs=1, **settings)
     stable.fit(x[:300], targets)
-    # The model is left exactly as after epoch 2: weights, optimizer state and history.
-    assert len(diverging.history) == 2 and diverging.optimizer.steps == stable.optimizer.steps == 20
+    # The model is left exactly as after epoch 1: weights, optimizer state and history.
+    assert len(diverging.history) == 1 and diverging.optimizer.steps == stable.optimizer.steps == 10
     for kept, expected in zip(diverging.network.parameters(), stable.network.parameters()):
         assert np.all(np.isfinite(to_numpy(kept)))
         np.testing.assert_array_equal(to_numpy(kept), to_numpy(expected))
@@ -155,3 +155,40 @@ def test_weights_broken_by_an_epochs_last_step_are_caught_by_the_validation_loss
         model.fit(x[:32], y[:32], validation_data=(x_test[:50], y_test[:50]))
     assert model.history == [] and model.optimizer.steps == 0
     assert np.all(np.isfinite(model.predict_proba(x_test[:50])))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy notices the overflow the test provokes
+def test_weights_broken_by_the_last_step_are_caught_without_validation_data(digits):
+    x, y, x_test, _ = digits
+    model = Model(device="cpu", hidden=[16], epochs=1, optimizer="sgd", lr=1e30, batch_size=32)
+    # One batch, one epoch, no validation: only a loss computed after the step can see the broken weights.
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 1: .* learning rate 1e\+30 \(sgd\)"):
+        model.fit(x[:32], y[:32])
+    assert model.history == [] and model.optimizer.steps == 0
+    assert np.all(np.isfinite(model.predict_proba(x_test[:50])))
+
+
+@pytest.mark.parametrize("pixel_dtype", [np.uint8, np.int64])  # raw image bytes, or integers read from a CSV
+def test_integer_pixels_train_in_float32_without_overflow(backend, digits, pixel_dtype):
+    x, y, x_test, _ = digits
+    pixels = np.round(unscaled(x)).astype(pixel_dtype)
+    model = Model(device="auto", hidden=[32], epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        history = model.fit(on(backend, pixels), on(backend, y))
+    assert all(np.isfinite(record["train_loss"]) for record in history)
+    for parameter in model.network.parameters():
+        assert_array(parameter, to_numpy(parameter), backend, dtype=backend.xp.float32)
+    probabilities = model.predict_proba(on(backend, np.round(unscaled(x_test)).astype(pixel_dtype)))
+    assert_array(probabilities, to_numpy(probabilities), backend, dtype=backend.xp.float32)
+
+
+def test_two_classes_learning_slowly_get_no_chance_warning_and_shuffled_ones_do():
+    x, y, _, _ = load_digits()
+    zeros_and_ones = y < 2
+    x, y = x[zeros_and_ones], y[zeros_and_ones]
+    slow = Model(device="cpu", hidden=[16], epochs=3)
+    slow.fit(x, y)  # XpnetWarning is an error in the tests: this fails if it warns
+    assert 0.6 < slow.history[-1]["train_accuracy"] < 0.75  # well above chance (50%) but below 1.5x chance
+    with pytest.warns(XpnetWarning, match=r"about chance level \(50\.0%\)"):
+        Model(device="cpu", hidden=[16], epochs=3).fit(x, np.random.default_rng(0).permutation(y))

@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_array, import_torch, on
 
 import xpnet
-from xpnet import Model, XpnetError, load_digits
+from xpnet import Backend, EarlyStopping, Model, XpnetError, load_digits
 from xpnet.backend import to_numpy
 
 N_TRAIN, N_TEST = 240, 120
@@ -149,10 +149,14 @@ def test_early_stopping_stops_and_restores_the_best_weights(digits):
     assert model.evaluate(x_test, y_test)["loss"] == pytest.approx(val_losses[best], rel=1e-6)
 
 
-def test_early_stopping_without_validation_data_is_refused(digits):
+def test_early_stopping_without_validation_data_is_refused_before_any_training(digits):
     x, y, _, _ = digits
-    with pytest.raises(XpnetError, match="early stopping needs validation data: set val_split"):
-        Model(device="cpu", epochs=1, early_stopping=2, **SMALL).fit(x, y)
+    by_setting = Model(device="cpu", epochs=1, early_stopping=2, **SMALL)
+    by_callback = Model(device="cpu", epochs=1, **SMALL)
+    for model, callbacks in ((by_setting, ()), (by_callback, [EarlyStopping(2)])):
+        with pytest.raises(XpnetError, match="early stopping needs validation data: set val_split"):
+            model.fit(x, y, callbacks=callbacks)
+        assert model.history == [] and model.optimizer.steps == 0 and model.network is None
 
 
 def test_val_split_holds_out_that_fraction_of_the_training_data(digits):
@@ -203,6 +207,70 @@ def test_bad_training_input_is_refused_with_what_to_do(digits):
         model.fit(x, y, epochs=0)
 
 
+def test_float32_trains_on_a_device_without_float64_which_refuses_float64_by_name(digits):
+    strict = pytest.importorskip("array_api_strict")
+    no_float64 = Backend(strict, strict.Device("no_float64"), "array_api_strict")
+    x, y, x_test, y_test = (on(no_float64, array) for array in digits)
+    # Every part that could create a float64 array on the way: dropout, a validation split, Adam, early stopping.
+    model = Model(device="auto", epochs=3, dropout=0.1, val_split=0.2, early_stopping=2, **SMALL)
+    model.fit(x, y)
+    for array in [*model.network.parameters(), *model.optimizer.state["second_moment"]]:
+        assert_array(array, to_numpy(array), no_float64, dtype=strict.float32)
+    probabilities = model.predict_proba(x_test)
+    assert_array(probabilities, to_numpy(probabilities), no_float64, dtype=strict.float32)
+    assert model.evaluate(x_test, y_test)["accuracy"] > 0.3
+    with pytest.raises(XpnetError, match=r"no_float64'\) does not support float64: use dtype='float32'"):
+        Model(device="auto", epochs=1, dtype="float64", **SMALL).fit(x, y)
+
+
+def test_one_hot_rows_give_their_width_as_the_classes_even_for_classes_absent_so_far(digits):
+    x, y, x_test, y_test = digits
+    without_nines = y != 9
+    one_hot = np.eye(10, dtype=np.float32)
+    model = Model(device="cpu", epochs=1, **SMALL)
+    model.fit(x[without_nines], one_hot[y[without_nines]])
+    assert model.n_classes == 10 and model.predict_proba(x_test).shape == (N_TEST, 10)
+    model.fit(x, one_hot[y], epochs=1)  # the nines arrive later: the same network takes them
+    assert model.epochs_done == 2
+    with pytest.raises(XpnetError, match="evaluation one-hot rows have 12 columns but the model has 10 classes"):
+        model.evaluate(x_test, np.eye(12, dtype=np.float32)[y_test])
+
+
+def test_a_column_of_labels_is_read_as_labels_not_as_one_hot_rows(digits):
+    x, y, _, _ = digits
+    runs = [Model(device="cpu", epochs=1, **SMALL) for _ in range(2)]
+    runs[0].fit(x, y)
+    runs[1].fit(x, y[:, None])
+    assert runs[1].n_classes == 10
+    assert_same_run(runs[0], runs[1], exact=True)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("seed", -1, "seed must be a non-negative integer, got -1"),
+        ("seed", 1.5, "seed must be a non-negative integer, got 1.5"),
+        ("batch_size", 32.5, "batch size must be a positive integer, got 32.5"),
+        ("epochs", "3", "epochs must be a positive integer, got '3'"),
+    ],
+)
+def test_integer_settings_are_refused_by_name_before_training(setting, value, message):
+    with pytest.raises(XpnetError, match=message):
+        Model(device="cpu", **{setting: value})
+
+
+def test_numpy_integer_settings_train_and_save_as_plain_integers(digits, tmp_path):
+    x, y, _, _ = digits
+    settings = {"seed": np.int64(4), "batch_size": np.int32(32), "epochs": np.int64(1)}  # as from a parameter grid
+    model = Model(device="cpu", hidden=[16], lr=0.01, **settings)
+    model.fit(x, y)
+    model.save(tmp_path / "model.npz")
+    assert xpnet.load(tmp_path / "model.npz").config.to_dict() == model.config.to_dict()
+    reference = Model(device="cpu", hidden=[16], lr=0.01, seed=4, batch_size=32, epochs=1)
+    reference.fit(x, y)
+    assert_same_run(model, reference, exact=True)
+
+
 def test_a_step_that_breaks_the_weights_at_the_end_of_training_is_caught_without_validation(monkeypatch):
     """With no validation data the epoch's loss was taken before its last update: the weights are checked."""
     x, y, _, _ = xpnet.load_digits()
@@ -235,3 +303,43 @@ def test_training_past_the_end_of_a_cosine_schedule_warns():
 def test_select_accepts_a_backend_as_it_is():
     backend = xpnet.select("cpu")
     assert xpnet.select(backend) is backend
+
+
+@pytest.mark.parametrize("labels", [np.array(["cat", "dog"] * 5), np.array([True, False] * 5)])
+def test_labels_that_are_not_integers_are_refused_with_how_to_map_them(labels):
+    x = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    with pytest.raises(XpnetError, match=r"labels must be integers 0\.\.K-1, got dtype .*: map them first, e\.g\. "):
+        Model(device="cpu", epochs=1, **SMALL).fit(x, labels)
+    _, mapped = np.unique(labels, return_inverse=True)  # the mapping the message suggests works
+    model = Model(device="cpu", epochs=1, **SMALL)
+    model.fit(x, mapped)
+    assert model.n_classes == 2
+
+
+def test_validation_data_with_other_features_is_refused_before_training(digits):
+    x, y, x_test, y_test = digits
+    model = Model(device="cpu", epochs=1, **SMALL)
+    with pytest.raises(XpnetError, match="validation inputs have 10 features but the training inputs have 64"):
+        model.fit(x, y, validation_data=(x_test[:, :10], y_test))
+    assert model.history == [] and model.optimizer.steps == 0
+
+
+def test_a_single_sample_given_as_a_vector_gets_the_reshape_for_one_sample(digits):
+    x, y, _, _ = digits
+    model = Model(device="cpu", epochs=1, **SMALL)
+    model.fit(x, y)
+    with pytest.raises(XpnetError, match=r"got shape \(64,\); for one sample use x\.reshape\(1, -1\)"):
+        model.predict(x[0])
+    assert model.predict(x[0].reshape(1, -1)).shape == (1,)
+
+
+def test_regression_targets_of_another_width_are_refused_before_training():
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    model = Model(device="cpu", loss="mse", epochs=1, **SMALL)
+    with pytest.raises(XpnetError, match="validation targets have 2 columns but the model has 1 outputs"):
+        model.fit(x, x[:, 0], validation_data=(x, x[:, :2]))
+    assert model.history == [] and model.optimizer.steps == 0
+    model.fit(x, x[:, :2])
+    with pytest.raises(XpnetError, match="training targets have 1 columns but the model has 2 outputs"):
+        model.fit(x, x[:, 0])
+    assert model.epochs_done == 1 and model.optimizer.steps == 2

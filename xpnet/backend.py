@@ -37,6 +37,11 @@ class Backend:
     def is_numpy(self) -> bool:
         return array_api_compat.is_numpy_namespace(self.xp)
 
+    def require_float(self, name: str) -> None:
+        """Refuse a floating dtype this device cannot hold (float64 on some accelerators), naming the fix."""
+        if name not in self.xp.__array_namespace_info__().dtypes(device=self.device, kind="real floating"):
+            raise BackendError(f"{self} does not support {name}: use dtype='float32'")
+
     def asarray(self, data, dtype=None):
         """Copy host or foreign data onto this backend's device (no copy if already there)."""
         if array_api_compat.is_array_api_obj(data) and not isinstance(data, np.ndarray):

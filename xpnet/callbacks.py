@@ -13,6 +13,8 @@ from array_api_compat import array_namespace
 
 from xpnet.errors import XpnetError
 
+NEEDS_VALIDATION = "early stopping needs validation data: set val_split (e.g. 0.1) or pass validation_data"
+
 
 class Callback:
     """Base class with no-op hooks; override the ones you need."""
@@ -59,7 +61,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, record):
         if record.get("val_loss") is None:
-            raise XpnetError("early stopping needs validation data: set val_split (e.g. 0.1) or pass validation_data")
+            raise XpnetError(NEEDS_VALIDATION)
         if record["val_loss"] < self.best_loss - self.min_delta:
             self.best_loss = record["val_loss"]
             self.best_epoch = record["epoch"]

@@ -7,6 +7,7 @@ use these names, so a setting means the same thing wherever it is written.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
 
 from xpnet import activations, losses, optimizers, schedules
@@ -41,6 +42,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.hidden = _as_sizes(self.hidden)
+        self.seed = _whole("seed", self.seed, minimum=0)
         _check_choice("activation", self.activation, activations.ACTIVATIONS)
         _check_choice("init", self.init, ("auto", *INITIALIZERS))
         _check_choice("loss", self.loss, losses.LOSSES)
@@ -55,9 +57,8 @@ class TrainConfig:
             raise XpnetError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
             raise XpnetError(f"weight decay must be >= 0, got {self.weight_decay}")
-        for name in ("batch_size", "epochs"):
-            if int(getattr(self, name)) < 1:
-                raise XpnetError(f"{name.replace('_', ' ')} must be a positive integer, got {getattr(self, name)}")
+        self.batch_size = _whole("batch size", self.batch_size, minimum=1)
+        self.epochs = _whole("epochs", self.epochs, minimum=1)
         if self.early_stopping is not None and self.early_stopping < 1:
             raise XpnetError(f"early stopping patience must be >= 1 epoch, got {self.early_stopping}")
         if not 0.0 <= self.val_split < 1.0:
@@ -101,6 +102,18 @@ def _as_sizes(hidden) -> tuple[int, ...]:
     if any(size < 1 for size in sizes) or any(int(s) != s for s in hidden):
         raise XpnetError(f"hidden layer widths must be positive integers, got {list(hidden)}")
     return sizes
+
+
+def _whole(label: str, value, *, minimum: int) -> int:
+    """``value`` as a plain int (NumPy integers too, so settings stay JSON-friendly), at least ``minimum``."""
+    kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+    try:
+        whole = operator.index(value)
+    except TypeError:
+        raise XpnetError(f"{label} must be {kind}, got {value!r}") from None
+    if whole < minimum:
+        raise XpnetError(f"{label} must be {kind}, got {value!r}")
+    return whole
 
 
 def _check_choice(name: str, value, choices) -> None:

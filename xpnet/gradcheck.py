@@ -39,6 +39,8 @@ def gradcheck(
     Runs on a float64 copy of ``network`` in evaluation mode (dropout off); at most ``max_entries``
     evenly spaced entries of each parameter are perturbed, so large layers stay cheap to check.
     """
+    if max_entries < 1 or not eps > 0:
+        raise XpnetError(f"gradcheck needs max_entries >= 1 and eps > 0, got {max_entries} and {eps}")
     xp = array_namespace(x)
     network = _float64_copy(network)
     x = xp.astype(x, xp.float64)
@@ -85,7 +87,7 @@ def _max_relative_error(array, analytic, loss_value, eps: float, max_entries: in
     flat_size = 1
     for size in array.shape:
         flat_size *= size
-    stride = max(1, flat_size // max_entries)
+    stride = -(-flat_size // max_entries)  # rounded up, so at most max_entries entries are perturbed
     worst = 0.0
     for flat_index in range(0, flat_size, stride):
         index = _unravel(flat_index, array.shape)

@@ -17,7 +17,7 @@ import numpy as np
 
 from xpnet import losses, memory, persistence, random, training
 from xpnet.backend import Backend, select, to_numpy
-from xpnet.callbacks import Callback, EarlyStopping
+from xpnet.callbacks import NEEDS_VALIDATION, Callback, EarlyStopping
 from xpnet.config import TrainConfig
 from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
 from xpnet.network import Network
@@ -92,12 +92,20 @@ class Model:
             x, y, x_val, y_val = self._split_validation(x, y)
         else:
             x_val = y_val = None
+        if x_val is not None and x_val.shape[1] != x.shape[1]:
+            raise XpnetError(
+                f"validation inputs have {x_val.shape[1]} features but the training inputs have {x.shape[1]}"
+            )
+        if not self.classify:
+            self._check_target_widths(y, y_val)
+        # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
+        callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
+        if x_val is None and any(isinstance(callback, EarlyStopping) for callback in callbacks):
+            raise XpnetError(NEEDS_VALIDATION)  # before an epoch is spent
         if self.network is None:
             self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val))
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
-        # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
-        callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
         self._warn_if_schedule_ends(epochs)
         with tf32_matmuls(self.backend, self.config.tf32):
             self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
@@ -156,9 +164,7 @@ class Model:
                 )
                 record["val_loss"] = float(val_loss)
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
-            # The last step of an epoch can break the weights after its loss was taken: check them too.
-            losses_finite = all(math.isfinite(record.get(key, 0.0)) for key in ("train_loss", "val_loss"))
-            if not (losses_finite and self._weights_finite()):
+            if not (math.isfinite(record["train_loss"]) and math.isfinite(self._final_loss(record, x, y))):
                 self._restore(before)
                 raise TrainingDiverged(_divergence_message(epoch + 1, lr, input_scale, self.config))
             record["lr"] = lr
@@ -170,11 +176,16 @@ class Model:
         for callback in callbacks:
             callback.on_train_end(self)
 
-    def _weights_finite(self) -> bool:
-        """One device read: NaN or infinity in any weight makes the sum of all weights non-finite."""
-        xp = self.backend.xp
-        total = sum(xp.sum(parameter) for parameter in self.network.parameters())
-        return bool(xp.isfinite(total))
+    def _final_loss(self, record, x, y) -> float:
+        """The loss under the epoch's final weights, which its training loss (summed before each step) never
+        saw: the last step can break them. The validation loss where there is one, else one batch's."""
+        if "val_loss" in record:
+            return record["val_loss"]
+        rows = min(x.shape[0], self.config.batch_size)
+        loss, _ = training.evaluate(
+            self.network, losses.get(self.config.loss), x[:rows, ...], y[:rows, ...], classify=False
+        )
+        return float(loss)
 
     def _warn_if_schedule_ends(self, epochs: int):
         last_epoch = self.epochs_done + epochs
@@ -191,7 +202,8 @@ class Model:
         if not self.classify or self.n_classes < 2 or record["epoch"] != CHANCE_LEVEL_EPOCHS:
             return
         chance = 1.0 / self.n_classes
-        if record["train_accuracy"] < 1.5 * chance:
+        # Below 1.5x chance, and never more than 5 points above it: 67% on two classes is learning, slowly.
+        if record["train_accuracy"] < min(1.5 * chance, chance + 0.05):
             warnings.warn(
                 _chance_level_message(record, chance, input_scale, self.config),
                 XpnetWarning,
@@ -250,16 +262,23 @@ class Model:
     def _choose_backend(self, x):
         if self.backend is None:
             use_data = self.device == "auto" and _is_foreign_array(x)
-            self.backend = select(x if use_data else self.device)
+            backend = select(x if use_data else self.device)
+            backend.require_float(self.config.dtype)
+            self.backend = backend
 
     def _prepare_inputs(self, x, role: str):
         if self.backend is None:
             self._choose_backend(x)
         x = self.backend.asarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[0] == 0:
+            fix = (
+                "for one sample use x.reshape(1, -1)"
+                if x.ndim == 1
+                else "flatten images first, e.g. x.reshape(len(x), -1)"
+            )
             raise XpnetError(
                 f"{role} inputs must be a 2-D array (samples, features) with at least one sample, "
-                f"got shape {tuple(x.shape)}; flatten images first, e.g. x.reshape(len(x), -1)"
+                f"got shape {tuple(x.shape)}; {fix}"
             )
         if not bool(self.backend.xp.all(self.backend.xp.isfinite(x))):
             raise XpnetError(f"{role} inputs contain NaN or infinite values: clean or impute them first")
@@ -279,7 +298,10 @@ class Model:
         if not self.classify:
             return self.backend.asarray(y, dtype=self.dtype)
         y = self.backend.asarray(y)
-        if y.ndim == 2:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]  # a column of labels, not one-hot rows of a single class
+        elif y.ndim == 2:
+            self._one_hot_width(y.shape[1], role)
             y = xp.argmax(y, axis=1)
         if y.ndim != 1:
             raise XpnetError(f"{role} labels must be 1-D class indices or 2-D one-hot rows, got shape {tuple(y.shape)}")
@@ -287,7 +309,10 @@ class Model:
             if not bool(xp.all(y == xp.round(y))):
                 raise XpnetError(f"{role} labels must be whole numbers 0..K-1; for real-valued targets use loss='mse'")
         elif not xp.isdtype(y.dtype, "integral"):
-            raise XpnetError(f"{role} labels must be integers 0..K-1, got dtype {y.dtype}")
+            raise XpnetError(
+                f"{role} labels must be integers 0..K-1, got dtype {y.dtype}: map them first, "
+                "e.g. classes, y = numpy.unique(y, return_inverse=True)"
+            )
         y = xp.astype(y, xp.int64)
         lowest, highest = int(xp.min(y)), int(xp.max(y))
         if lowest < 0:
@@ -301,10 +326,27 @@ class Model:
             )
         return y
 
+    def _one_hot_width(self, width: int, role: str) -> None:
+        """One-hot rows state the number of classes, even of classes absent from this data."""
+        if self.n_classes is None:
+            self.n_classes = width
+        elif width != self.n_classes:
+            raise XpnetError(f"{role} one-hot rows have {width} columns but the model has {self.n_classes} classes")
+
+    def _check_target_widths(self, y, y_val):
+        """Regression targets need one column per output, in training and validation alike: checked
+        before training, which would otherwise stop at the first mismatched loss."""
+        outputs = _target_width(y) if self.network is None else self.network.n_outputs
+        for role, targets in (("training", y), ("validation", y_val)):
+            if targets is not None and _target_width(targets) != outputs:
+                raise XpnetError(
+                    f"{role} targets have {_target_width(targets)} columns but the model has {outputs} outputs"
+                )
+
     def _n_outputs(self, y, y_val) -> int:
         xp = self.backend.xp
         if not self.classify:
-            return 1 if y.ndim == 1 else y.shape[1]
+            return _target_width(y)
         highest = max(int(xp.max(labels)) for labels in (y, y_val) if labels is not None)
         return max(highest + 1, 2)
 
@@ -352,6 +394,10 @@ def _batch_hook(callbacks):
     if not hooks:
         return None
     return lambda batch: [hook(batch) for hook in hooks]
+
+
+def _target_width(y) -> int:
+    return 1 if y.ndim == 1 else y.shape[1]
 
 
 def _is_foreign_array(x) -> bool:
