@@ -6,12 +6,16 @@ They return the numbers as stored; labels, scaling and the train/test layout are
 from __future__ import annotations
 
 import csv
+import math
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from xpnet import memory
+from xpnet.backend import numpy_backend
 from xpnet.errors import DatasetError
 
 # UTF-8, with or without the byte-order mark that spreadsheet programs put first.
@@ -55,19 +59,25 @@ def read_npy(path) -> np.ndarray:
 
 
 def read_npz(path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The arrays ``keys`` from a ``.npz`` archive; a missing key or an object array is an error."""
+    """The arrays ``keys`` from a ``.npz`` archive; a missing key or an object array is an error.
+    Each entry's header is checked against its stored size before NumPy allocates anything."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in keys if key not in archive.files]
+        with zipfile.ZipFile(path) as archive:
+            entries = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+            missing = [key for key in keys if key not in entries]
             if missing:
-                found = ", ".join(archive.files) or "nothing"
+                found = ", ".join(entries) or "nothing"
                 raise DatasetError(
                     f"{path}: missing {', '.join(missing)} (found {found}); save it with "
                     f"numpy.savez(path, {', '.join(f'{key}=...' for key in keys)})"
                 )
-            return {key: _numeric(path, key, archive[key]) for key in keys}
-    except (ValueError, OSError, zipfile.BadZipFile) as error:
+            claimed = sum(_checked_entry_size(path, key, archive, entries[key]) for key in keys)
+            _check_memory(path, claimed)
+            return {key: _numeric(path, key, _load_entry(archive, entries[key])) for key in keys}
+    except DatasetError:
+        raise
+    except _NPZ_ERRORS as error:
         raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
 
 
@@ -75,10 +85,57 @@ def npz_keys(path) -> list[str]:
     """The names of the arrays in a ``.npz`` archive."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return list(archive.files)
-    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        with zipfile.ZipFile(path) as archive:
+            return [info.filename.removesuffix(".npy") for info in archive.infolist()]
+    except _NPZ_ERRORS as error:
         raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
+
+
+# What a damaged archive can raise from zipfile, zlib or NumPy's .npy header parser.
+_NPZ_ERRORS = (
+    ValueError,
+    OSError,
+    EOFError,
+    SyntaxError,
+    KeyError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+def _checked_entry_size(path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """Bytes the entry's array will take, after checking that its header accounts for exactly the
+    entry's stored size (so a header claiming billions of items is refused, not allocated)."""
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        with warnings.catch_warnings():  # a damaged header may hold odd escapes; the checks below decide
+            warnings.simplefilter("ignore")
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+                version, np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(stream)
+        header_size = stream.tell()
+    if dtype.hasobject:
+        raise DatasetError(f"{path}: {key} holds Python objects, which xpnet does not unpickle; store plain numbers")
+    if any(size < 0 for size in shape) or math.prod(shape) * dtype.itemsize != info.file_size - header_size:
+        raise DatasetError(
+            f"{path}: {key} claims shape {shape}, which does not match its stored size; the file is corrupt"
+        )
+    return info.file_size
+
+
+def _check_memory(path: Path, claimed: int) -> None:
+    available = memory.available_bytes(numpy_backend())
+    if available is not None and claimed > available:
+        raise DatasetError(
+            f"{path}: its arrays need {claimed / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB of memory is free"
+        )
+
+
+def _load_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with archive.open(info) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 def _numeric(path: Path, name: str, array: np.ndarray) -> np.ndarray:
