@@ -110,19 +110,20 @@ def test_backward_without_input_gradient_fills_the_same_parameter_gradients():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["adam", "adam, weight decay", "adamw"])
+@pytest.mark.parametrize("name", OPTIMIZERS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_adam_equals_the_reference_bit_for_bit(monkeypatch, name, dtype):
-    """The Numba kernel (the ``fast`` extra) applies the reference's operations in its order."""
+def test_fused_updates_equal_the_reference_bit_for_bit(monkeypatch, name, dtype):
+    """The Numba kernels (the ``fast`` extra) apply the reference's operations in its order."""
     pytest.importorskip("numba")
     from xpnet import fused
 
-    monkeypatch.setattr(fused, "MIN_SIZE", 1000)  # the test's parameters take the fused kernel
+    monkeypatch.setattr(fused, "_loaded", True)  # every parameter, however small, takes a kernel
     calls = []
-    kernel = fused._adam_kernel()
-    monkeypatch.setattr(fused, "_adam_kernel", lambda: _counting(kernel, calls))
+    for factory in ("_sgd_kernel", "_adam_kernel"):
+        kernel = getattr(fused, factory)()
+        monkeypatch.setattr(fused, factory, lambda kernel=kernel: _counting(kernel, calls))
     fast_params, fast_state = _run_steps(OPTIMIZERS[name], dtype)
-    assert calls == [300 * 500] * 3  # three steps of the one parameter above MIN_SIZE
+    assert calls == [size for shape in SHAPES for size in [int(np.prod(shape))]] * 3
     with fastpath.disabled():
         reference_params, reference_state = _run_steps(OPTIMIZERS[name], dtype)
     for fast, reference in zip(fast_params, reference_params, strict=True):
@@ -130,6 +131,19 @@ def test_fused_adam_equals_the_reference_bit_for_bit(monkeypatch, name, dtype):
     for buffer in reference_state:
         for fast, reference in zip(fast_state[buffer], reference_state[buffer], strict=True):
             np.testing.assert_array_equal(fast, reference)
+
+
+def test_numba_is_loaded_only_for_a_large_parameter(monkeypatch):
+    from xpnet import fused
+
+    monkeypatch.setattr(fused, "available", True)
+    monkeypatch.setattr(fused, "_loaded", False)
+    assert not fused.wanted(fused.MIN_SIZE - 1)
+    assert fused.wanted(fused.MIN_SIZE)
+    monkeypatch.setattr(fused, "_loaded", True)
+    assert fused.wanted(1)
+    monkeypatch.setattr(fused, "available", False)
+    assert not fused.wanted(fused.MIN_SIZE)
 
 
 def _counting(function, calls):

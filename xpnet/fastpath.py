@@ -63,7 +63,11 @@ def _chunks(*arrays) -> Iterator[tuple]:
 
 
 def sgd_update(param, grad, velocity, *, lr: float, momentum: float, nesterov: bool, weight_decay: float) -> None:
-    """``optimizers.SGD._update`` in place (``velocity`` is None without momentum)."""
+    """``optimizers.SGD._update`` in place (``velocity`` is None without momentum); in one fused pass
+    when Numba is installed (see ``fused``)."""
+    if fused.wanted(param.size):
+        fused.sgd_update(param, grad, velocity, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        return
     operands = (param, grad) if velocity is None else (param, grad, velocity)
     for param_chunk, grad_chunk, *rest in _chunks(*operands):
         *velocity_chunk, scratch = rest
@@ -99,7 +103,7 @@ def adam_update(
 ) -> None:
     """``optimizers.Adam._update`` in place, given the bias corrections of this step (in one fused
     pass when Numba is installed and the parameter is large, see ``fused``)."""
-    if fused.available and param.size >= fused.MIN_SIZE:
+    if fused.wanted(param.size):
         fused.adam_update(
             param,
             grad,

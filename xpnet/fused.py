@@ -1,7 +1,7 @@
-"""A fused Adam update compiled by Numba (the optional ``fast`` extra), for large NumPy parameters.
+"""Fused SGD and Adam updates compiled by Numba (the optional ``fast`` extra), for NumPy parameters.
 
-The chunked NumPy update in ``fastpath`` still makes eleven passes over each chunk; this kernel
-makes one, reading parameter, gradient and both moments once and writing them once. It applies
+The chunked NumPy updates in ``fastpath`` still make up to eleven passes over each chunk; these
+kernels make one, reading each array once and writing it once. They apply
 the reference's float operations in the reference's order, in the parameter's own dtype (no fused
 multiply-add, no fast-math), so its results are the same to the last bit (``tests/test_fast_path.py``).
 Without Numba, ``available`` is False and ``fastpath`` keeps its NumPy chunks.
@@ -13,20 +13,61 @@ import functools
 import importlib.util
 import math
 
-# Parameters smaller than this are left to NumPy: compiling (or loading the cached kernel) costs
-# more than it saves on small networks, such as the default digits run.
-MIN_SIZE = 1 << 18
+# Numba is imported (about 0.4 s) only once a parameter of at least MIN_SIZE elements is updated, so
+# small networks such as the default digits run never pay for it; after that every parameter,
+# however small, takes the kernels, which also saves NumPy's per-call overhead on biases.
+MIN_SIZE = 1 << 16
 
-# Numba is imported only when a parameter this large is first updated: importing it costs ~0.4 s.
 available = importlib.util.find_spec("numba") is not None
+_loaded = False
+
+
+def wanted(size: int) -> bool:
+    """Whether a parameter of ``size`` elements should be updated by a compiled kernel."""
+    return available and (_loaded or size >= MIN_SIZE)
+
+
+def _njit(function):
+    """Compile ``function`` with Numba: cached on disk, no GIL, and IEEE division (``error_model``
+    "numpy"; Python's zero-division checks would stop vectorisation)."""
+    global _loaded
+    import numba
+
+    _loaded = True
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(function)
+
+
+@functools.cache
+def _sgd_kernel():
+    def kernel(param, grad, velocity, weight_decay, momentum, nesterov, lr):
+        for i in range(param.size):
+            p = param[i]
+            g = grad[i] + weight_decay * p if weight_decay != 0 else grad[i]
+            if momentum != 0:
+                v = velocity[i] * momentum + g
+                velocity[i] = v
+                g = v * momentum + g if nesterov else v
+            param[i] = p - g * lr
+
+    return _njit(kernel)
+
+
+def sgd_update(param, grad, velocity, *, lr, momentum, nesterov, weight_decay):
+    """``optimizers.SGD._update`` in one pass (same arguments as ``fastpath.sgd_update``)."""
+    scalar = param.dtype.type
+    _sgd_kernel()(
+        param.reshape(-1),
+        grad.reshape(-1),
+        (grad if velocity is None else velocity).reshape(-1),  # not read without momentum
+        scalar(weight_decay),
+        scalar(momentum if velocity is not None else 0.0),
+        nesterov,
+        scalar(lr),
+    )
 
 
 @functools.cache
 def _adam_kernel():
-    import numba
-
-    # error_model="numpy": IEEE division instead of Python's zero checks, which block vectorisation.
-    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def kernel(param, grad, first, second, decay, weight_decay, beta1, beta1_rest, beta2, beta2_rest, root2, eps, step):
         for i in range(param.size):
             p = param[i] * decay
@@ -37,7 +78,7 @@ def _adam_kernel():
             second[i] = v
             param[i] = p - (m / (math.sqrt(v) / root2 + eps)) * step
 
-    return kernel
+    return _njit(kernel)
 
 
 def adam_update(
