@@ -37,6 +37,21 @@ def import_torch():
     return torch
 
 
+def torch_activations() -> dict:
+    """xpnet's activations as PyTorch computes them: the independent reference for values and slopes."""
+    from xpnet.activations import LEAKY_RELU_SLOPE
+
+    torch = import_torch()
+    return {
+        "identity": lambda z: z,
+        "relu": torch.relu,
+        "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, LEAKY_RELU_SLOPE),
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "gelu": lambda z: torch.nn.functional.gelu(z, approximate="tanh"),
+    }
+
+
 def _torch() -> Backend:
     import_torch()
     import array_api_compat.torch as xp

@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, import_torch, on
+from conftest import assert_array, import_torch, on, torch_activations
 
 from xpnet import XpnetError, activations
-from xpnet.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
+from xpnet.activations import ACTIVATIONS
 from xpnet.backend import to_numpy
 
 torch = import_torch()
+TORCH_ACTIVATIONS = torch_activations()
 
-TORCH_ACTIVATIONS = {
-    "identity": lambda z: z,
-    "relu": torch.relu,
-    "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, LEAKY_RELU_SLOPE),
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "gelu": lambda z: torch.nn.functional.gelu(z, approximate="tanh"),
-}
 # From saturation to the unscaled-pixel range: 1e4 is what 0..255 inputs give a first layer.
 WIDE = np.array([-1e4, -200.0, -50.0, -20.0, -5.0, -1.5, -0.3, 0.0, 0.3, 1.5, 5.0, 20.0, 50.0, 200.0, 1e4])
 

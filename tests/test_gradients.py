@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, import_torch, on
+from conftest import assert_array, import_torch, on, torch_activations
 
 from xpnet import Activation, Dense, Dropout, GradientMismatch, Layer, Network, gradcheck, losses
-from xpnet.activations import ACTIVATIONS, LEAKY_RELU_SLOPE
+from xpnet.activations import ACTIVATIONS
 from xpnet.backend import to_numpy as to_host
 from xpnet.random import RandomStream
 
 torch = import_torch()
+TORCH_ACTIVATIONS = torch_activations()
 
 ACTIVATION_NAMES = sorted(ACTIVATIONS)
 N_SAMPLES, N_INPUTS, N_HIDDEN, N_OUTPUTS = 6, 4, 5, 3
@@ -41,16 +42,6 @@ def xpnet_network(backend, problem, activation: str, dtype, *, dropout: float = 
         layers.append(Dropout(dropout))
     layers.append(Dense(on(backend, problem["w2"], dtype), on(backend, problem["b2"], dtype)))
     return Network(layers)
-
-
-TORCH_ACTIVATIONS = {
-    "identity": lambda z: z,
-    "relu": torch.relu,
-    "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, LEAKY_RELU_SLOPE),
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "gelu": lambda z: torch.nn.functional.gelu(z, approximate="tanh"),
-}
 
 
 def torch_gradients(problem, activation: str, loss: str, dtype) -> dict[str, np.ndarray]:
