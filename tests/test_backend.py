@@ -124,3 +124,18 @@ def test_to_numpy_reads_arrays_and_scalars_from_every_backend(backend):
 def test_a_model_asked_for_cuda_without_cupy_fails_before_training(no_cupy):
     with pytest.raises(BackendError, match="CuPy is not installed"):
         Model(device="cuda", epochs=1).fit(np.zeros((4, 2), dtype=np.float32), np.array([0, 1, 0, 1]))
+
+
+def test_the_remembered_namespace_lookup_matches_array_api_compat_and_still_refuses_mixtures():
+    import array_api_compat
+    import array_api_strict
+    import numpy as np
+
+    from xpnet.backend import array_namespace
+
+    numpy_array, strict_array = np.zeros(2), array_api_strict.zeros(2)
+    for _ in range(2):  # the second call is answered from memory
+        assert array_namespace(numpy_array) is array_api_compat.array_namespace(numpy_array)
+        assert array_namespace(strict_array) is array_api_strict
+        with pytest.raises(TypeError, match="Multiple namespaces"):
+            array_namespace(numpy_array, strict_array)

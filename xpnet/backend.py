@@ -132,6 +132,19 @@ def _one_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
+_NAMESPACES: dict[tuple[type, ...], ModuleType] = {}
+
+
+def array_namespace(*arrays) -> ModuleType:
+    """``array_api_compat.array_namespace``, remembered per combination of array types: the math
+    asks for it several times per minibatch, and a type's namespace never changes."""
+    key = tuple(map(type, arrays))
+    found = _NAMESPACES.get(key)
+    if found is None:
+        found = _NAMESPACES[key] = array_api_compat.array_namespace(*arrays)
+    return found
+
+
 def to_numpy(array) -> np.ndarray:
     """Copy an array from any backend and device to a NumPy array on the host."""
     if isinstance(array, np.ndarray | np.generic):  # NumPy reductions return scalars such as np.float32

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import copy
 
-from array_api_compat import array_namespace
-
 from xpnet import losses
+from xpnet.backend import array_namespace
 from xpnet.errors import XpnetError
 from xpnet.network import Network
 

@@ -8,9 +8,8 @@ laid out samples-first: ``x`` is ``(batch, features)``, so every gradient has it
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
-
 from xpnet import activations
+from xpnet.backend import array_namespace
 from xpnet.errors import XpnetError
 from xpnet.initializers import initial_weights
 from xpnet.random import RandomStream

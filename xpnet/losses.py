@@ -6,8 +6,9 @@ softmax) is used for both and no caller can pair a stable loss with an unstable 
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
+from xpnet.backend import array_namespace
 from xpnet.errors import XpnetError
 
 

@@ -16,7 +16,7 @@ import array_api_compat
 import numpy as np
 
 from xpnet import losses, memory, persistence, random, training
-from xpnet.backend import Backend, select, to_numpy
+from xpnet.backend import Backend, array_namespace, select, to_numpy
 from xpnet.callbacks import NEEDS_VALIDATION, Callback, EarlyStopping
 from xpnet.config import TrainConfig
 from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
@@ -212,7 +212,7 @@ class Model:
 
     def _snapshot(self):
         optimizer_state = {
-            name: [array_api_compat.array_namespace(a).asarray(a, copy=True) for a in arrays]
+            name: [array_namespace(a).asarray(a, copy=True) for a in arrays]
             for name, arrays in self.optimizer.state.items()
         }
         return self.network.copy_parameters(), optimizer_state, self.optimizer.steps

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from array_api_compat import array_namespace
-
+from xpnet.backend import array_namespace
 from xpnet.errors import XpnetError
 from xpnet.layers import Activation, Dense, Dropout, Layer
 from xpnet.random import RandomStream

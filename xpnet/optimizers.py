@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import array_namespace
-
 from xpnet import fastpath
+from xpnet.backend import array_namespace
 from xpnet.errors import XpnetError
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
+from xpnet.backend import array_namespace
 from xpnet.network import Network
 from xpnet.optimizers import Optimizer
 from xpnet.random import RandomStream
