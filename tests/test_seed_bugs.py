@@ -192,3 +192,15 @@ def test_two_classes_learning_slowly_get_no_chance_warning_and_shuffled_ones_do(
     assert 0.6 < slow.history[-1]["train_accuracy"] < 0.75  # well above chance (50%) but below 1.5x chance
     with pytest.warns(XpnetWarning, match=r"about chance level \(50\.0%\)"):
         Model(device="cpu", hidden=[16], epochs=3).fit(x, np.random.default_rng(0).permutation(y))
+
+
+def test_accuracy_far_below_chance_is_called_below_chance_not_about_it():
+    """Labels shifted by one after two good epochs: the network answers the old labels, nearly always wrong."""
+    x, y, _, _ = load_digits()
+    x, y = x[y < 3], y[y < 3]
+    model = Model(device="cpu", hidden=[16], lr=0.01, epochs=2)
+    model.fit(x, y)
+    assert model.history[-1]["train_accuracy"] > 0.9
+    model.config = model.config.replace(lr=1e-12)  # too small to unlearn the old labels in one epoch
+    with pytest.warns(XpnetWarning, match=r"accuracy is \d\.\d% after 3 epochs, below chance level \(33\.3%\)"):
+        model.fit(x, (y + 1) % 3, epochs=1)

@@ -252,11 +252,39 @@ def test_a_column_of_labels_is_read_as_labels_not_as_one_hot_rows(digits):
         ("seed", 1.5, "seed must be a non-negative integer, got 1.5"),
         ("batch_size", 32.5, "batch size must be a positive integer, got 32.5"),
         ("epochs", "3", "epochs must be a positive integer, got '3'"),
+        ("epochs", True, "epochs must be a positive integer, got True"),
+        ("early_stopping", True, r"early stopping patience \(in epochs\) must be a positive integer, got True"),
+        ("early_stopping", 2.5, r"early stopping patience \(in epochs\) must be a positive integer, got 2.5"),
+        ("warmup_epochs", 1.5, "warmup_epochs must be a non-negative integer, got 1.5"),
     ],
 )
 def test_integer_settings_are_refused_by_name_before_training(setting, value, message):
     with pytest.raises(XpnetError, match=message):
         Model(device="cpu", **{setting: value})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("lr", float("inf"), "lr must be a finite number, got inf"),
+        ("lr", float("nan"), "lr must be a finite number, got nan"),
+        ("weight_decay", float("nan"), "weight_decay must be a finite number, got nan"),
+        ("momentum", float("inf"), "momentum must be a finite number, got inf"),
+        ("dropout", float("nan"), "dropout must be a finite number, got nan"),
+        ("val_split", "0.1", "val_split must be a number, got '0.1'"),
+        ("tf32", 1, "tf32 must be true or false, got 1"),
+    ],
+)
+def test_non_finite_or_mistyped_settings_are_refused_as_value_errors(setting, value, message):
+    """NaN passes every range check (``nan < 0`` is false), so it is refused by name; a bad setting is a
+    ``ValueError``, as Python and scikit-learn code expect of a bad argument."""
+    with pytest.raises(ValueError, match=message) as raised:
+        Model(device="cpu", **{setting: value})
+    assert isinstance(raised.value, XpnetError)
+
+
+def test_numpy_booleans_are_plain_flags():
+    assert Model(device="cpu", tf32=np.bool_(True)).config.tf32 is True
 
 
 def test_numpy_integer_settings_train_and_save_as_plain_integers(digits, tmp_path):

@@ -5,6 +5,11 @@ class XpnetError(Exception):
     """A problem with the user's input or settings; its message says what was wrong and what to do."""
 
 
+class SettingError(XpnetError, ValueError):
+    """A training setting is out of range or of the wrong type (a ``ValueError``, as scikit-learn and
+    Python code expect of a bad argument)."""
+
+
 class TrainingDiverged(XpnetError, ArithmeticError):
     """The loss became NaN or infinite; the model keeps the last weights that gave a finite loss."""
 

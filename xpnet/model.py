@@ -430,7 +430,8 @@ def _divergence_message(epoch: int, lr: float, input_scale: float, config: Train
 def _chance_level_message(record, chance: float, input_scale: float, config: TrainConfig) -> str:
     return (
         f"training accuracy is {100 * record['train_accuracy']:.1f}% after {record['epoch']} epochs, "
-        f"about chance level ({100 * chance:.1f}%): the network is not learning. Likely causes: "
+        f"{'below' if record['train_accuracy'] < 0.8 * chance else 'about'} chance level ({100 * chance:.1f}%): "
+        "the network is not learning. Likely causes: "
         + _scale_hint(input_scale)
         + f"the learning rate {config.lr:g} may be too high or too low for {config.optimizer} "
         "(try 1e-3 for adam, 0.1 for sgd); labels may not match their inputs (shuffled separately, "
