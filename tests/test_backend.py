@@ -39,7 +39,8 @@ def fake_cupy(monkeypatch, get_device_count):
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:1", "CUDA"])
 def test_cuda_without_cupy_says_what_to_install(no_cupy, device):
-    with pytest.raises(BackendError, match=r"CuPy is not installed: pip install 'xpnet\[cuda\]'.*or use --device cpu"):
+    advice = r"CuPy is not installed: pip install 'xpnet\[cuda\]'.*or use the CPU \(device='cpu', --device cpu\)"
+    with pytest.raises(BackendError, match=advice):
         select(device)
 
 

@@ -27,7 +27,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from xpnet import XpnetError  # noqa: E402
+from xpnet import XpnetError, XpnetWarning  # noqa: E402
 from xpnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 
@@ -115,8 +115,32 @@ def test_bad_settings_are_reported_at_fit(digits):
     x_train, _, y_train, _ = digits
     model = MLPClassifier().set_params(lr=-1.0)
     assert model.get_params()["lr"] == -1.0
-    with pytest.raises(XpnetError, match=r"learning rate must be positive, got -1.0"):
+    with pytest.raises(ValueError, match=r"learning rate must be positive, got -1.0") as raised:
         model.fit(x_train, y_train)
+    assert isinstance(raised.value, XpnetError)  # a ValueError, as scikit-learn code expects, and xpnet's own
+
+
+def test_early_stopping_holds_out_a_tenth_unless_val_split_is_given(digits):
+    x_train, _, y_train, _ = digits
+    stopped = MLPClassifier(hidden=[16], lr=3e-2, epochs=60, early_stopping=2).fit(x_train, y_train)
+    assert stopped.model_.config.val_split == 0.1
+    assert "val_loss" in stopped.history_[-1]
+    assert stopped.n_iter_ < 60  # the validation loss stopped improving long before
+    chosen = MLPClassifier(hidden=[16], epochs=2, early_stopping=2, val_split=0.25).fit(x_train, y_train)
+    assert chosen.model_.config.val_split == 0.25
+    with pytest.raises(ValueError, match=r"early stopping patience \(in epochs\) must be a positive integer, got True"):
+        MLPClassifier(early_stopping=True).fit(x_train, y_train)
+
+
+def test_a_model_pickled_for_an_absent_gpu_loads_on_the_cpu_with_a_warning(digits):
+    x_train, x_test, y_train, _ = digits
+    model = MLPClassifier(hidden=[16], epochs=2, device="cpu").fit(x_train, y_train)
+    model.model_.device = "cuda:99"  # as if pickled on a GPU machine; no machine here has 100 GPUs
+    absent = r"pickled for device 'cuda:99', which is not available here .*it runs on the CPU instead"
+    with pytest.warns(XpnetWarning, match=absent):
+        restored = pickle.loads(pickle.dumps(model))
+    assert restored.model_.backend.name == "numpy"
+    np.testing.assert_array_equal(restored.predict(x_test), model.predict(x_test))
 
 
 def test_pipeline_with_a_scaler_and_clone(digits):
@@ -154,6 +178,7 @@ def test_pickle_holds_host_arrays_and_predicts_the_same(digits):
         arrays = [*state.network.parameters(), *(a for v in state.optimizer.state.values() for a in v)]
         assert arrays and all(type(array) is np.ndarray for array in arrays)
         restored = pickle.loads(pickle.dumps(model))
+        assert model.model_.backend is not None  # pickling leaves the original model where it was
         np.testing.assert_array_equal(restored.predict(x_test), model.predict(x_test))
         restored.partial_fit(x_train, model.predict(x_train))  # training continues after unpickling
         assert restored.n_iter_ == 3

@@ -102,14 +102,14 @@ def _cuda_backend(index: int) -> Backend:
     except ImportError:
         raise BackendError(
             "CUDA was requested but CuPy is not installed: pip install 'xpnet[cuda]' "
-            "(CuPy for CUDA 12), or use --device cpu"
+            "(CuPy for CUDA 12), or use the CPU (device='cpu', --device cpu)"
         ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CuPy raises its own runtime errors when no driver is present
         raise BackendError(
             f"CUDA was requested but no usable GPU was found ({_one_line(error)}); "
-            "check the NVIDIA driver (nvidia-smi), or use --device cpu"
+            "check the NVIDIA driver (nvidia-smi), or use the CPU (device='cpu', --device cpu)"
         ) from None
     if index >= count:
         raise BackendError(

@@ -71,12 +71,13 @@ class _XpnetEstimator(BaseEstimator):
 
     def _new_model(self, X) -> Model:
         """A fresh model with these settings; ``dtype=None`` trains in ``X``'s float precision, as
-        scikit-learn's own estimators do (float32 for float32 data, float64 otherwise)."""
+        scikit-learn's own estimators do (float32 for float32 data, float64 otherwise). Early stopping
+        without ``val_split`` holds out a tenth of the data, as scikit-learn's ``validation_fraction``."""
         settings = self.get_params(deep=False)
         device = settings.pop("device")
         if settings["dtype"] is None:
             settings["dtype"] = "float32" if X.dtype == array_api_compat.array_namespace(X).float32 else "float64"
-        return Model(TrainConfig(loss=self._loss, **settings), device=device)
+        return Model(TrainConfig(loss=self._loss, **settings).with_early_stopping_split(), device=device)
 
     def _train(self, X, y, *, epochs=None, n_classes=None):
         """Train ``model_`` on validated data and record what scikit-learn users look for."""
@@ -101,7 +102,7 @@ class _XpnetEstimator(BaseEstimator):
         return X
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # object.__getstate__ hands out the live __dict__ itself
         if "model_" in state:
             state["model_"] = host.to_host(state["model_"])
         return state

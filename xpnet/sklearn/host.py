@@ -4,16 +4,19 @@ Pickles (which joblib and scikit-learn's checks rely on) must not hold GPU array
 modules. ``to_host`` copies the model with every parameter and optimizer buffer as a NumPy array and
 without the backend or the activations cached by the last forward pass; ``from_host`` places the
 arrays on the model's ``device`` setting as resolved where the pickle is loaded (``"auto"``: CUDA when
-CuPy sees a GPU there, else the CPU).
+CuPy sees a GPU there, else the CPU). A model pickled on a GPU machine still loads where there is none:
+on the CPU, with a warning.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 
 import array_api_compat
 
-from xpnet.backend import select, to_numpy
+from xpnet.backend import BackendError, numpy_backend, select, to_numpy
+from xpnet.errors import XpnetWarning
 from xpnet.layers import Layer
 from xpnet.model import Model
 from xpnet.network import Network
@@ -26,7 +29,16 @@ def to_host(model: Model) -> Model:
 
 def from_host(model: Model) -> Model:
     """The inverse of ``to_host``: a working model with its arrays on its ``device``."""
-    backend = select(model.device)
+    try:
+        backend = select(model.device)
+    except BackendError as error:
+        warnings.warn(
+            f"the model was pickled for device {model.device!r}, which is not available here ({error}); "
+            "it runs on the CPU instead",
+            XpnetWarning,
+            stacklevel=2,
+        )
+        backend = numpy_backend()
     return _moved(model, backend=backend, move=backend.asarray)
 
 
