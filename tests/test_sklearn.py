@@ -252,8 +252,8 @@ def test_cuda_device_answers_numpy(digits):
     assert float(cupy.mean(labels == cupy.asarray(y_test))) > 0.9
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("library", ["xpnet", "sklearn"])
+# scikit-learn's own MLPClassifier takes its 200 default iterations: slow.
+@pytest.mark.parametrize("library", ["xpnet", pytest.param("sklearn", marks=pytest.mark.slow)])
 def test_the_swap_example_runs_with_either_import(library, tmp_path):
     from pathlib import Path
 
