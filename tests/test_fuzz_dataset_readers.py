@@ -1,6 +1,7 @@
-"""Hypothesis feeds the dataset readers (IDX, CSV, NPZ, NPY) random bytes and mutated valid files.
-Each read either succeeds with arrays of the promised shape and dtype or raises xpnet's own
-``DatasetError``: never another exception, a hang, or memory blown by a header's claims."""
+"""Hypothesis feeds the dataset readers (IDX, gzip IDX, CSV, NPZ, NPY) random bytes and mutated valid
+files, each reader its own examples. Each read either succeeds with arrays of the promised shape and
+dtype or raises xpnet's own ``DatasetError``: never another exception, a hang, or memory blown by a
+header's claims."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from xpnet import datasets
 from xpnet.errors import DatasetError
 from xpnet.idx import encode_idx, read_idx
 
+# Examples per reader and test; XPNET_FUZZ_EXAMPLES raises it for a longer campaign.
 FUZZ = settings(
     max_examples=int(os.environ.get("XPNET_FUZZ_EXAMPLES", "100")),
     deadline=5000,
@@ -29,7 +31,7 @@ FUZZ = settings(
 PEAK_BYTES = 20_000_000  # far above what a few-kilobyte file can legitimately need
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, size=(12, 4, 4), dtype=np.uint8)
-LABELS = RNG.integers(0, 10, size=12, dtype=np.uint8)
+LABELS = np.arange(12, dtype=np.uint8) % 3  # every class in the training part of any split
 
 
 def _csv_bytes() -> bytes:
@@ -45,12 +47,20 @@ def _npz_bytes() -> bytes:
     return buffer.getvalue()
 
 
+def _npy_bytes() -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, IMAGES)
+    return buffer.getvalue()
+
+
 VALID = {
     ".idx": encode_idx(IMAGES),
     ".gz": gzip.compress(encode_idx(IMAGES)),
     ".csv": _csv_bytes(),
     ".npz": _npz_bytes(),
+    ".npy": _npy_bytes(),
 }
+READERS = sorted(VALID)
 
 
 def _mutated(data: bytes, edits) -> bytes:
@@ -76,7 +86,8 @@ EDITS = st.lists(
 
 
 def _read(suffix: str, data: bytes):
-    """Write ``data`` to a file of that kind and read it as xpnet would, bounding peak memory."""
+    """Write ``data`` to a file of that kind and read it as xpnet would, bounding peak memory whether
+    the read succeeds or fails."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"data{suffix}"
         path.write_bytes(data)
@@ -84,8 +95,8 @@ def _read(suffix: str, data: bytes):
         try:
             if suffix in (".idx", ".gz"):
                 result = read_idx(path)
-            elif suffix == ".csv":
-                result = datasets.load(str(path))
+            elif suffix == ".npy":
+                result = datasets.read_inputs(path)
             else:
                 result = datasets.load(str(path))
         except DatasetError as error:
@@ -104,6 +115,9 @@ def _check_loaded(suffix: str, result) -> None:
     if suffix in (".idx", ".gz"):
         assert isinstance(result, np.ndarray)
         return
+    if suffix == ".npy":
+        assert result.dtype == np.float32 and result.ndim == 2 and np.isfinite(result).all()
+        return
     x_train, y_train, x_test, y_test = result
     for x, y in ((x_train, y_train), (x_test, y_test)):
         assert x.dtype == np.float32 and y.dtype == np.int64
@@ -111,21 +125,23 @@ def _check_loaded(suffix: str, result) -> None:
         assert np.isfinite(x).all() and (y >= 0).all()
 
 
-def test_the_unmutated_files_load():
-    for suffix, data in VALID.items():
-        result = _read(suffix, data)
-        assert result is not None, suffix
-        _check_loaded(suffix, result)
+@pytest.mark.parametrize("suffix", READERS)
+def test_the_unmutated_files_load(suffix):
+    result = _read(suffix, VALID[suffix])
+    assert result is not None
+    _check_loaded(suffix, result)
 
 
+@pytest.mark.parametrize("suffix", READERS)
 @FUZZ
-@given(suffix=st.sampled_from(sorted(VALID)), edits=EDITS)
+@given(edits=EDITS)
 def test_mutated_files_load_or_fail_with_one_clear_line(suffix, edits):
     _check_loaded(suffix, _read(suffix, _mutated(VALID[suffix], edits)))
 
 
+@pytest.mark.parametrize("suffix", READERS)
 @FUZZ
-@given(suffix=st.sampled_from(sorted(VALID)), data=st.binary(max_size=512))
+@given(data=st.binary(max_size=512))
 def test_random_bytes_load_or_fail_with_one_clear_line(suffix, data):
     _check_loaded(suffix, _read(suffix, data))
 
@@ -137,19 +153,66 @@ def test_idx_headers_claiming_huge_sizes_never_allocate_them(prefix, counts):
     _check_loaded(".idx", _read(".idx", header + prefix))
 
 
-def test_an_npz_entry_claiming_billions_of_items_is_refused_before_allocating(tmp_path):
+def _peak_of_refusal(read, match: str) -> int:
+    """Peak bytes traced while ``read()`` fails with a ``DatasetError`` matching ``match``."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match=match) as caught:
+            read()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(caught.value)
+    return peak
+
+
+def _npy_header(shape: tuple, descr: str = "<f4") -> bytes:
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**10, 784)})
-    lying = header.getvalue() + bytes(64)
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    return header.getvalue()
+
+
+def test_an_npz_entry_claiming_billions_of_items_is_refused_before_allocating(tmp_path):
+    lying = _npy_header((10**10, 784)) + bytes(64)
     path = tmp_path / "huge.npz"
     with zipfile.ZipFile(path, "w") as archive:
         for key in ("x_train", "y_train", "x_test", "y_test"):
             archive.writestr(f"{key}.npy", lying)
-    tracemalloc.start()
-    try:
-        with pytest.raises(DatasetError, match=r"x_train claims shape \(10000000000, 784\), which does not match"):
-            datasets.load(str(path))
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    assert peak < 1_000_000
+    match = r"cannot read x_train \(its header claims shape \(10000000000, 784\) of float32 \(31360000000000 bytes\)"
+    assert _peak_of_refusal(lambda: datasets.load(str(path)), match) < 1_000_000
+
+
+@pytest.mark.parametrize("shape", [(10**12, 3), (10**8, 3)])
+def test_an_npy_header_claiming_more_than_the_file_holds_is_refused_before_allocating(tmp_path, shape):
+    path = tmp_path / "inputs.npy"
+    path.write_bytes(_npy_header(shape) + bytes(12))
+    match = rf"inputs\.npy: cannot read as \.npy \(its header claims shape \({shape[0]}, 3\) of float32 .* 12 bytes"
+    assert _peak_of_refusal(lambda: datasets.read_inputs(path), match) < 1_000_000
+
+
+def test_an_npy_header_length_claiming_gigabytes_is_not_read(tmp_path):
+    path = tmp_path / "inputs.npy"
+    path.write_bytes(b"\x93NUMPY\x02\x00" + (2**32 - 1).to_bytes(4, "little") + bytes(100))
+    match = r"cannot read as \.npy \(EOF: reading array header, expected 4294967295 bytes got 100\)"
+    assert _peak_of_refusal(lambda: datasets.read_inputs(path), match) < 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("compression", "match"),
+    [
+        (zipfile.ZIP_STORED, r"x is stored uncompressed in 192 bytes but claims 1000000128"),
+        (zipfile.ZIP_DEFLATED, r"x claims 1000000128 bytes, more than its \d+ compressed bytes can expand to"),
+    ],
+)
+def test_an_npz_entry_whose_zip_sizes_lie_is_refused_before_allocating(tmp_path, compression, match):
+    """The .npy header and the zip directory agree on a gigabyte, but the entry holds 64 bytes."""
+    header = _npy_header((10**9,), "|u1")
+    path = tmp_path / "inputs.npz"
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("x.npy", header + bytes(64))
+    data = bytearray(path.read_bytes())
+    claimed = (len(header) + 10**9).to_bytes(4, "little")
+    directory = bytes(data).index(b"PK\x01\x02")
+    data[22:26] = data[directory + 24 : directory + 28] = claimed  # local and central uncompressed sizes
+    path.write_bytes(bytes(data))
+    assert _peak_of_refusal(lambda: datasets.read_inputs(path), match) < 1_000_000

@@ -6,7 +6,11 @@ They return the numbers as stored; labels, scaling and the train/test layout are
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
+import struct
+import tokenize
 import warnings
 import zipfile
 import zlib
@@ -20,6 +24,12 @@ from xpnet.errors import DatasetError
 
 # UTF-8, with or without the byte-order mark that spreadsheet programs put first.
 CSV_ENCODING = "utf-8-sig"
+# Deflate turns at most 1032 bytes into one (258-byte matches in two bits), so a deflated stream
+# claiming more than this many times its own size is lying.
+DEFLATE_MAX_RATIO = 1032
+# The magic string, version and length field of a .npy file, then the longest header NumPy reads
+# (its default max_header_size).
+_NPY_PREFIX_BYTES = 12 + 10_000
 
 
 def read_csv(path) -> tuple[list[str] | None, np.ndarray]:
@@ -50,17 +60,23 @@ def _loadtxt(path: Path, skip: int, dtype) -> np.ndarray:
 
 
 def read_npy(path) -> np.ndarray:
-    """The array in a ``.npy`` file (object arrays refused: loading them would run pickled code)."""
+    """The array in a ``.npy`` file (object arrays refused: loading them would run pickled code).
+    Its header is checked against the file's length and available memory before NumPy allocates anything."""
     path = Path(path)
     try:
-        return _numeric(path, "the array", np.load(path, allow_pickle=False))
-    except (ValueError, OSError) as error:
+        with open(path, "rb") as handle:
+            check_memory(path, _array_bytes(handle, os.fstat(handle.fileno()).st_size))
+            handle.seek(0)
+            array = np.lib.format.read_array(handle, allow_pickle=False)
+    except READ_ERRORS as error:
         raise DatasetError(f"{path}: cannot read as .npy ({_reason(error)}); save it with numpy.save") from None
+    return _numeric(path, "the array", array)
 
 
 def read_npz(path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The arrays ``keys`` from a ``.npz`` archive; a missing key or an object array is an error.
-    Each entry's header is checked against its stored size before NumPy allocates anything."""
+    Each entry's header and zip sizes are checked against the file's length and available memory before
+    NumPy allocates anything: the archive's own size claims are not trusted."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -72,12 +88,12 @@ def read_npz(path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
                     f"{path}: missing {', '.join(missing)} (found {found}); save it with "
                     f"numpy.savez(path, {', '.join(f'{key}=...' for key in keys)})"
                 )
-            claimed = sum(_checked_entry_size(path, key, archive, entries[key]) for key in keys)
-            _check_memory(path, claimed)
+            file_length = path.stat().st_size
+            check_memory(path, sum(_entry_bytes(path, key, archive, entries[key], file_length) for key in keys))
             return {key: _numeric(path, key, _load_entry(archive, entries[key])) for key in keys}
     except DatasetError:
         raise
-    except _NPZ_ERRORS as error:
+    except READ_ERRORS as error:
         raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
 
 
@@ -87,50 +103,89 @@ def npz_keys(path) -> list[str]:
     try:
         with zipfile.ZipFile(path) as archive:
             return [info.filename.removesuffix(".npy") for info in archive.infolist()]
-    except _NPZ_ERRORS as error:
+    except READ_ERRORS as error:
         raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
 
 
-# What a damaged archive can raise from zipfile, zlib or NumPy's .npy header parser.
-_NPZ_ERRORS = (
-    ValueError,
+# What a damaged file or archive can raise from zipfile, zlib or NumPy's .npy header parser (which
+# tokenizes a header it cannot evaluate); the model-file reader catches the same.
+READ_ERRORS = (
     OSError,
     EOFError,
-    SyntaxError,
-    KeyError,
-    NotImplementedError,
     zipfile.BadZipFile,
+    zipfile.LargeZipFile,
     zlib.error,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    SyntaxError,
+    RecursionError,
+    NotImplementedError,
+    struct.error,
+    tokenize.TokenError,
 )
 
 
-def _checked_entry_size(path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
-    """Bytes the entry's array will take, after checking that its header accounts for exactly the
-    entry's stored size (so a header claiming billions of items is refused, not allocated)."""
-    with archive.open(info) as stream:
-        version = np.lib.format.read_magic(stream)
-        with warnings.catch_warnings():  # a damaged header may hold odd escapes; the checks below decide
-            warnings.simplefilter("ignore")
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
-                version, np.lib.format.read_array_header_2_0
-            )
-            shape, _, dtype = read_header(stream)
-        header_size = stream.tell()
-    if dtype.hasobject:
-        raise DatasetError(f"{path}: {key} holds Python objects, which xpnet does not unpickle; store plain numbers")
-    if any(size < 0 for size in shape) or math.prod(shape) * dtype.itemsize != info.file_size - header_size:
-        raise DatasetError(
-            f"{path}: {key} claims shape {shape}, which does not match its stored size; the file is corrupt"
-        )
-    return info.file_size
-
-
-def _check_memory(path: Path, claimed: int) -> None:
+def check_memory(path: Path, needed: int) -> None:
+    """Refuse, before allocating, a file whose data would need more host memory than is available."""
     available = memory.available_bytes(numpy_backend())
-    if available is not None and claimed > available:
+    if available is not None and needed > available:
         raise DatasetError(
-            f"{path}: its arrays need {claimed / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB of memory is free"
+            f"{path}: reading it needs {needed / memory.GIB:.3g} GiB of memory but only "
+            f"{available / memory.GIB:.3g} GiB is available; use a smaller file or free some memory"
         )
+
+
+def _entry_bytes(path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_length: int) -> int:
+    """Bytes the entry's array will take, once the zip sizes are shown possible for a file of
+    ``file_length`` bytes and the entry's .npy header accounts for exactly its uncompressed size."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise DatasetError(
+            f"{path}: {key} uses zip compression method {info.compress_type}; save it with numpy.savez or "
+            "numpy.savez_compressed"
+        )
+    if info.compress_size > file_length:
+        raise DatasetError(
+            f"{path}: {key} claims {info.compress_size} compressed bytes but the file has only {file_length}; "
+            "it is truncated or corrupt"
+        )
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise DatasetError(
+            f"{path}: {key} is stored uncompressed in {info.compress_size} bytes but claims {info.file_size}; "
+            "the file is corrupt"
+        )
+    if info.file_size > info.compress_size * DEFLATE_MAX_RATIO:
+        raise DatasetError(
+            f"{path}: {key} claims {info.file_size} bytes, more than its {info.compress_size} compressed bytes "
+            "can expand to; the file is corrupt"
+        )
+    with archive.open(info) as stream:
+        try:
+            return _array_bytes(stream, info.file_size)
+        except READ_ERRORS as error:
+            reason = _reason(error)
+            raise DatasetError(f"{path}: cannot read {key} ({reason}); save plain numbers with numpy.savez") from None
+
+
+def _array_bytes(stream, stored: int) -> int:
+    """Bytes of the array whose .npy header starts ``stream``, once the header is shown to account for
+    exactly the ``stored`` bytes of the file or entry: a header claiming billions of items is refused,
+    not allocated (ValueError, with the reason)."""
+    # Parsed from a bounded prefix: reading a file, Python allocates whatever a damaged length field asks.
+    header = io.BytesIO(stream.read(min(stored, _NPY_PREFIX_BYTES)))
+    version = np.lib.format.read_magic(header)
+    with warnings.catch_warnings():  # a damaged header may hold odd escapes; the checks below decide
+        warnings.simplefilter("ignore")
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(version, np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(header)
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects, which xpnet does not unpickle")
+    data_bytes, held = math.prod(shape) * dtype.itemsize, stored - header.tell()
+    if any(size < 0 for size in shape) or data_bytes != held:
+        raise ValueError(f"its header claims shape {shape} of {dtype} ({data_bytes} bytes) but it holds {held} bytes")
+    return data_bytes
 
 
 def _load_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
@@ -146,9 +201,8 @@ def _numeric(path: Path, name: str, array: np.ndarray) -> np.ndarray:
 
 
 def _reason(error: Exception) -> str:
-    """A short, one-line reason; NumPy's pickle refusal is reworded to say what it means here."""
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return "it holds Python objects, which xpnet does not unpickle" if "allow_pickle" in text else text
+    """A short, one-line reason."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _first_row(path: Path) -> list[str]:
