@@ -8,8 +8,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from xpnet import memory
 from xpnet.errors import DatasetError, XpnetError
-from xpnet.idx import encode_idx, read_idx
+from xpnet.idx import CHUNK_BYTES, encode_idx, read_idx
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])
@@ -65,19 +66,66 @@ def test_malformed_files_rejected(tmp_path, data, message, compress):
     assert isinstance(caught.value, XpnetError)
 
 
-@pytest.mark.parametrize("compress", [False, True])
-def test_header_claiming_billions_does_not_allocate(tmp_path, compress):
-    """4e9 x 4e9 items announced, 10 bytes present: rejected with little memory used."""
-    data = b"\x00\x00\x08\x02" + np.array([4_000_000_000, 4_000_000_000], dtype=">u4").tobytes() + b"\x00" * 10
-    path = write(tmp_path, data, compress)
+def traced_peak(read) -> int:
+    """Peak bytes traced while ``read()`` runs, whether it returns or raises."""
     tracemalloc.start()
     try:
+        read()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("sizes", [(4_000_000_000, 4_000_000_000), (100_000_000,)])
+def test_header_claiming_more_than_the_file_holds_does_not_allocate(tmp_path, compress, sizes):
+    """Billions (or, gzipped, more than 10 bytes can inflate to) announced, 10 bytes present: rejected
+    with little memory used."""
+    data = bytes([0, 0, 0x08, len(sizes)]) + np.array(sizes, dtype=">u4").tobytes() + b"\x00" * 10
+    path = write(tmp_path, data, compress)
+
+    def read():
         with pytest.raises(DatasetError, match="truncated IDX file"):
             read_idx(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 * 2**20
+
+    assert traced_peak(read) < 1_000_000
+
+
+GZIPPED_ITEMS = 30_000_000
+
+
+@pytest.fixture(scope="module")
+def gzipped_zeros(tmp_path_factory):
+    """A 30 KB gzip holding 30 million zero bytes, a thousand times its size."""
+    path = tmp_path_factory.mktemp("idx") / "zeros-idx1.gz"
+    path.write_bytes(gzip.compress(encode_idx(np.zeros(GZIPPED_ITEMS, dtype=np.uint8))))
+    return path
+
+
+def test_a_gzipped_file_is_read_into_one_array_without_a_second_copy(gzipped_zeros):
+    loaded = []
+    peak = traced_peak(lambda: loaded.append(read_idx(gzipped_zeros)))
+    assert loaded[0].shape == (GZIPPED_ITEMS,) and not loaded[0].any()
+    assert peak < GZIPPED_ITEMS + 4 * CHUNK_BYTES  # the array, and a few chunks in flight: not a second copy
+
+
+def test_a_gzipped_file_bigger_than_memory_is_refused_before_allocating(gzipped_zeros, monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda backend: 10 * 2**20)
+
+    def read():
+        with pytest.raises(DatasetError, match=r"zeros-idx1\.gz: reading it needs 0\.0279 GiB .* only 0\.00977 GiB is"):
+            read_idx(gzipped_zeros)
+
+    assert traced_peak(read) < 1_000_000
+
+
+def test_big_endian_types_are_swapped_to_native_order(tmp_path):
+    values = np.array([[1, -2], [70000, -(2**31)]], dtype=np.int32)
+    path = write(tmp_path, encode_idx(values), compress=True)
+    back = read_idx(path)
+    assert back.dtype == np.dtype("=i4") and back.dtype.isnative
+    np.testing.assert_array_equal(back, values)
 
 
 def test_corrupt_gzip_rejected(tmp_path):

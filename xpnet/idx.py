@@ -1,8 +1,9 @@
 """Reader for IDX files (the MNIST format), raw or gzip-compressed, validated before any allocation.
 
 An IDX file is two zero bytes, a type code, a dimension count, one big-endian uint32 per dimension,
-then the items in C order. The sizes in the header are checked against the real data length, so a
-corrupt header claiming billions of items fails with a clear message instead of allocating memory.
+then the items in C order. The sizes in the header are checked against the file's length (gzip
+inflates at most 1032-fold) and available memory, so a corrupt header claiming billions of items fails with
+a clear message instead of allocating memory.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from xpnet.errors import DatasetError
+from xpnet.tabular import DEFLATE_MAX_RATIO, check_memory
 
 # Type codes of the IDX format and the big-endian NumPy dtypes they name.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -28,22 +30,30 @@ def is_gzip(path: Path) -> bool:
 
 
 def read_idx(path) -> np.ndarray:
-    """The array stored in the IDX file at ``path`` (``.gz`` or raw), in native byte order."""
+    """The array stored in the IDX file at ``path`` (``.gz`` or raw), in native byte order. The
+    announced size is checked against what the file can hold and available memory, then read in place."""
     path = Path(path)
     try:
         compressed = is_gzip(path)
+        file_length = path.stat().st_size
         with gzip.open(path, "rb") if compressed else open(path, "rb") as stream:
-            dtype, shape = _read_header(stream, path)
-            expected = math.prod(shape) * dtype.itemsize
-            if not compressed:
-                _check_length(path, path.stat().st_size - 4 - 4 * len(shape), expected)
-            payload = _read_at_most(stream, expected + 1)
+            big_endian, shape = _read_header(stream, path)
+            expected = math.prod(shape) * big_endian.itemsize
+            if compressed:
+                _check_inflatable(path, file_length, expected)
+            else:
+                _check_length(path, file_length - 4 - 4 * len(shape), expected)
+            check_memory(path, expected)
+            array = np.empty(shape, dtype=big_endian.newbyteorder("="))
+            filled = _read_into(stream, array.reshape(-1).view(np.uint8))
+            _check_length(path, filled + len(stream.read(1)), expected)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file; check the path") from None
     except (OSError, EOFError, zlib.error) as error:
         raise DatasetError(f"{path}: cannot read ({error}); fetch the file again") from None
-    _check_length(path, len(payload), expected)
-    return np.frombuffer(payload, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    if not big_endian.isnative:
+        array.byteswap(inplace=True)
+    return array
 
 
 def encode_idx(array: np.ndarray) -> bytes:
@@ -78,16 +88,24 @@ def _read_header(stream, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
     return np.dtype(IDX_DTYPES[type_code]), shape
 
 
-def _read_at_most(stream, limit: int) -> bytes:
-    """Up to ``limit`` bytes, read in chunks so the buffer never exceeds what the file really holds."""
-    chunks, remaining = [], limit
-    while remaining > 0:
-        chunk = stream.read(min(CHUNK_BYTES, remaining))
-        if not chunk:
+def _read_into(stream, buffer: np.ndarray) -> int:
+    """Fill ``buffer`` (bytes) from ``stream`` in chunks, so no temporary exceeds a chunk; the count read."""
+    view, filled = memoryview(buffer), 0
+    while filled < len(view):
+        count = stream.readinto(view[filled : filled + CHUNK_BYTES])
+        if not count:
             break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+        filled += count
+    return filled
+
+
+def _check_inflatable(path: Path, file_length: int, expected: int) -> None:
+    """Fail unless a gzip file of ``file_length`` bytes can inflate to the ``expected`` data bytes."""
+    if expected > file_length * DEFLATE_MAX_RATIO:
+        raise DatasetError(
+            f"{path}: truncated IDX file (the header announces {expected} data bytes but {file_length} gzip bytes "
+            f"inflate to at most {file_length * DEFLATE_MAX_RATIO}); fetch it again"
+        )
 
 
 def _check_length(path: Path, actual: int, expected: int) -> None:
