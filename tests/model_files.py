@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +63,29 @@ def npy_bytes(header: dict, data: bytes) -> bytes:
     stream = io.BytesIO()
     np.lib.format.write_array_header_1_0(stream, header)
     return stream.getvalue() + data
+
+
+def overlapping_archive(path, n_entries: int, payload_bytes: int) -> None:
+    """A zip of stored entries that overlap: each is a valid uint8 ``.npy`` running from its own header
+    to the end of the file, over every later entry (a zip bomb Python's zipfile does not detect)."""
+    names = [f"e{index:03d}.npy".encode() for index in range(n_entries)]
+    local_size = 30 + len(names[0])
+    npy_size = len(npy_bytes({"descr": "|u1", "fortran_order": False, "shape": (payload_bytes,)}, b""))
+    step = local_size + npy_size
+    lengths = [npy_size + (n_entries - 1 - index) * step + payload_bytes for index in range(n_entries)]
+    body = bytearray()
+    for name, length in zip(names, lengths):
+        header = npy_bytes({"descr": "|u1", "fortran_order": False, "shape": (length - npy_size,)}, b"")
+        assert len(header) == npy_size, "every .npy header must be the same size for the offsets to hold"
+        body += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, length, length, len(name), 0) + name
+        body += header
+    body += bytes(payload_bytes)
+    directory = bytearray()
+    for index, (name, length) in enumerate(zip(names, lengths)):
+        start = index * step + local_size
+        crc = zlib.crc32(body[start : start + length])
+        sizes = (crc, length, length, len(name))
+        directory += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, *sizes, 0, 0, 0, 0, 0, index * step)
+        directory += name
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n_entries, n_entries, len(directory), len(body), 0)
+    Path(path).write_bytes(bytes(body + directory + end))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_files import npy_bytes, trained_model, write_archive
+from model_files import npy_bytes, overlapping_archive, trained_model, write_archive
 
 import xpnet
 from xpnet import persistence
@@ -185,6 +185,19 @@ def test_a_header_claiming_billions_of_items_is_refused_before_allocating(saved,
     assert peak < 1_000_000
 
 
+def test_overlapping_entries_are_refused_before_any_is_read(tmp_path):
+    """20 stored entries each spanning the rest of a 1 MB file would expand to 20 MB."""
+    path = tmp_path / "bomb.npz"
+    overlapping_archive(path, n_entries=20, payload_bytes=2**20)
+    tracemalloc.start()
+    try:
+        refused(path, r"its entries claim \d+ bytes in all but the file has only \d+; they overlap")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
 @pytest.mark.parametrize("shape", [(-1, 0), (-2, -2), (-4,)])
 def test_a_header_with_a_negative_shape_is_refused(tmp_path, shape):
     path = tmp_path / "negative.npz"
@@ -237,3 +250,57 @@ def test_a_structured_dtype_is_refused(saved, tmp_path):
     record = np.zeros(3, dtype=[("a", "<f4"), ("b", "<i4")])
     write_archive(tmp_path / "record.npz", {**arrays, "param/0.bias": record}, meta)
     refused(tmp_path / "record.npz", "only plain numeric arrays are allowed")
+
+
+# Two epochs as the train command records them: training's keys, validation's, and the test set's.
+RECORDS = [
+    {
+        "epoch": epoch,
+        "train_loss": 0.5,
+        "seconds": 0.25,
+        "train_accuracy": 0.75,
+        "val_loss": 0.6,
+        "val_accuracy": 0.7,
+        "lr": 0.001,
+        "test_loss": 0.55,
+        "test_accuracy": 0.72,
+    }
+    for epoch in (1, 2)
+]
+
+
+def test_a_full_history_loads(saved, tmp_path):
+    _, arrays, meta, _ = saved
+    write_archive(tmp_path / "history.npz", arrays, {**meta, "history": RECORDS})
+    assert xpnet.load(tmp_path / "history.npz").history == RECORDS
+
+
+@pytest.mark.parametrize(
+    ("record", "change", "match"),
+    [
+        (1, lambda record: record.pop("test_loss"), r"history record 2 has test_accuracy but lacks test_loss"),
+        (0, lambda record: record.pop("val_accuracy"), r"history record 1 has val_loss but lacks val_accuracy"),
+        (0, lambda record: record.pop("train_loss"), r"history record 1 lacks train_loss"),
+        (1, lambda record: record.pop("lr"), r"history record 2 lacks lr"),
+        (1, lambda record: [record.pop("test_loss"), record.pop("test_accuracy")], r"record 2 lacks test_loss"),
+        (0, lambda record: record.update(epoch=3), r"history record 1 is for epoch 3"),
+        (0, lambda record: record.update(epoch=1.0), r"history record 1 has epoch 1\.0 \(float\)"),
+        (1, lambda record: record.update(train_loss="low"), r"history record 2 has train_loss 'low' \(str\)"),
+        (1, lambda record: record.update(train_accuracy=True), r"history record 2 has train_accuracy True"),
+        (0, lambda record: record.update(seconds=None), r"history record 1 has seconds None"),
+        (0, lambda record: record.update(val_accuracy=[0.5]), r"history record 1 has val_accuracy \[0\.5\]"),
+    ],
+)
+def test_a_malformed_history_record_is_refused(saved, tmp_path, record, change, match):
+    _, arrays, meta, _ = saved
+    history = [dict(item) for item in RECORDS]
+    change(history[record])
+    write_archive(tmp_path / "history.npz", arrays, {**meta, "history": history})
+    refused(tmp_path / "history.npz", match)
+
+
+@pytest.mark.parametrize("record", [None, [1, 2], "epoch 1"])
+def test_a_history_record_that_is_not_a_mapping_is_refused(saved, tmp_path, record):
+    _, arrays, meta, _ = saved
+    write_archive(tmp_path / "history.npz", arrays, {**meta, "history": [RECORDS[0], record]})
+    refused(tmp_path / "history.npz", r"history record 2 is not a mapping of names to numbers")

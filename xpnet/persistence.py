@@ -17,8 +17,7 @@ import io
 import itertools
 import json
 import math
-import struct
-import tokenize
+import reprlib
 import warnings
 import zipfile
 from pathlib import Path
@@ -32,6 +31,7 @@ from xpnet.config import TrainConfig
 from xpnet.errors import XpnetError
 from xpnet.layers import Activation, Dense, Dropout
 from xpnet.network import Network
+from xpnet.tabular import READ_ERRORS
 
 FORMAT = "xpnet-model"
 FORMAT_VERSION = 1
@@ -39,23 +39,23 @@ _META = "meta"
 _ARRAY_SUFFIX = ".npy"
 # Plain numbers only: booleans, signed and unsigned integers, floats. Never objects (pickles).
 _NUMERIC_KINDS = "biuf"
-# Errors the standard zip and .npy header parsers raise on damaged input.
-_PARSE_ERRORS = (
-    OSError,
-    EOFError,
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    OverflowError,
-    SyntaxError,
-    RecursionError,
-    NotImplementedError,
-    struct.error,
-    tokenize.TokenError,
-)
+# The keys of a history record and their types, as Model.fit writes them (the accuracies are None for
+# regression; lr is whatever the settings hold). The val_ pair comes with validation data and the
+# test_ pair from the train command, which measures the test set every epoch. Callbacks may add keys.
+_FRACTION = (float, type(None))
+_RECORD_TYPES = {
+    "epoch": (int,),
+    "train_loss": (float,),
+    "seconds": (float,),
+    "train_accuracy": _FRACTION,
+    "lr": (int, float),
+    "val_loss": (float,),
+    "val_accuracy": _FRACTION,
+    "test_loss": (float,),
+    "test_accuracy": _FRACTION,
+}
+_RECORD_PAIRS = (("val_loss", "val_accuracy"), ("test_loss", "test_accuracy"))
+_REQUIRED_KEYS = [key for key in _RECORD_TYPES if not any(key in pair for pair in _RECORD_PAIRS)]
 
 
 class ModelFileError(XpnetError):
@@ -191,27 +191,39 @@ def model_from(arrays: dict, meta: dict, path, device="cpu"):
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every entry of the archive as a NumPy array, refusing anything but plain stored numeric arrays."""
-    file_size = path.stat().st_size
-    arrays = {}
     try:
         with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
+            infos = archive.infolist()
+            _check_entry_sizes(infos, path.stat().st_size, path)
+            arrays = {}
+            for info in infos:
                 name = info.filename.removesuffix(_ARRAY_SUFFIX)
-                if info.compress_type != zipfile.ZIP_STORED:
-                    raise ModelFileError(
-                        f"{path}: entry {name!r} is compressed; xpnet model files store arrays plainly"
-                    )
-                if max(info.file_size, info.compress_size) > file_size:
-                    raise ModelFileError(
-                        f"{path}: entry {name!r} claims {info.file_size} bytes but the file has only {file_size}; "
-                        "it is truncated or corrupt"
-                    )
                 arrays[name] = _parse_array(archive.read(info), name, path)
     except ModelFileError:
         raise
-    except _PARSE_ERRORS as error:
+    except READ_ERRORS as error:
         raise ModelFileError(f"{path}: not a readable xpnet model file (truncated or corrupt: {error})") from None
     return arrays
+
+
+def _check_entry_sizes(infos: list[zipfile.ZipInfo], file_size: int, path: Path) -> None:
+    """Refuse, before reading any entry, a compressed entry or sizes the file cannot hold. Entries
+    may overlap (zipfile does not check), so their sizes together, not one by one, must fit."""
+    for info in infos:
+        name = info.filename.removesuffix(_ARRAY_SUFFIX)
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ModelFileError(f"{path}: entry {name!r} is compressed; xpnet model files store arrays plainly")
+        if max(info.file_size, info.compress_size) > file_size:
+            raise ModelFileError(
+                f"{path}: entry {name!r} claims {info.file_size} bytes but the file has only {file_size}; "
+                "it is truncated or corrupt"
+            )
+    claimed = sum(max(info.file_size, info.compress_size) for info in infos)
+    if claimed > file_size:
+        raise ModelFileError(
+            f"{path}: its entries claim {claimed} bytes in all but the file has only {file_size}; they overlap "
+            "or the file is corrupt"
+        )
 
 
 def _parse_array(data: bytes, name: str, path: Path) -> np.ndarray:
@@ -260,14 +272,46 @@ def _config(meta: dict, path) -> TrainConfig:
 
 def _check_run_counts(meta: dict, path) -> None:
     """History, optimizer step count and number of classes have the types training relies on."""
-    if not isinstance(meta.get("history"), list) or not all(isinstance(record, dict) for record in meta["history"]):
-        raise ModelFileError(f"{path}: training history is missing or malformed; the file is corrupt")
+    _check_history(meta.get("history"), path)
     steps = meta.get("optimizer_steps")
     if type(steps) is not int or steps < 0:
         raise ModelFileError(f"{path}: optimizer step count {steps!r} is invalid; the file is corrupt")
     n_classes = meta.get("n_classes")
     if n_classes is not None and (type(n_classes) is not int or n_classes < 1):
         raise ModelFileError(f"{path}: number of classes {n_classes!r} is invalid; the file is corrupt")
+
+
+def _check_history(history, path) -> None:
+    """Every record holds the keys ``Model.fit`` writes, of the types it writes, numbered 1, 2, 3...;
+    the validation and test pairs are whole, and the test pair (the train command's) in all or none."""
+    if not isinstance(history, list):
+        raise ModelFileError(f"{path}: training history is missing or malformed; the file is corrupt")
+    for number, record in enumerate(history, start=1):
+        where = f"{path}: history record {number}"
+        if not isinstance(record, dict):
+            raise ModelFileError(f"{where} is not a mapping of names to numbers; the file is corrupt")
+        for first, second in _RECORD_PAIRS:
+            if (first in record) != (second in record):
+                present, missing = (first, second) if first in record else (second, first)
+                raise ModelFileError(f"{where} has {present} but lacks {missing}; the file is corrupt")
+        missing = [key for key in _REQUIRED_KEYS if key not in record]
+        if missing:
+            raise ModelFileError(f"{where} lacks {missing[0]}; the file is corrupt")
+        for key, types in _RECORD_TYPES.items():
+            if key in record and type(record[key]) not in types:
+                value = record[key]
+                raise ModelFileError(
+                    f"{where} has {key} {reprlib.repr(value)} ({type(value).__name__}); the file is corrupt"
+                )
+        if record["epoch"] != number:
+            raise ModelFileError(f"{where} is for epoch {record['epoch']}; the file is corrupt")
+    tested = ["test_loss" in record for record in history]
+    if any(tested) and not all(tested):
+        number = tested.index(False) + 1
+        raise ModelFileError(
+            f"{path}: history record {number} lacks test_loss and test_accuracy, which other records have; "
+            "the file is corrupt"
+        )
 
 
 def _layers(meta: dict, arrays: dict, config: TrainConfig, path) -> list:
