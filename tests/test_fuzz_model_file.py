@@ -49,19 +49,19 @@ def valid(tmp_path_factory):
 
 
 def load_is_safe(path, data) -> None:
-    """Load ``path``; only success or an XpnetError may come out, within a bounded allocation."""
+    """Load ``path``; only success or an XpnetError may come out, within a bounded allocation either way."""
     tracemalloc.start()
     try:
-        try:
-            model = xpnet.load(path)
-        except xpnet.XpnetError as error:
-            assert "\n" not in str(error)
-            return
-        finally:
-            _, peak = tracemalloc.get_traced_memory()
+        model = xpnet.load(path)
+    except xpnet.XpnetError as error:
+        assert "\n" not in str(error)
+        model = None
     finally:
+        peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < PEAK_BYTES
+    if model is None:
+        return
     x, y = data
     try:
         model.predict(x)
@@ -165,3 +165,12 @@ def test_mutated_metadata_with_a_valid_checksum(valid, choice):
             parent[place[-1]] = choice.draw(json_values)
     write_archive(path, arrays, meta)
     load_is_safe(path, data)
+
+
+def test_the_memory_bound_is_checked_when_a_load_fails(valid, monkeypatch):
+    """A refused file that allocated more than the bound still fails ``load_is_safe``."""
+    _, _, _, path, data = valid
+    path.write_bytes(b"not a model file")
+    monkeypatch.setitem(globals(), "PEAK_BYTES", 0)
+    with pytest.raises(AssertionError, match=r"assert \d+ < 0"):
+        load_is_safe(path, data)
