@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from real_data import real_mnist_folder
 
 REPO = Path(__file__).resolve().parents[1]
 # What each example must print: proof that it did its job, not only that it exited.
@@ -20,6 +22,23 @@ EXPECTED = {
 # Examples with a test of their own elsewhere (they need an extra, or take longer).
 TESTED_ELSEWHERE = {"sklearn_swap.py": "tests/test_sklearn.py"}
 EXAMPLES = [REPO / "examples" / name for name in sorted(EXPECTED)]
+# Each seed network's line: "784-20-10, posts 000-002: test accuracy 96.02% (hoped for 85%: reached) ..."
+SEED_RESULT = re.compile(r"^(\d+(?:-\d+)+), .*: test accuracy ([\d.]+)% \(hoped for (\d+)%: (\w+)\)", re.MULTILINE)
+
+
+def run_example(script: Path, cwd: Path, *arguments: str, quick: bool) -> subprocess.CompletedProcess:
+    """Run an example as a user would, from an empty folder; training warnings are errors."""
+    env = {name: value for name, value in os.environ.items() if name != "XPNET_EXAMPLE_QUICK"}
+    env |= {"PYTHONPATH": str(REPO), **({"XPNET_EXAMPLE_QUICK": "1"} if quick else {})}
+    return subprocess.run(
+        [sys.executable, "-W", "error::xpnet.errors.XpnetWarning", str(script), *arguments],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120 if quick else 1200,
+        check=False,
+    )
 
 
 def test_every_example_is_tested():
@@ -31,17 +50,23 @@ def test_every_example_is_tested():
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda path: path.name)
 def test_example_runs_quickly_on_small_data(script, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "XPNET_EXAMPLE_QUICK": "1"}
-    result = subprocess.run(
-        [sys.executable, "-W", "error::xpnet.errors.XpnetWarning", str(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
+    result = run_example(script, tmp_path, quick=True)
     assert result.returncode == 0, result.stderr
     for text in EXPECTED[script.name]:
         assert text in result.stdout, result.stdout
     assert list(tmp_path.iterdir()) == []  # examples leave no files behind
+
+
+@pytest.mark.slow
+def test_the_seed_networks_reach_the_accuracy_their_authors_hoped_for(tmp_path):
+    """784-20-10 and 784-10-10 on the real MNIST, 64-64-16-10 on digits, trained in full."""
+    result = run_example(REPO / "examples" / "seed_networks.py", tmp_path, str(real_mnist_folder()), quick=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = {
+        shape: (float(accuracy), float(hoped), verdict)
+        for shape, accuracy, hoped, verdict in SEED_RESULT.findall(result.stdout)
+    }
+    assert set(found) == {"784-20-10", "784-10-10", "64-64-16-10"}, result.stdout
+    assert [hoped for _, hoped, _ in found.values()] == [85, 93, 95]
+    for shape, (accuracy, hoped, verdict) in found.items():
+        assert accuracy >= hoped and verdict == "reached", shape
