@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from real_data import real_mnist_folder
 
 from xpnet import datasets
 from xpnet.errors import DatasetError, XpnetError
@@ -64,6 +63,9 @@ def test_digits_unchanged():
 def test_unknown_name_and_missing_path(tmp_path):
     with pytest.raises(DatasetError, match=r"unknown dataset 'mnits': choose digits, mnist, fashion-mnist, or a path"):
         datasets.load("mnits")
+    for empty in ("", "  "):  # not the current folder, which Path("") would mean
+        with pytest.raises(DatasetError, match=r"^the dataset name is empty; pass digits, mnist, fashion-mnist, or a"):
+            datasets.load(empty)
     with pytest.raises(DatasetError, match=r"absent\.csv: no such file or folder; check the path"):
         datasets.load(str(tmp_path / "absent.csv"))
 
@@ -127,6 +129,40 @@ def test_idx_test_label_out_of_range(tmp_path):
     (folder / "t10k-labels-idx1-ubyte").write_bytes(encode_idx(np.array([0, 9, 1], dtype=np.uint8)))
     with pytest.raises(DatasetError, match=r"test label 9 is out of range: the training labels are 0\.\.3"):
         datasets.load(str(folder))
+
+
+@pytest.mark.parametrize(
+    ("train_labels", "message"),
+    [
+        (
+            [0, 1, 2, 3, 0, 1, 2, 3, 99],
+            r"the training labels run to 99 but 95 of the classes 0\.\.99 never appear "
+            r"\(4, 5, 6, 7, 8, \.\.\.\); relabel the classes as 0\.\.K-1, each with training samples",
+        ),
+        ([0, 1, 3, 0, 1, 3, 0, 1, 3], r"run to 3 but 1 of the classes 0\.\.3 never appear \(2\); relabel"),
+        ([0] * 9, r"every training label is 0; a classifier needs at least 2 classes"),
+        ([4] * 9, r"every training label is 4; a classifier needs at least 2 classes"),
+        ([0, 2, 4, 6, 8, 10, 12, 14, 255], r"247 of the classes 0\.\.255 never appear \(1, 3, 5, 7, 9, \.\.\.\)"),
+    ],
+)
+def test_training_labels_must_hold_every_class(tmp_path, train_labels, message):
+    """A label is a class number: a gap would silently add classes the model can never learn."""
+    folder = write_idx_folder(tmp_path / "idx")
+    (folder / "train-labels-idx1-ubyte").write_bytes(encode_idx(np.array(train_labels, dtype=np.uint8)))
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(encode_idx(np.array(train_labels[:3], dtype=np.uint8)))
+    with pytest.raises(DatasetError, match=message) as caught:
+        datasets.load(str(folder))
+    assert_one_line(caught, folder)
+
+
+def test_a_label_of_a_billion_is_refused_without_listing_a_billion_classes(tmp_path):
+    path = tmp_path / "data.npz"
+    labels = np.array([0, 1, 10**9])
+    np.savez(path, x_train=np.zeros((3, 2)), y_train=labels, x_test=np.zeros((1, 2)), y_test=labels[:1])
+    with pytest.raises(
+        DatasetError, match=r"999999998 of the classes 0\.\.1000000000 never appear \(2, 3, 4, 5, 6, \.\.\.\)"
+    ):
+        datasets.load(str(path))
 
 
 def test_idx_labels_given_as_images(tmp_path):
@@ -345,9 +381,7 @@ def test_read_inputs_rejects_folder_and_label_file(tmp_path):
 
 @pytest.mark.slow
 def test_real_mnist():
-    folder = subprocess.run(
-        ["bash", "/work/shared/data/fetch-mnist.sh", "/tmp/mnist"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    folder = real_mnist_folder()
     for data in (datasets.load(folder), datasets.load("mnist", data_dir=folder)):
         x_train, y_train, x_test, y_test = data
         assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
@@ -364,11 +398,7 @@ def test_real_mnist_download_verified_by_published_checksums(tmp_path, monkeypat
     registered for MNIST accepts them and the cache then holds the decompressed files."""
     from test_download import Server
 
-    source = Path(
-        subprocess.run(
-            ["bash", "/work/shared/data/fetch-mnist.sh", "/tmp/mnist"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-    )
+    source = real_mnist_folder()
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     for name in datasets.IDX_NAMES.values():

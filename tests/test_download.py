@@ -233,15 +233,16 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize("terminal", [True, False])
-def test_progress_bar_only_on_a_terminal(served, cache, monkeypatch, terminal):
+@pytest.mark.parametrize(("terminal", "quiet"), [(True, False), (False, False), (True, True)])
+def test_progress_bar_only_on_a_terminal_and_never_when_quiet(served, cache, monkeypatch, terminal, quiet):
     _, server = served
     monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([server.url]))
     stderr = Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
-    datasets.load("mnist")
+    datasets.load("mnist", quiet=quiet)
+    assert len(server.requests) == 4  # downloaded either way
     shown = stderr.getvalue()
-    if terminal:
+    if terminal and not quiet:
         assert "train-images-idx3-ubyte.gz" in shown and "B/s" in shown
     else:
         assert shown == ""

@@ -36,6 +36,10 @@ IDX_NAMES = {
 CSV_TEST_FRACTION = 1 / 6
 CSV_SPLIT_SEED = 0
 CSV_LABEL_COLUMN = "label"
+# What a dataset argument may be, for the errors that say so.
+DATASET_CHOICES = "digits, mnist, fashion-mnist, or a path to an IDX folder, .csv or .npz"
+# How many missing class numbers an error lists before it says "...".
+LISTED_CLASSES = 5
 
 
 def _mnist_file(name: str, sha256: str) -> RemoteFile:
@@ -104,15 +108,19 @@ def load_digits() -> Arrays:
     )
 
 
-def load(name_or_path: str, *, data_dir=None) -> Arrays:
+def load(name_or_path: str, *, data_dir=None, quiet: bool = False) -> Arrays:
     """Load a named dataset or a dataset file as ``(x_train, y_train, x_test, y_test)``.
 
     ``data_dir`` is a folder already holding a named dataset's IDX files; nothing is downloaded then.
+    ``quiet`` hides the download progress bar (errors are still raised).
     """
     name = str(name_or_path)
+    if not name.strip():
+        raise DatasetError(f"the dataset name is empty; pass {DATASET_CHOICES}")
     if name in SOURCES:
-        folder = Path(data_dir) if data_dir is not None else download.fetch(name, SOURCES[name], cache_dir() / name)
-        return load_idx_folder(folder)
+        if data_dir is not None:
+            return load_idx_folder(Path(data_dir))
+        return load_idx_folder(download.fetch(name, SOURCES[name], cache_dir() / name, quiet=quiet))
     if data_dir is not None:
         raise DatasetError(f"--data-dir only applies to {', '.join(SOURCES)}; drop it when loading {name}")
     if name == "digits":
@@ -121,9 +129,7 @@ def load(name_or_path: str, *, data_dir=None) -> Arrays:
     if not path.exists() and (path.suffix or len(path.parts) > 1):
         raise DatasetError(f"{path}: no such file or folder; check the path")
     if not path.exists():
-        raise DatasetError(
-            f"unknown dataset {name!r}: choose digits, {', '.join(SOURCES)}, or a path to an IDX folder, .csv or .npz"
-        )
+        raise DatasetError(f"unknown dataset {name!r}: choose {DATASET_CHOICES}")
     if path.is_dir():
         return load_idx_folder(path)
     if path.suffix.lower() == ".csv":
@@ -251,7 +257,8 @@ def _check_finite(path: Path, array: np.ndarray, name: str) -> None:
 
 
 def _checked(path: Path, x_train, y_train, x_test, y_test) -> Arrays:
-    """The four arrays, once their counts, feature numbers and class ranges agree."""
+    """The four arrays, once their counts, feature numbers and classes agree: the training labels
+    hold every class 0..K-1 (K >= 2), and the test labels no other."""
     for part, x, y in (("training", x_train, y_train), ("test", x_test, y_test)):
         if len(x) != len(y):
             raise DatasetError(f"{path}: {len(x)} {part} images but {len(y)} {part} labels; the counts must match")
@@ -260,10 +267,44 @@ def _checked(path: Path, x_train, y_train, x_test, y_test) -> Arrays:
             f"{path}: training samples have {x_train.shape[1]} features but test samples {x_test.shape[1]}; "
             "both must come from the same kind of input"
         )
-    classes = int(y_train.max()) + 1
+    classes = _class_count(path, y_train)
     if y_test.size and y_test.max() >= classes:
         raise DatasetError(
             f"{path}: test label {int(y_test.max())} is out of range: the training labels are 0..{classes - 1}; "
             "relabel so that every class appears in training"
         )
     return x_train, y_train, x_test, y_test
+
+
+def _class_count(path: Path, y_train: np.ndarray) -> int:
+    """K, once the training labels hold at least two classes and every class number 0..K-1: a label
+    is a class number, so one stray 99 among 0..9 would otherwise make a 100-class model."""
+    present = np.unique(y_train)
+    if present.size < 2:
+        raise DatasetError(
+            f"{path}: every training label is {int(present[0])}; a classifier needs at least 2 classes: "
+            "include samples of each class, numbered 0..K-1"
+        )
+    classes = int(present[-1]) + 1
+    if present.size < classes:
+        missing = _first_missing(present, LISTED_CLASSES)
+        listed = ", ".join(map(str, missing)) + (", ..." if classes - present.size > len(missing) else "")
+        raise DatasetError(
+            f"{path}: the training labels run to {classes - 1} but {classes - present.size} of the classes "
+            f"0..{classes - 1} never appear ({listed}); relabel the classes as 0..K-1, each with training samples"
+        )
+    return classes
+
+
+def _first_missing(present: np.ndarray, limit: int) -> list[int]:
+    """Up to ``limit`` of the smallest non-negative integers absent from the sorted ``present``
+    (without building the full range, which a label like 10**9 would make huge)."""
+    missing, expected = [], 0
+    for value in present.tolist():
+        while expected < value and len(missing) < limit:
+            missing.append(expected)
+            expected += 1
+        if len(missing) == limit:
+            break
+        expected = value + 1
+    return missing

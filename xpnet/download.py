@@ -51,8 +51,9 @@ class _MirrorFailed(Exception):
     """This mirror could not deliver a verified file; the next one is tried."""
 
 
-def fetch(name: str, source: Source, folder: Path) -> Path:
-    """Make ``folder`` hold every file of ``source``, verified, downloading only what is missing or wrong."""
+def fetch(name: str, source: Source, folder: Path, *, quiet: bool = False) -> Path:
+    """Make ``folder`` hold every file of ``source``, verified, downloading only what is missing or wrong.
+    A progress bar shows on a terminal (stderr) unless ``quiet``."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -63,7 +64,7 @@ def fetch(name: str, source: Source, folder: Path) -> Path:
     for remote in source.files:
         target = folder / remote.stored_name
         if not (target.is_file() and file_digest(target, remote.algorithm) == remote.digest):
-            _download(name, source, remote, target)
+            _download(name, source, remote, target, quiet=quiet)
     return folder
 
 
@@ -76,13 +77,13 @@ def file_digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def _download(name: str, source: Source, remote: RemoteFile, target: Path) -> None:
+def _download(name: str, source: Source, remote: RemoteFile, target: Path, *, quiet: bool) -> None:
     """Fetch ``remote`` from the first mirror that delivers it intact; say what to do when none does."""
     failures = []
     for mirror in source.mirrors:
         url = f"{mirror.rstrip('/')}/{remote.name}"
         try:
-            _download_from(url, remote, target)
+            _download_from(url, remote, target, quiet=quiet)
             return
         except _MirrorFailed as failure:
             failures.append(f"{url}: {failure}")
@@ -95,7 +96,7 @@ def _download(name: str, source: Source, remote: RemoteFile, target: Path) -> No
     )
 
 
-def _download_from(url: str, remote: RemoteFile, target: Path) -> None:
+def _download_from(url: str, remote: RemoteFile, target: Path, *, quiet: bool) -> None:
     """Stream ``url`` into ``target`` while hashing; a failure or a wrong digest leaves ``target`` untouched."""
     try:
         response = urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS)
@@ -116,7 +117,7 @@ def _download_from(url: str, remote: RemoteFile, target: Path) -> None:
         unit="B",
         unit_scale=True,
         leave=False,
-        disable=not sys.stderr.isatty(),
+        disable=quiet or not sys.stderr.isatty(),
     )
     with response, progress, atomic_write(target) as out:
         while chunk := _read(response):
