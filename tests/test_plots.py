@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from xpnet import plots
 from xpnet.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path) -> tuple[int, int]:
+    """Width and height in pixels, from the PNG's IHDR chunk."""
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 @pytest.fixture
@@ -59,3 +67,37 @@ def test_without_matplotlib_training_notes_it_and_plot_explains(tmp_path, capsys
     assert capsys.readouterr().err == (
         "xpnet: error: plotting needs matplotlib, which is not installed: pip install 'xpnet[plot]' (matplotlib)\n"
     )
+
+
+def test_a_confusion_matrix_shows_counts_and_ticks_only_while_they_are_readable():
+    pytest.importorskip("matplotlib")
+    for classes, texts in ((10, 100), (plots.LABELLED_CLASSES, plots.LABELLED_CLASSES**2), (40, 0)):
+        matrix = np.eye(classes, dtype=int).tolist()
+        figure = plots.confusion_figure(matrix, list(range(classes)))
+        axes = figure.axes[0]
+        assert len(axes.texts) == texts
+        assert max(figure.get_size_inches()) <= plots.MAX_CONFUSION_INCHES
+        if texts:
+            assert [tick.get_text() for tick in axes.get_xticklabels()] == [str(c) for c in range(classes)]
+
+
+def test_a_thousand_classes_draw_in_a_bounded_picture(tmp_path):
+    pytest.importorskip("matplotlib")
+    classes = 1001
+    matrix = (np.eye(classes, dtype=int) * 3).tolist()
+    path = plots.draw_confusion(matrix, list(range(classes)), tmp_path / "confusion.png")
+    width, height = png_size(path)
+    assert max(width, height) <= plots.MAX_CONFUSION_INCHES * plots.DPI
+
+
+def test_training_on_many_classes_plots_them(tmp_path):
+    pytest.importorskip("matplotlib")
+    classes = 40
+    rng = np.random.default_rng(0)
+    labels = np.arange(4 * classes) % classes
+    inputs = (np.eye(classes)[labels] + 0.01 * rng.normal(size=(len(labels), classes))).astype(np.float32)
+    data = tmp_path / "many.npz"
+    np.savez(data, x_train=inputs, y_train=labels, x_test=inputs[:classes], y_test=labels[:classes])
+    out = tmp_path / "run"
+    assert main(["--dataset", str(data), "--epochs", "1", "--hidden", "8", "--out", str(out), "--quiet"]) == 0
+    assert max(png_size(out / "confusion.png")) <= plots.MAX_CONFUSION_INCHES * plots.DPI

@@ -16,6 +16,11 @@ from xpnet.errors import XpnetError
 CURVES_FILE = "curves.png"
 CONFUSION_PLOT_FILE = "confusion.png"
 INSTALL_HINT = "pip install 'xpnet[plot]' (matplotlib)"
+# Above this many classes the confusion matrix shows colours only: a number and a tick per class would
+# be unreadable, and 1000 classes would make a 550-inch figure of a million texts that never finishes.
+LABELLED_CLASSES = 30
+MAX_CONFUSION_INCHES = 12.0
+DPI = 120
 
 
 def available() -> bool:
@@ -63,22 +68,30 @@ def draw_curves(epochs: list[dict], path: Path) -> Path:
 
 
 def draw_confusion(matrix: list[list[int]], classes: list, path: Path) -> Path:
-    """Counts of (true class, predicted class) on the test set, with the count in each cell."""
+    """Counts of (true class, predicted class) on the test set, drawn to ``path``."""
+    return _save(confusion_figure(matrix, classes), path)
+
+
+def confusion_figure(matrix: list[list[int]], classes: list):
+    """The confusion matrix as a figure: each cell's count and each class's tick up to
+    ``LABELLED_CLASSES`` classes; beyond that colours only, and a figure no larger than
+    ``MAX_CONFUSION_INCHES``, so a thousand classes still draw in moments."""
     size = len(classes)
-    figure = _figure(figsize=(1.5 + 0.55 * size, 1 + 0.5 * size))
+    figure = _figure(figsize=(min(1.5 + 0.55 * size, MAX_CONFUSION_INCHES), min(1 + 0.5 * size, MAX_CONFUSION_INCHES)))
     axes = figure.subplots()
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes)
-    highest = max(max(row) for row in matrix) or 1
-    for row in range(size):
-        for column in range(size):
-            count = matrix[row][column]
-            color = "white" if count > highest / 2 else "black"
-            axes.text(column, row, str(count), ha="center", va="center", fontsize=7, color=color)
-    axes.set_xticks(range(size), [str(c) for c in classes])
-    axes.set_yticks(range(size), [str(c) for c in classes])
+    if size <= LABELLED_CLASSES:
+        highest = max(max(row) for row in matrix) or 1
+        for row in range(size):
+            for column in range(size):
+                count = matrix[row][column]
+                color = "white" if count > highest / 2 else "black"
+                axes.text(column, row, str(count), ha="center", va="center", fontsize=7, color=color)
+        axes.set_xticks(range(size), [str(c) for c in classes])
+        axes.set_yticks(range(size), [str(c) for c in classes])
     axes.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test set)")
-    return _save(figure, path)
+    return figure
 
 
 def _figure(figsize):
@@ -89,5 +102,5 @@ def _figure(figsize):
 
 def _save(figure, path: Path) -> Path:
     with atomic_write(path) as handle:
-        figure.savefig(handle, format="png", dpi=120)
+        figure.savefig(handle, format="png", dpi=DPI)
     return path
