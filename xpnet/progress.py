@@ -1,14 +1,21 @@
 """Training progress on the console: a bar per epoch on a terminal, one line per epoch otherwise.
 
-Neither reads a value from the device inside the batch loop (that would wait for the GPU after
-every batch): the bar only counts batches, and losses are shown once the epoch's record exists.
+Reading the running loss is a device read, which waits for the GPU: the lines never read inside the
+batch loop, and the bar reads at most once per ``READ_INTERVAL_SECONDS``, never once per batch.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import TextIO
 
+from tqdm import tqdm
+
 from xpnet.callbacks import Callback
+
+READ_INTERVAL_SECONDS = 0.5
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} batches [{elapsed}<{remaining}{postfix}]"
 
 
 def epoch_line(record: dict, epochs: int, samples: int) -> str:
@@ -46,26 +53,49 @@ class EpochLines(Callback):
 
 
 class EpochBars(EpochLines):
-    """A tqdm bar that fills batch by batch during each epoch, then gives way to the epoch's line."""
+    """A tqdm bar that fills batch by batch during each epoch, showing the running training loss and
+    samples/s, then gives way to the epoch's line. Both numbers are refreshed at most once per
+    ``read_interval`` seconds (the first batch shows them at once)."""
+
+    def __init__(self, stream: TextIO, *, read_interval: float = READ_INTERVAL_SECONDS):
+        super().__init__(stream)
+        self.read_interval = read_interval
+        self.last_read = -math.inf
+
+    def on_train_begin(self, model, epochs):
+        super().on_train_begin(model, epochs)
+        self.model = model
 
     def on_epoch_begin(self, epoch, n_batches):
-        from tqdm import tqdm
-
         super().on_epoch_begin(epoch, n_batches)
+        self.first_batch = self.model.progress.next_batch  # a resumed epoch starts part-way
+        self.started = time.perf_counter()
         self.bar = tqdm(
-            total=n_batches * self.batch_size,
+            total=n_batches,
+            initial=self.first_batch,
             desc=f"epoch {epoch}/{self.epochs}",
-            unit="sample",
-            unit_scale=True,
+            bar_format=BAR_FORMAT,
             leave=False,
             file=self.stream,
             dynamic_ncols=True,
         )
 
     def on_batch_end(self, batch):
-        self.bar.update(self.batch_size)
-        if batch == self.n_batches - 1:  # close before evaluation, so warnings do not land inside the bar
-            self.bar.close()
+        self.bar.update(1)
+        if batch == self.n_batches - 1:  # the epoch's line follows with the exact loss: no read here
+            self.bar.close()  # before evaluation, so warnings do not land inside the bar
+        elif time.perf_counter() - self.last_read >= self.read_interval:
+            self.bar.set_postfix_str(self._running_numbers())
+            self.last_read = time.perf_counter()
+
+    def _running_numbers(self) -> str:
+        """The epoch's mean training loss so far and its throughput, e.g. ``loss 0.3412, 31.2k samples/s``.
+        Never called after the last batch, so every batch counted is full-size."""
+        progress = self.model.progress
+        loss = float(progress.total_loss) / (progress.next_batch * self.batch_size)  # waits for the device
+        samples = (progress.next_batch - self.first_batch) * self.batch_size
+        rate = samples / (time.perf_counter() - self.started)
+        return f"loss {loss:.4f}, {tqdm.format_sizeof(rate)} samples/s"
 
 
 def console_progress(stream: TextIO, *, quiet: bool) -> Callback | None:
