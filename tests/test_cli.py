@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +19,9 @@ from array_api_compat import array_namespace
 import xpnet
 from xpnet import datasets, plots
 from xpnet.backend import cuda_available
-from xpnet.cli import check, main, options
+from xpnet.cli import check, evaluate, main, options
 from xpnet.cli.predict import KAGGLE_LAYOUT, PLAIN_LAYOUT, predictions_csv
+from xpnet.idx import encode_idx
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS_KEYS = {"dataset", "backend", "device", "dtype", "epochs", "test_loss", "test_accuracy"}
@@ -53,6 +56,24 @@ def assert_usage_error(result, pattern: str) -> None:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def write_blobs(path: Path) -> Path:
+    """An .npz of three well-separated classes with 5 features: 150 training and 50 test samples."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 5)).astype(np.float32)
+    labels = rng.integers(0, 3, size=200)
+    inputs = (centers[labels] + 0.1 * rng.normal(size=(200, 5))).astype(np.float32)
+    np.savez(path, x_train=inputs[:150], y_train=labels[:150], x_test=inputs[150:], y_test=labels[150:])
+    return path
+
+
+@pytest.fixture
+def digits_run(cli, tmp_path) -> Path:
+    """A finished two-epoch run on digits."""
+    out = tmp_path / "run"
+    assert cli("--epochs", 2, "--out", out, "--quiet")[0] == 0
+    return out
 
 
 def test_bare_options_train_and_write_a_complete_run_folder(cli, tmp_path):
@@ -148,6 +169,20 @@ def test_config_file_keys_in_either_case_and_command_line_overrides(cli, tmp_pat
     assert resolved["optimizer"] == "adam"
 
 
+def test_true_false_options_can_be_turned_off_after_a_config_file_set_them(cli, tmp_path):
+    config = tmp_path / "job.toml"
+    config.write_text("epochs = 1\nquiet = true\njson = true\ntf32 = true\n")
+    out = tmp_path / "run"
+    code, stdout, _ = cli("--config", config, "--no-quiet", "--no-json", "--no-tf32", "--out", out)
+    assert code == 0
+    assert stdout.splitlines()[0].startswith("epoch 1/1  train loss")
+    assert stdout.splitlines()[-1].startswith("test accuracy")  # a sentence, not JSON
+    resolved = read_json(out / "config.json")["options"]
+    assert (resolved["quiet"], resolved["json"], resolved["tf32"]) == (False, False, False)
+    code, stdout, _ = cli("--config", config, "--quiet", "--out", tmp_path / "again")
+    assert code == 0 and json.loads(stdout)["epochs"] == 1  # the file's json = true still applies
+
+
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [
@@ -171,6 +206,7 @@ def test_bad_config_files_are_one_line_errors(cli, tmp_path, text, pattern):
         (["--bogus"], r"unrecognized arguments: --bogus; see 'xpnet train --help'"),
         (["frobnicate"], r"invalid choice: 'frobnicate'"),
         (["--dataset", "no-such-data"], r"no-such-data"),
+        (["--dataset", ""], r"the dataset name is empty; pass digits, mnist, fashion-mnist, or a path"),
         (["--epochs", "ten"], r"--epochs: invalid int value: 'ten'"),
         (["--epochs", "0"], r"epochs must be a positive integer"),
         (["--batch-size", "-5"], r"batch size must be a positive integer"),
@@ -187,6 +223,86 @@ def test_bad_input_exits_2_with_one_line(cli, tmp_path, argv, pattern):
     out = ["--out", tmp_path / "run"] if argv[0].startswith("-") else []
     assert_usage_error(cli(*argv, *out), pattern)
     assert not (tmp_path / "run").exists()
+
+
+def truncated_idx(folder: Path) -> tuple[Path, Path]:
+    images = np.zeros((6, 2, 2), dtype=np.uint8)
+    labels = np.array([0, 1, 2, 0, 1, 2], dtype=np.uint8)
+    folder.mkdir()
+    for name, array in zip(datasets.IDX_NAMES.values(), (images, labels, images, labels), strict=True):
+        (folder / name).write_bytes(encode_idx(array))
+    damaged = folder / datasets.IDX_NAMES["x_test"]
+    damaged.write_bytes(damaged.read_bytes()[:-3])
+    return folder, damaged
+
+
+def text_file(path: Path, text: str) -> tuple[Path, Path]:
+    path.write_text(text)
+    return path, path
+
+
+def csv_file(path: Path, labels: list[int]) -> tuple[Path, Path]:
+    """A Kaggle-layout CSV of one pixel per row; the fixed split puts the last 1/6 of ``labels`` in
+    the test part and the others in training."""
+    order = np.random.default_rng(datasets.CSV_SPLIT_SEED).permutation(len(labels))
+    rows = [None] * len(labels)
+    test_rows = int(len(labels) * datasets.CSV_TEST_FRACTION)
+    for label, row in zip(labels, [*order[test_rows:], *order[:test_rows]], strict=True):
+        rows[row] = f"{label},{row % 256}"
+    path.write_text("label,pixel0\n" + "\n".join(rows) + "\n")
+    return path, path
+
+
+def npz_file(path: Path, y_train, y_test) -> tuple[Path, Path]:
+    np.savez(
+        path, x_train=np.zeros((len(y_train), 2)), y_train=y_train, x_test=np.zeros((len(y_test), 2)), y_test=y_test
+    )
+    return path, path
+
+
+@pytest.mark.parametrize(
+    ("make", "pattern"),
+    [
+        (lambda tmp: truncated_idx(tmp / "idx"), r"truncated IDX file"),
+        (
+            lambda tmp: text_file(tmp / "uneven.csv", "label,pixel0\n1,2\n1,2,3\n"),
+            r"line 3 has 3 columns but the first row has 2",
+        ),
+        (
+            lambda tmp: csv_file(tmp / "stray.csv", [99, *range(10)] * 6),
+            r"the training labels run to 99 but 89 of the classes 0\.\.99 never appear \(10, 11, 12, 13, 14, \.\.\.\); "
+            r"relabel the classes as 0\.\.K-1",
+        ),
+        (
+            lambda tmp: csv_file(tmp / "zeros.csv", [0] * 12),
+            r"every training label is 0; a classifier needs at least 2",
+        ),
+        (
+            lambda tmp: npz_file(tmp / "gaps.npz", [0, 5, 1000], [0]),
+            r"998 of the classes 0\.\.1000 never appear \(1, 2, 3, 4, 6, \.\.\.\)",
+        ),
+        (lambda tmp: npz_file(tmp / "unseen.npz", [0, 1, 2], [7]), r"test label 7 is out of range"),
+        (lambda tmp: npz_file(tmp / "negative.npz", [0, 1, -1], [0]), r"include -1; labels must be class numbers"),
+        (lambda tmp: (tmp / "absent.csv",) * 2, r"no such file or folder; check the path"),
+    ],
+    ids=[
+        "truncated-idx",
+        "uneven-csv",
+        "stray-label",
+        "one-class",
+        "label-gaps",
+        "unseen-test-label",
+        "negative",
+        "missing",
+    ],
+)
+def test_dataset_problems_exit_2_naming_the_file_and_leave_no_run_folder(cli, tmp_path, make, pattern):
+    dataset, named = make(tmp_path)
+    out = tmp_path / "run"
+    result = cli("--dataset", dataset, "--epochs", 1, "--out", out)
+    assert_usage_error(result, pattern)
+    assert str(named) in result[2]
+    assert not out.exists()
 
 
 @pytest.mark.skipif(cuda_available(), reason="a GPU is present")
@@ -209,6 +325,45 @@ def test_a_finished_run_is_never_overwritten(cli, tmp_path):
     before = {path.name: path.read_bytes() for path in out.iterdir()}
     assert_usage_error(cli("--epochs", 2, "--lr", 0.01, "--out", out), r"already holds a run")
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_a_huge_learning_rate_ends_with_the_divergence_error_not_a_flood_of_warnings(cli, tmp_path):
+    code, _, stderr = cli("--optimizer", "sgd", "--lr", 1e308, "--epochs", 2, "--out", tmp_path / "run")
+    assert code == 2 and "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) <= 3 and "encountered in" not in stderr
+    assert lines[-1].startswith("xpnet: error: training diverged in epoch 1: the loss became NaN or infinite")
+    assert "Try a learning rate 10x smaller" in lines[-1]
+
+
+def test_each_distinct_warning_prints_once(cli, monkeypatch):
+    def warns_repeatedly(args):
+        for _ in range(50):
+            warnings.warn("the same thing again", stacklevel=1)
+            warnings.warn("overflow encountered in cast", RuntimeWarning, stacklevel=1)
+        warnings.warn("something else", stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(evaluate, "run", warns_repeatedly)
+    assert cli("evaluate", "model.npz") == (
+        0,
+        "",
+        "xpnet: warning: the same thing again\n"
+        "xpnet: warning: overflow encountered in cast\n"  # outside training no guard reports it: shown once
+        "xpnet: warning: something else\n",
+    )
+
+
+def test_running_out_of_memory_is_a_one_line_error(cli, tmp_path, monkeypatch):
+    def allocate_too_much(*args, **kwargs):
+        return np.empty(10**14, dtype=np.float64)  # 800 TB: NumPy raises its _ArrayMemoryError
+
+    monkeypatch.setattr(datasets, "load", allocate_too_much)
+    assert_usage_error(
+        cli("--epochs", 1, "--out", tmp_path / "run"),
+        r"^xpnet: error: out of memory \(Unable to allocate [\d.]+ TiB for an array with shape \(100000000000000,\) "
+        r"and data type float64\); free memory, or ask for less: a smaller --hidden or --batch-size",
+    )
 
 
 def test_training_warnings_print_as_one_line(cli, tmp_path):
@@ -240,20 +395,89 @@ def test_predictions_csv_layouts():
     assert predictions_csv(labels, KAGGLE_LAYOUT) == "ImageId,Label\n1,7\n2,2\n3,1\n"
 
 
-@pytest.mark.skipif(not hasattr(datasets, "read_inputs"), reason="needs xpnet.datasets.read_inputs")
-@pytest.mark.parametrize("kaggle", [False, True])
-def test_predict_writes_the_model_predictions(cli, tmp_path, kaggle):
-    out = tmp_path / "run"
-    assert cli("--epochs", 2, "--out", out, "--quiet")[0] == 0
+def digits_pixels(count: int) -> np.ndarray:
+    """The first ``count`` digits test images as 8x8 uint8 pixels 0..255, as a CSV or IDX file holds them."""
     _, _, x_test, _ = xpnet.load_digits()
-    inputs = tmp_path / "inputs.npy"
-    np.save(inputs, x_test[:20])
-    csv = tmp_path / "predictions.csv"
-    argv = ["predict", out / "model.npz", inputs, "--out", csv, *(["--kaggle"] if kaggle else [])]
-    assert cli(*argv)[0] == 0
-    expected = xpnet.load(out / "model.npz").predict(x_test[:20])
-    layout = KAGGLE_LAYOUT if kaggle else PLAIN_LAYOUT
-    assert csv.read_text() == predictions_csv(np.asarray(expected), layout)
+    return np.round(x_test[:count] * 255).astype(np.uint8).reshape(count, 8, 8)
+
+
+def kaggle_test_csv(path: Path, pixels: np.ndarray) -> Path:
+    """Kaggle's test.csv layout: a pixel0,pixel1,... header and no label column."""
+    flat = pixels.reshape(len(pixels), -1)
+    header = ",".join(f"pixel{index}" for index in range(flat.shape[1]))
+    path.write_text(header + "\n" + "".join(",".join(map(str, row)) + "\n" for row in flat.tolist()))
+    return path
+
+
+def idx_images(path: Path, pixels: np.ndarray) -> Path:
+    path.write_bytes(encode_idx(pixels))
+    return path
+
+
+def npy_inputs(path: Path, pixels: np.ndarray) -> Path:
+    np.save(path, pixels.reshape(len(pixels), -1).astype(np.float32) / np.float32(255))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("write", "name", "kaggle"),
+    [(kaggle_test_csv, "test.csv", True), (idx_images, "t10k-images-idx3-ubyte", False), (npy_inputs, "x.npy", False)],
+    ids=["kaggle-csv", "idx", "npy"],
+)
+def test_predict_writes_the_model_predictions(cli, tmp_path, digits_run, write, name, kaggle):
+    pixels = digits_pixels(20)
+    inputs = write(tmp_path / name, pixels)
+    out = tmp_path / "predictions.csv"
+    code, stdout, _ = cli("predict", digits_run / "model.npz", inputs, "--out", out, *(["--kaggle"] if kaggle else []))
+    assert (code, stdout) == (0, f"wrote 20 predictions to {out}\n")
+    with out.open(newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    assert header == (["ImageId", "Label"] if kaggle else ["index", "label"])
+    assert [int(number) for number, _ in rows] == list(range(1, 21) if kaggle else range(20))
+    expected = xpnet.load(digits_run / "model.npz").predict(pixels.reshape(20, 64).astype(np.float32) / 255)
+    assert [int(label) for _, label in rows] == np.asarray(expected).tolist()
+
+
+def test_predict_names_the_inputs_whose_width_is_wrong(cli, tmp_path, digits_run):
+    narrow = kaggle_test_csv(tmp_path / "narrow.csv", digits_pixels(3).reshape(3, 64)[:, :60])
+    model = digits_run / "model.npz"
+    assert_usage_error(
+        cli("predict", model, narrow, "--out", tmp_path / "p.csv"),
+        rf"^xpnet: error: {re.escape(str(narrow))}: 60 features per sample but {re.escape(str(model))} expects 64; "
+        "pass inputs shaped like its training data$",
+    )
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_and_evaluate_take_a_run_folder(cli, tmp_path, digits_run):
+    inputs = idx_images(tmp_path / "images", digits_pixels(5))
+    assert cli("predict", digits_run, inputs, "--out", tmp_path / "p.csv")[0] == 0
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 6
+    code, stdout, _ = cli("evaluate", digits_run, "--json")
+    assert code == 0
+    assert json.loads(stdout)["test_accuracy"] == read_json(digits_run / "metrics.json")["test_accuracy"]
+    assert_usage_error(cli("evaluate", tmp_path / "inputs-only"), r"inputs-only: no such model file")
+    (tmp_path / "empty-run").mkdir()
+    assert_usage_error(cli("evaluate", tmp_path / "empty-run"), r"empty-run/model\.npz: no such model file")
+
+
+def test_evaluate_defaults_to_the_dataset_the_run_recorded(cli, tmp_path):
+    blobs = write_blobs(tmp_path / "blobs.npz")
+    run = tmp_path / "run"
+    assert cli("--dataset", blobs, "--epochs", 5, "--lr", 0.01, "--out", run, "--quiet")[0] == 0
+    code, stdout, _ = cli("evaluate", run / "model.npz", "--json")
+    assert code == 0
+    assert json.loads(stdout) == {
+        "dataset": str(blobs),
+        "samples": 50,
+        "test_loss": pytest.approx(read_json(run / "metrics.json")["test_loss"], rel=1e-5),
+        "test_accuracy": read_json(run / "metrics.json")["test_accuracy"],
+    }
+    assert_usage_error(
+        cli("evaluate", run, "--dataset", "digits"),
+        rf"^xpnet: error: digits: 64 features per sample but {re.escape(str(run / 'model.npz'))} expects 5; "
+        "choose the dataset it was trained on with --dataset$",
+    )
 
 
 def test_check_passes_on_the_cpu(cli):
@@ -306,14 +530,8 @@ def test_python_dash_m_xpnet_runs_as_a_program(tmp_path):
     assert bad.stderr.count("\n") == 1
 
 
-@pytest.mark.skipif(not hasattr(datasets, "read_inputs"), reason="needs the dataset readers (paths)")
 def test_trains_on_an_npz_path(cli, tmp_path):
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(3, 5)).astype(np.float32)
-    labels = rng.integers(0, 3, size=200)
-    inputs = (centers[labels] + 0.1 * rng.normal(size=(200, 5))).astype(np.float32)
-    path = tmp_path / "blobs.npz"
-    np.savez(path, x_train=inputs[:150], y_train=labels[:150], x_test=inputs[150:], y_test=labels[150:])
+    path = write_blobs(tmp_path / "blobs.npz")
     out = tmp_path / "run"
     assert cli("--dataset", path, "--epochs", 5, "--lr", 0.01, "--out", out, "--quiet")[0] == 0
     metrics = read_json(out / "metrics.json")

@@ -2,7 +2,7 @@
 ``evaluate``, ``predict``, ``check``, ``info`` and ``plot`` are the other subcommands.
 
 Bad input of any kind ends with exit code 2 and one line on stderr, ``xpnet: error: ...``, saying
-what was wrong and what to do, never a traceback. Training warnings print as ``xpnet: warning: ...``.
+what was wrong and what to do, never a traceback. Warnings print once each as ``xpnet: warning: ...``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ USAGE_ERROR = 2
 INTERRUPTED = 130
 COMMANDS = {module.NAME: module for module in (train, evaluate, predict, check, info, plot)}
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
+# NumPy's floating-point warnings ("overflow encountered in cast", ...). Once training blows up they
+# come from every layer of every batch, and the divergence guard already names the cause and the fix.
+NUMPY_FLOATING_POINT = r"(overflow|underflow|invalid value|divide by zero) encountered in"
+OUT_OF_MEMORY_FIX = "free memory, or ask for less: a smaller --hidden or --batch-size, or fewer inputs to predict"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -53,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise XpnetError(f"unrecognized arguments: {' '.join(unknown)}; see 'xpnet {args.command} --help'")
         with warnings.catch_warnings():
-            warnings.simplefilter("always")
+            warnings.simplefilter("default")  # each distinct warning once, however often it recurs
+            if args.command == train.NAME:
+                warnings.filterwarnings("ignore", message=NUMPY_FLOATING_POINT, category=RuntimeWarning)
             warnings.showwarning = _show_warning
             return COMMANDS[args.command].run(args)
     except XpnetError as error:
@@ -62,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as stop:  # a checkpoint was written: say how to resume
         print(f"xpnet: {_one_line(stop)}", file=sys.stderr)
         return stop.exit_code
+    except MemoryError as error:  # NumPy's _ArrayMemoryError and CuPy's OutOfMemoryError among them
+        detail = f" ({_one_line(error)})" if str(error) else ""
+        print(f"xpnet: error: out of memory{detail}; {OUT_OF_MEMORY_FIX}", file=sys.stderr)
+        return USAGE_ERROR
     except KeyboardInterrupt:
         print("xpnet: interrupted", file=sys.stderr)
         return INTERRUPTED

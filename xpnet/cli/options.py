@@ -1,7 +1,9 @@
-"""The training options: one table serves argparse, the ``--config`` TOML file and ``config.json``.
+"""The training options: one table serves argparse, the ``--config`` TOML file and ``config.json``;
+and the saved-model argument that ``evaluate`` and ``predict`` share.
 
 Every option defaults to None on the command line, so "not given" can be told from a default: the
-resolved value is the command line's, else the config file's, else the default below.
+resolved value is the command line's, else the config file's, else the default below. A true/false
+option has a ``--no-`` form, so a value set in a config file can be turned off again.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
-from xpnet import activations, optimizers, schedules
+from xpnet import activations, optimizers, runs, schedules
 from xpnet.config import DTYPES, TrainConfig
 from xpnet.configfile import read_config
-from xpnet.errors import XpnetError
+from xpnet.errors import DatasetError, XpnetError
 from xpnet.initializers import INITIALIZERS
 
 # Fraction held out for validation when --early-stopping is given without --val-split: early
@@ -151,7 +154,7 @@ TRAIN_FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
 def add_option(parser, option: Option) -> None:
     """Add ``option`` to ``parser`` (or an argument group) with a default of None."""
     if option.type is bool:
-        parser.add_argument(option.flag, action="store_true", default=None, help=option.help)
+        parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, default=None, help=option.help)
     elif option.type is tuple:
         parser.add_argument(option.flag, type=int, nargs="+", metavar=option.metavar, help=option.help)
     else:
@@ -237,3 +240,31 @@ def _has_type(value, kind: type) -> bool:
     if kind is tuple:
         return isinstance(value, int) or (isinstance(value, list) and all(_has_type(v, int) for v in value))
     return isinstance(value, kind)
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model", metavar="MODEL", help="model file written by xpnet train or Model.save, or the run folder holding it"
+    )
+
+
+def model_file(given) -> Path:
+    """The model file that ``given`` names: the file itself, or ``model.npz`` in a run folder."""
+    path = Path(given)
+    return path / runs.MODEL_FILE if path.is_dir() else path
+
+
+def recorded_options(model_path: Path) -> dict:
+    """The options recorded in the run's ``config.json`` beside ``model_path``; {} where there is none."""
+    config = model_path.parent / runs.CONFIG_FILE
+    recorded = runs.read_json(config).get("options") if config.is_file() else None
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def check_features(model, model_path: Path, inputs, source, fix: str) -> None:
+    """Refuse inputs whose feature count is not the one the model was trained on, naming both files."""
+    expected = model.network.n_inputs
+    if inputs.shape[1] != expected:
+        raise DatasetError(
+            f"{source}: {inputs.shape[1]} features per sample but {model_path} expects {expected}; {fix}"
+        )

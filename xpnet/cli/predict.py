@@ -27,7 +27,7 @@ def add_parser(subcommands) -> None:
         "(index,label rows; with --kaggle the ImageId,Label submission layout, ImageId from 1).",
         epilog="Example: xpnet predict runs/mnist/model.npz test.csv --kaggle --out submission.csv",
     )
-    parser.add_argument("model", metavar="MODEL", help="model file written by xpnet train or Model.save")
+    options.add_model_argument(parser)
     parser.add_argument(
         "inputs", metavar="INPUTS", help="inputs without labels: IDX images, CSV (pixel columns), .npy or .npz"
     )
@@ -38,8 +38,10 @@ def add_parser(subcommands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load(args.model, device=args.device or options.RUN_DEFAULTS["device"])
+    path = options.model_file(args.model)
+    model = load(path, device=args.device or options.RUN_DEFAULTS["device"])
     inputs = datasets.read_inputs(args.inputs)
+    options.check_features(model, path, inputs, args.inputs, "pass inputs shaped like its training data")
     labels = np.asarray(model.predict(inputs))
     out = args.out or DEFAULT_OUT
     with atomic_write(out, "w") as handle:
