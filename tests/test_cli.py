@@ -21,6 +21,7 @@ from xpnet import datasets, plots
 from xpnet.backend import cuda_available
 from xpnet.cli import check, evaluate, main, options
 from xpnet.cli.predict import KAGGLE_LAYOUT, PLAIN_LAYOUT, predictions_csv
+from xpnet.config import EARLY_STOPPING_VAL_SPLIT
 from xpnet.idx import encode_idx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,7 +151,7 @@ def test_default_run_folder_is_timestamped_under_runs(cli, tmp_path, monkeypatch
 def test_early_stopping_without_val_split_holds_out_a_tenth_of_the_training_data(cli, tmp_path):
     out = tmp_path / "run"
     assert cli("--epochs", 3, "--early-stopping", 1, "--out", out, "--quiet")[0] == 0
-    assert read_json(out / "config.json")["options"]["val_split"] == options.EARLY_STOPPING_VAL_SPLIT
+    assert read_json(out / "config.json")["options"]["val_split"] == EARLY_STOPPING_VAL_SPLIT
     history = xpnet.load(out / "model.npz").history
     assert all(record["val_loss"] is not None for record in history)
     # Validation and test are different data: the test numbers are not the validation numbers.

@@ -14,14 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xpnet import activations, optimizers, runs, schedules
-from xpnet.config import DTYPES, TrainConfig
+from xpnet.config import DTYPES, EARLY_STOPPING_VAL_SPLIT, TrainConfig
 from xpnet.configfile import read_config
 from xpnet.errors import DatasetError, XpnetError
 from xpnet.initializers import INITIALIZERS
-
-# Fraction held out for validation when --early-stopping is given without --val-split: early
-# stopping must watch data the model does not train on, and never the test set.
-EARLY_STOPPING_VAL_SPLIT = 0.1
 
 # How each option type is named in errors about config files, with a valid TOML example.
 TYPE_TEXT = {
@@ -205,9 +201,9 @@ def resolve(args: argparse.Namespace) -> Resolved:
 def resolve_values(given: dict) -> Resolved:
     """Split option values (missing ones take their defaults) into the TrainConfig and the run settings."""
     values = {**_DEFAULTS.to_dict(), **RUN_DEFAULTS, **given}
-    if values["early_stopping"] is not None and not values["val_split"]:
-        values["val_split"] = EARLY_STOPPING_VAL_SPLIT
+    # Early stopping watches data the model does not train on, and never the test set.
     config = TrainConfig.from_dict({name: value for name, value in values.items() if name in TRAIN_FIELDS})
+    config = config.with_early_stopping_split()
     return Resolved(config, {name: value for name, value in values.items() if name not in TRAIN_FIELDS})
 
 
