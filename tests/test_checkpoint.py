@@ -130,12 +130,42 @@ def test_a_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_path, 
         model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path)])
     message = str(caught.value)
     assert "No space left on device" in message
-    assert "the last good checkpoint (after epoch 1) is still in place" in message
+    assert message.endswith(
+        "the last good checkpoint (after epoch 1) is still in place; free disk space or make the folder "
+        f"writable, then resume with: python -m xpnet --resume {tmp_path}"
+    )
     assert "\n" not in message
     monkeypatch.undo()
     resumed, epochs_left = checkpoint.resume(tmp_path)
     assert len(resumed.history) == 1 and epochs_left == 2
     assert [path.name for path in tmp_path.iterdir()] == [checkpoint.CHECKPOINT_FILE]
+
+
+def disk_full(source, target):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_resumed_run_that_cannot_write_names_the_checkpoint_it_resumed_from(tmp_path, digits, monkeypatch):
+    x, y, _, _ = digits
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        xpnet.Model(**SETTINGS).fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=10), StopAtStep(35)])
+    model, epochs_left = checkpoint.resume(tmp_path)  # from step 30: epoch 2 after its step 7
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(checkpoint.CheckpointError, match=r"\(in epoch 2 after step 7\) is still in place; free disk"):
+        model.fit(x, y, epochs=epochs_left, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=10)])
+    monkeypatch.undo()
+    assert checkpoint.resume(tmp_path).model.optimizer.steps == 30
+
+
+def test_a_run_that_cannot_write_its_first_checkpoint_says_to_start_again(tmp_path, digits, monkeypatch):
+    x, y, _, _ = digits
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(checkpoint.CheckpointError) as caught:
+        xpnet.Model(**SETTINGS).fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path)])
+    assert str(caught.value).endswith(
+        f"no checkpoint was written yet; free disk space or make the folder writable, then start the run again "
+        f"into {tmp_path}"
+    )
 
 
 def test_a_write_failing_half_way_keeps_the_last_good_checkpoint(tmp_path, digits, monkeypatch):
@@ -155,6 +185,16 @@ def test_a_write_failing_half_way_keeps_the_last_good_checkpoint(tmp_path, digit
         model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=5)])
     monkeypatch.undo()
     assert checkpoint.resume(tmp_path).model.optimizer.steps == 23
+
+
+def test_temporary_files_of_killed_checkpoint_writes_are_removed(tmp_path, digits):
+    x, y, _, _ = digits
+    leftover = tmp_path / ".checkpoint.npz.k2m9x8q1.tmp"
+    other = tmp_path / ".checkpoint.npz.notes"
+    leftover.write_bytes(b"PK\x03\x04 half a checkpoint")
+    other.write_text("not xpnet's")
+    xpnet.Model(**{**SETTINGS, "epochs": 1}).fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path)])
+    assert not leftover.exists() and other.exists()
 
 
 def test_an_unusable_run_folder_is_refused_clearly(tmp_path, digits):
@@ -216,13 +256,17 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, digits):
     assert checkpoint.resume(tmp_path).model.optimizer.steps == 30
 
 
-def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, digits):
+def test_a_second_signal_stops_at_once_and_names_the_checkpoint_still_in_place(tmp_path, digits):
     x, y, _, _ = digits
     checkpointer = checkpoint.Checkpointer(tmp_path)
     model = xpnet.Model(**SETTINGS)
-    with pytest.raises(KeyboardInterrupt) as caught, checkpoint.stop_on_signals(checkpointer):
+    with pytest.raises(checkpoint.TrainingInterrupted) as caught, checkpoint.stop_on_signals(checkpointer):
         model.fit(x, y, callbacks=[SignalAtStep(30, [signal.SIGINT, signal.SIGINT]), checkpointer])
-    assert not isinstance(caught.value, checkpoint.TrainingInterrupted)
+    assert caught.value.exit_code == 128 + signal.SIGINT
+    assert str(caught.value) == (
+        "stopped at once by a second SIGINT, without a checkpoint; the last good checkpoint (after epoch 1) "
+        f"is still in place; resume with: python -m xpnet --resume {tmp_path}"
+    )
     assert checkpoint.resume(tmp_path).model.optimizer.steps == 23
 
 

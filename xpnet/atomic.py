@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +19,19 @@ def _umask() -> int:
 
 # What open() would have given a new file: read-write for all, less the process's umask.
 _DEFAULT_MODE = 0o666 & ~_umask()
+_TEMPORARY_SUFFIX = ".tmp"
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def leftovers(path) -> list[Path]:
+    """Temporary files that ``atomic_write(path)`` left beside ``path`` when its process was killed
+    before the rename: safe to delete, ``path`` itself is whole."""
+    path = Path(path)
+    pattern = glob.escape(_temporary_prefix(path)) + "*" + _TEMPORARY_SUFFIX
+    return sorted(path.parent.glob(pattern))
 
 
 @contextlib.contextmanager
@@ -30,7 +44,9 @@ def atomic_write(path, mode: str = "wb"):
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     try:
-        handle = tempfile.NamedTemporaryFile(mode, dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+        handle = tempfile.NamedTemporaryFile(
+            mode, dir=folder, prefix=_temporary_prefix(path), suffix=_TEMPORARY_SUFFIX, delete=False
+        )
     except OSError as error:
         raise XpnetError(f"cannot write {path}: {error.strerror or error}; choose a writable folder") from None
     try:

@@ -5,7 +5,7 @@
 position inside the epoch. That position is the whole random state, because every random stream is
 named by ``(seed, purpose, epoch)``. Writes are atomic, so a crash at any instant leaves the previous
 checkpoint intact. ``resume`` loads it back; ``stop_on_signals`` turns Ctrl-C and SIGTERM into a
-clean stop after the current step. ``fit`` puts the pieces together for a command line::
+clean stop after the current step (a second signal stops at once). ``fit`` puts the pieces together for a command line::
 
     checkpoint.fit(model, x, y, run_dir, every_steps=500, callbacks=[...])   # a new run
     model, epochs_left = checkpoint.resume(run_dir, device)                   # later, after a crash
@@ -14,6 +14,7 @@ clean stop after the current step. ``fit`` puts the pieces together for a comman
 
 A stop on a signal raises ``TrainingInterrupted`` (a ``KeyboardInterrupt``) whose message says how
 to resume and whose ``exit_code`` is 128 plus the signal number: print it and exit with that code.
+A checkpoint that cannot be written raises ``CheckpointError``, naming the one still in place.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from xpnet import persistence
+from xpnet.atomic import leftovers
 from xpnet.callbacks import Callback
 from xpnet.errors import XpnetError
 
@@ -75,9 +77,13 @@ class Checkpointer(Callback):
                 f"cannot create run folder {self.run_dir}: {error.strerror or error}; choose a writable folder"
             ) from None
         # A process killed while writing leaves its temporary file behind; the checkpoint itself is whole.
-        for leftover in self.run_dir.glob(f".{CHECKPOINT_FILE}.*.tmp"):
+        for leftover in leftovers(self.path):
             with contextlib.suppress(OSError):
                 leftover.unlink()
+        # A model that has trained already was resumed from this checkpoint (or saved it at the end of
+        # its previous fit): that position is the one a failed write leaves in place.
+        if self.path.is_file() and (model.epochs_done or model.progress is not None):
+            self.last_saved = _position(model.epochs_done, model.progress)
 
     def on_epoch_begin(self, epoch, n_batches):
         self.n_batches = n_batches
@@ -103,13 +109,25 @@ class Checkpointer(Callback):
         try:
             persistence.save(self.model, self.path, run={"finished": finished})
         except XpnetError as error:
-            kept = (
-                f"the last good checkpoint ({self.last_saved}) is still in place"
-                if self.last_saved is not None
-                else "no checkpoint was written yet"
-            )
-            raise CheckpointError(f"checkpoint failed: {error}; {kept}") from None
+            fix = "free disk space or make the folder writable, then "
+            raise CheckpointError(f"checkpoint failed: {error}; {self._kept(fix)}") from None
         self.last_saved = _position(self.model.epochs_done, self.model.progress)
+
+    def _kept(self, fix: str = "") -> str:
+        """Which checkpoint survives a stop that wrote none, and how to go on (after ``fix``, if any)."""
+        if self.last_saved is None:
+            return f"no checkpoint was written yet; {fix}start the run again into {self.run_dir}"
+        return (
+            f"the last good checkpoint ({self.last_saved}) is still in place; "
+            f"{fix}resume with: {self.resume_command.format(run_dir=self.run_dir)}"
+        )
+
+    def stopped_at_once(self, signal_number: int) -> TrainingInterrupted:
+        """The stop of a second signal, which does not wait for the step (or the write) under way."""
+        name = signal.Signals(signal_number).name
+        return TrainingInterrupted(
+            f"stopped at once by a second {name}, without a checkpoint; {self._kept()}", signal_number
+        )
 
     def _interrupted(self) -> TrainingInterrupted:
         name = signal.Signals(self.stop_signal).name
@@ -129,11 +147,12 @@ def _position(epochs_done: int, progress=None) -> str:
 @contextlib.contextmanager
 def stop_on_signals(checkpointer: Checkpointer, signals=STOP_SIGNALS):
     """While active, SIGINT and SIGTERM make ``checkpointer`` stop training after the current step,
-    with a checkpoint; a second signal stops at once (the previous checkpoint stays intact)."""
+    with a checkpoint; a second signal stops at once (``TrainingInterrupted`` naming the checkpoint
+    still in place). Keep it active over whatever follows training that a stop must not cut short."""
 
     def request_stop(signal_number, frame):
         if checkpointer.stop_signal is not None:
-            raise KeyboardInterrupt
+            raise checkpointer.stopped_at_once(signal_number)
         checkpointer.stop_signal = signal_number
 
     try:
