@@ -60,11 +60,14 @@ def test_zero_epochs_are_refused(digits):
 
 def test_a_million_hidden_units_on_a_small_machine_are_refused_before_allocating(digits, monkeypatch):
     x, y, _, _ = digits
-    monkeypatch.setattr(memory, "available_bytes", lambda backend: 2**30)
+    monkeypatch.setattr(memory, "memory_limit", lambda backend: memory.Limit(2**30, "available memory (MemAvailable)"))
     model = xpnet.Model(hidden=[10**6], epochs=1)
     tracemalloc.start()
     try:
-        with pytest.raises(XpnetError, match=r"layer sizes \[64, 1000000, 10\] needs about 2\.\d GiB .* has 1\.0 GiB"):
+        refused = (
+            r"layer sizes \[64, 1000000, 10\] needs about 3\.1 GiB .* has 1\.0 GiB left, limited by available memory"
+        )
+        with pytest.raises(XpnetError, match=refused):
             model.fit(x, y)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -75,11 +78,16 @@ def test_a_million_hidden_units_on_a_small_machine_are_refused_before_allocating
 
 def test_two_million_unit_layers_are_refused_on_any_machine(digits):
     x, y, _, _ = digits
-    with pytest.raises(XpnetError, match=r"needs about 2608\d\.\d GiB to train .*use fewer or narrower hidden layers"):
+    with pytest.raises(XpnetError, match=r"needs about 29806\.0 GiB to train .*use fewer or narrower hidden layers"):
         xpnet.Model(hidden=[10**6, 10**6], epochs=1).fit(x, y)
 
 
-def test_the_memory_estimate_counts_parameters_state_and_one_batch():
-    # sizes 2 -> 3 -> 1: 13 parameters, each held 3 times plus 2 Adam buffers twice (7 copies);
-    # a batch of 5 rows keeps 4 arrays for each of the 3 + 1 units.
-    assert memory.training_bytes([2, 3, 1], 4, 2, 5) == 4 * (13 * 7 + 4 * 5 * 4)
+def test_the_memory_estimate_counts_parameters_state_and_the_larger_of_a_step_and_an_evaluation():
+    runtime = 32 * 2**20
+    # sizes 2 -> 3 -> 1: 13 parameters, each held 3 times plus 2 Adam buffers twice (7 copies). A step
+    # of 5 rows: the largest layer's 9 parameters (its new gradient) and 7 arrays for each of 3 + 1 units.
+    assert memory.training_bytes([2, 3, 1], 4, 2, 5) == 4 * (13 * 7 + 9 + 5 * 7 * 4) + runtime
+    # Evaluating 100 rows: each keeps 2 arrays per unit, and the widest layer's new output (3) besides.
+    assert memory.training_bytes([2, 3, 1], 4, 2, 5, evaluation_rows=100) == 4 * (13 * 7 + 100 * (2 * 4 + 3)) + runtime
+    # Evaluation goes in batches of EVALUATION_BATCH_SIZE rows, however many there are.
+    assert memory.training_bytes([2, 3, 1], 4, 2, 5, evaluation_rows=10**6) == 4 * (13 * 7 + 4096 * 11) + runtime

@@ -8,10 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from xpnet import checkpoint, datasets, plots, runs
-from xpnet.backend import select
+import numpy as np
+
+from xpnet import checkpoint, datasets, memory, plots, runs
+from xpnet.backend import Backend, select
 from xpnet.callbacks import Callback
 from xpnet.cli import options
+from xpnet.config import TrainConfig
 from xpnet.errors import XpnetError
 from xpnet.model import Model
 from xpnet.progress import console_progress
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     run_options = settings.run
     backend = select(run_options["device"])  # an unavailable device fails before anything is loaded
     data = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"])
+    check_memory(settings.config, data, backend)
     if args.resume:
         run_dir = Path(args.resume)
         model, epochs_left = checkpoint.resume(run_dir, run_options["device"])
@@ -121,6 +125,21 @@ def write_results(run_dir, model: Model, dataset: str, x_test, y_test) -> dict:
     metrics = runs.metrics_record(dataset, model.backend, model.config.dtype, model.history, test)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     return metrics
+
+
+def check_memory(config: TrainConfig, data, backend: Backend) -> None:
+    """Refuse a network whose training, or whose evaluation of the test (or validation) set, would not
+    fit in memory: before the model or its checkpoint is allocated."""
+    x_train, y_train, x_test, y_test = data
+    sizes = [x_train.shape[1], *config.hidden, int(max(y_train.max(), y_test.max())) + 1]
+    memory.check_fits(
+        sizes,
+        np.dtype(config.dtype).itemsize,
+        len(config.make_optimizer().buffers),
+        config.batch_size,
+        backend,
+        evaluation_rows=max(len(x_test), round(config.val_split * len(x_train))),
+    )
 
 
 def _plot(run_dir) -> str | None:
