@@ -1,8 +1,11 @@
-"""Run folders: creation, refusal to overwrite, atomic JSON, and the exact metrics layout."""
+"""Run folders: creation, refusal to overwrite, clean-up of a failed start, atomic JSON, and the
+exact metrics layout."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -14,27 +17,82 @@ from xpnet.errors import XpnetError
 
 def test_default_folders_are_distinct_timestamps_under_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    first, second = runs.new_run_dir(None), runs.new_run_dir(None)
-    assert first != second
-    assert first.parent == second.parent == runs.DEFAULT_PARENT
+    with runs.new_run_dir(None) as first, runs.new_run_dir(None) as second:
+        assert first != second
+        assert first.parent == second.parent == runs.DEFAULT_PARENT
     assert first.is_dir() and second.is_dir()
 
 
 def test_a_folder_with_a_finished_run_is_refused(tmp_path):
     (tmp_path / runs.METRICS_FILE).write_text("{}")
-    with pytest.raises(XpnetError, match="already holds a run"):
-        runs.new_run_dir(tmp_path)
+    with pytest.raises(XpnetError, match="already holds a run"), runs.new_run_dir(tmp_path):
+        pass
+    assert (tmp_path / runs.METRICS_FILE).read_text() == "{}"
 
 
-def test_a_folder_left_by_a_failed_run_is_reused(tmp_path):
-    (tmp_path / runs.CONFIG_FILE).write_text("{}")
-    assert runs.new_run_dir(tmp_path) == tmp_path
+def unstarted_run_config(folder) -> None:
+    """The config.json of a run that stopped before it trained, as xpnet writes it."""
+    options = {"seed": 0, "hidden": [8]}
+    runs.write_json(folder / runs.CONFIG_FILE, runs.config_record(options, {"init": "he_normal"}, numpy_backend()))
+
+
+def test_a_folder_left_by_a_run_that_never_trained_is_reused(tmp_path):
+    unstarted_run_config(tmp_path)
+    (tmp_path / ".config.json.k3j4h5g6.tmp").write_text("{")  # a write cut short by a kill
+    with runs.new_run_dir(tmp_path) as folder:
+        assert folder == tmp_path
+
+
+@pytest.mark.parametrize(
+    "files",
+    [{"config.json": '{"my": "own settings"}'}, {"curves.png": "a picture"}, {"notes.txt": "", "config.json": None}],
+    ids=["a config.json of someone else", "another file", "a run config beside another file"],
+)
+def test_a_folder_holding_other_files_is_refused_and_left_alone(tmp_path, files):
+    for name, text in files.items():
+        if text is None:
+            unstarted_run_config(tmp_path)
+        else:
+            (tmp_path / name).write_text(text)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    refused = rf"run folder {re.escape(str(tmp_path))} already holds other files \(.+\).*choose another --out"
+    with pytest.raises(XpnetError, match=refused), runs.new_run_dir(tmp_path):
+        pass
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
 def test_an_uncreatable_folder_is_an_error(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(XpnetError, match=r"cannot create run folder .*choose a writable --out"):
-        runs.new_run_dir(tmp_path / "file" / "run")
+    with (
+        pytest.raises(XpnetError, match=r"cannot create run folder .*choose a writable --out"),
+        runs.new_run_dir(tmp_path / "file" / "run"),
+    ):
+        pass
+
+
+def test_a_failed_start_removes_the_folders_it_created_and_only_those(tmp_path):
+    with pytest.raises(RuntimeError, match="dataset failed"), runs.new_run_dir(tmp_path / "new" / "run") as folder:
+        (folder / runs.CONFIG_FILE).write_text("{}")
+        raise RuntimeError("dataset failed")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="dataset failed"), runs.new_run_dir(tmp_path / "runs" / "run"):
+        (tmp_path / "runs" / "another run").mkdir()  # started beside it meanwhile
+        raise RuntimeError("dataset failed")
+    assert [path.name for path in tmp_path.iterdir()] == ["runs"]
+    assert [path.name for path in (tmp_path / "runs").iterdir()] == ["another run"]
+    shutil.rmtree(tmp_path / "runs")
+    unstarted_run_config(tmp_path)
+    with pytest.raises(RuntimeError, match="dataset failed"), runs.new_run_dir(tmp_path):
+        raise RuntimeError("dataset failed")
+    assert runs.is_run_config(tmp_path / runs.CONFIG_FILE)
+
+
+def test_leftover_files_are_only_those_of_interrupted_writes(tmp_path):
+    leftovers = [".model.npz.ab12cd34.tmp", ".checkpoint.npz.x_y9z8w7.tmp"]
+    kept = [".model.npz.tmp.bak", "model.npz.ab12cd34.tmp", ".notes.ab12cd34.tmp", ".config.json.ab12cd34"]
+    for name in leftovers + kept:
+        (tmp_path / name).write_text("")
+    assert sorted(path.name for path in runs.leftover_files(tmp_path)) == sorted(leftovers)
 
 
 def test_write_json_leaves_the_old_file_when_writing_fails(tmp_path):

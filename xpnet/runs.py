@@ -1,21 +1,24 @@
 """The run folder: what one training run leaves behind, each file written atomically.
 
-``config.json`` (every resolved option, versions, backend and device) is written before training,
-so an unwritable folder fails at once; ``model.npz`` and ``confusion.json`` follow training, and
-``metrics.json`` is written last: its presence marks a finished run, which is never overwritten.
+``config.json`` (every resolved option, versions, backend and device) is written before the data
+is loaded, so an unwritable folder fails at once; ``model.npz`` and ``confusion.json`` follow
+training, and ``metrics.json`` is written last: its presence marks a finished run, which is never
+overwritten. A folder holding anything but an unstarted run's ``config.json`` is never written into.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import platform
+import shutil
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from xpnet.atomic import atomic_write
+from xpnet.atomic import atomic_write, leftovers
 from xpnet.backend import Backend
 from xpnet.checkpoint import CHECKPOINT_FILE
 from xpnet.errors import XpnetError
@@ -26,33 +29,95 @@ MODEL_FILE = "model.npz"
 CONFUSION_FILE = "confusion.json"
 # Files whose presence means the folder already holds a finished (or saved) run.
 FINISHED_RUN_FILES = (METRICS_FILE, MODEL_FILE)
+# What a run writes through this module and the checkpointer (the plots come from xpnet.plots).
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, CONFUSION_FILE, METRICS_FILE)
 DEFAULT_PARENT = Path("runs")
 VERSIONED_PACKAGES = ("xpnet", "numpy", "array-api-compat", "cupy-cuda12x", "cupy", "torch", "array-api-strict")
 
 
-def new_run_dir(out: str | Path | None) -> Path:
-    """Create the run folder (``out``, or ``runs/<timestamp>``) and return it.
+@contextlib.contextmanager
+def new_run_dir(out: str | Path | None):
+    """Create the run folder (``out``, or ``runs/<timestamp>``) and yield it for the run's start.
 
-    A folder that already holds a finished run is refused rather than overwritten.
+    Only a new or empty folder, or one holding nothing but the ``config.json`` of an xpnet run that
+    never trained, is used: any other content is refused rather than overwritten. If the block fails
+    (the dataset cannot be loaded, say), the folders this call created are removed again.
     """
     folder = Path(out) if out is not None else _timestamped(DEFAULT_PARENT)
+    created = _topmost_missing(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        content = {entry.name for entry in folder.iterdir()} - {path.name for path in leftover_files(folder)}
     except OSError as error:
         raise XpnetError(
             f"cannot create run folder {folder}: {error.strerror or error}; choose a writable --out"
         ) from None
-    existing = [name for name in FINISHED_RUN_FILES if (folder / name).exists()]
+    try:
+        _check_unused(folder, content)
+        yield folder
+    except BaseException:
+        if created is not None:
+            _remove_created(folder, created)
+        raise
+
+
+def _check_unused(folder: Path, content: set[str]) -> None:
+    existing = [name for name in FINISHED_RUN_FILES if name in content]
     if existing:
         raise XpnetError(
             f"run folder {folder} already holds a run ({existing[0]}); choose another --out or move that one away"
         )
-    if (folder / CHECKPOINT_FILE).exists():
+    if CHECKPOINT_FILE in content:
         raise XpnetError(
             f"run folder {folder} holds an unfinished run; continue it with 'python -m xpnet --resume {folder}' "
             "or choose another --out"
         )
-    return folder
+    if content and not (content == {CONFIG_FILE} and is_run_config(folder / CONFIG_FILE)):
+        names = ", ".join(sorted(content)[:3]) + (", ..." if len(content) > 3 else "")
+        raise XpnetError(
+            f"run folder {folder} already holds other files ({names}), which a run would overwrite; "
+            "choose another --out (a new or empty folder)"
+        )
+
+
+def is_run_config(path: Path) -> bool:
+    """Whether ``path`` is a ``config.json`` that xpnet wrote (by its content, not its name)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("options"), dict)
+        and isinstance(record.get("versions"), dict)
+        and "xpnet" in record["versions"]
+    )
+
+
+def leftover_files(folder: Path, names=RUN_FILES) -> list[Path]:
+    """Temporary files that a killed process left in ``folder`` while writing one of ``names``."""
+    return [leftover for name in names for leftover in leftovers(folder / name)]
+
+
+def _remove_created(folder: Path, created: Path) -> None:
+    """Remove the run folder, and the parents up to ``created`` that nothing else has come into since
+    (another run may be starting beside it in ``runs/``)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in folder.parents:
+        if not parent.is_relative_to(created):
+            break
+        with contextlib.suppress(OSError):  # not empty: keep it
+            parent.rmdir()
+
+
+def _topmost_missing(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that does not exist yet (None if ``folder`` does)."""
+    missing = None
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
 
 
 def _timestamped(parent: Path) -> Path:
@@ -106,10 +171,12 @@ def versions() -> dict[str, str]:
     return found
 
 
-def config_record(options: dict, backend: Backend) -> dict:
-    """The content of ``config.json``."""
+def config_record(options: dict, resolved: dict, backend: Backend) -> dict:
+    """The content of ``config.json``: ``options`` as ``--resume`` reads them back, and ``resolved``,
+    what the automatic ones (``init="auto"``, an unset ``momentum``) stood for in this run."""
     return {
         "options": options,
+        "resolved": resolved,
         "seed": options["seed"],
         "backend": backend.name,
         "device": device_label(backend),

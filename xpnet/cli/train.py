@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet import checkpoint, datasets, memory, plots, runs
+from xpnet import checkpoint, datasets, memory, network, plots, runs
 from xpnet.backend import Backend, select
 from xpnet.callbacks import Callback
 from xpnet.cli import options
@@ -22,6 +23,8 @@ from xpnet.progress import console_progress
 NAME = "train"
 # Options that describe where and how a run is watched, not what it computes: --resume may change them.
 RESUME_OVERRIDES = ("device", "data_dir", "quiet", "json")
+# Everything a run folder receives; temporary files a killed run left of these are removed on (re)start.
+OUTPUT_FILES = (*runs.RUN_FILES, plots.CURVES_FILE, plots.CONFUSION_PLOT_FILE)
 
 
 def add_parser(subcommands) -> None:
@@ -53,19 +56,36 @@ class TestSetMetrics(Callback):
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = resumed_settings(args) if args.resume else options.resolve(args)
-    run_options = settings.run
-    backend = select(run_options["device"])  # an unavailable device fails before anything is loaded
-    data = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"])
-    check_memory(settings.config, data, backend)
     if args.resume:
-        run_dir = Path(args.resume)
+        settings = resumed_settings(args)
+        starting = contextlib.nullcontext(Path(args.resume))
+    else:
+        settings = options.resolve(args)
+        starting = runs.new_run_dir(settings.run["out"])
+    run_options = settings.run
+    backend = select(run_options["device"])  # an unavailable device fails before anything is written or loaded
+    # The folder is claimed and config.json written before the data loads (a download can take
+    # minutes); a failed start removes the folder again.
+    with starting as run_dir:
+        if not args.resume:
+            recorded = {**settings.options(), "out": str(run_dir)}
+            record = runs.config_record(recorded, resolved_options(settings.config), backend)
+            runs.write_json(run_dir / runs.CONFIG_FILE, record)
+        data = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"])
+        check_memory(settings.config, data, backend)
+    for leftover in runs.leftover_files(run_dir, OUTPUT_FILES):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+    if args.resume:
         model, epochs_left = checkpoint.resume(run_dir, run_options["device"])
     else:
-        run_dir = runs.new_run_dir(run_options["out"])
-        runs.write_json(run_dir / runs.CONFIG_FILE, runs.config_record(settings.options(), backend))
         model, epochs_left = Model(settings.config, device=run_options["device"]), settings.config.epochs
+    return train_and_report(model, epochs_left, data, run_dir, run_options)
 
+
+def train_and_report(model: Model, epochs_left: int, data, run_dir: Path, run_options: dict) -> int:
+    """Train the epochs left (Ctrl-C and SIGTERM stop after a step with a checkpoint), write the
+    results and print the summary."""
     console = sys.stderr if run_options["json"] else sys.stdout
     progress = console_progress(console, quiet=run_options["quiet"])
     x_train, y_train, x_test, y_test = data
@@ -81,7 +101,6 @@ def run(args: argparse.Namespace) -> int:
             callbacks=[TestSetMetrics(x_test, y_test), *filter(None, [progress])],
         )
     seconds = time.perf_counter() - started
-
     metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test)
     plot_note = _plot(run_dir)
     summary = {
@@ -127,6 +146,15 @@ def write_results(run_dir, model: Model, dataset: str, x_test, y_test) -> dict:
     return metrics
 
 
+def resolved_options(config: TrainConfig) -> dict:
+    """What ``init="auto"`` and an unset ``momentum`` stood for in this run (``Network.mlp`` and
+    ``optimizers.make`` decide; ``config.json`` records both)."""
+    init = config.init
+    if init == "auto":
+        init = "he_normal" if config.activation in network._RELU_LIKE else "glorot_uniform"
+    return {"init": init, "momentum": config.make_optimizer().hyperparameters().get("momentum")}
+
+
 def check_memory(config: TrainConfig, data, backend: Backend) -> None:
     """Refuse a network whose training, or whose evaluation of the test (or validation) set, would not
     fit in memory: before the model or its checkpoint is allocated."""
@@ -143,8 +171,15 @@ def check_memory(config: TrainConfig, data, backend: Backend) -> None:
 
 
 def _plot(run_dir) -> str | None:
-    """Draw the run's pictures when matplotlib is there; otherwise say how to get them."""
+    """Draw the run's pictures when matplotlib is there; otherwise say how to get them. The results
+    are written by then, so a failure here says they are safe and how to draw the pictures later."""
     if not plots.available():
         return f"curves.png and confusion.png skipped: {plots.INSTALL_HINT}, then run 'xpnet plot {run_dir}'"
-    plots.plot_run(run_dir)
+    try:
+        plots.plot_run(run_dir)
+    except XpnetError as error:
+        raise XpnetError(
+            f"the run's results are saved in {run_dir} ({runs.METRICS_FILE}, {runs.MODEL_FILE}); only its plots "
+            f"failed: {error}; once that is fixed, draw them with 'xpnet plot {run_dir}'"
+        ) from None
     return None
