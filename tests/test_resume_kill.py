@@ -1,8 +1,13 @@
-"""Real training processes killed with SIGKILL at random moments, or stopped by SIGTERM/SIGINT, and
-resumed: the final weights, optimizer state and metrics equal an uninterrupted run's, bit for bit."""
+"""The real command killed with SIGKILL at random moments, or stopped by SIGTERM/SIGINT, and resumed
+with ``python -m xpnet --resume``: its model.npz equals an uninterrupted run's bit for bit, and its
+metrics.json in everything but wall time.
+
+The kill moments come from a seed printed in every failure; ``XPNET_KILL_SEED=N`` replays one.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -13,93 +18,109 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import resume_worker
 
-from xpnet import checkpoint, persistence
+from xpnet import checkpoint, persistence, runs
 
 REPO = Path(__file__).resolve().parent.parent
-WORKER = Path(__file__).parent / "resume_worker.py"
-KILLS = 8
+# 45 steps per epoch; a checkpoint every 20 steps and after each epoch.
+OPTIONS = ["--dataset", "digits", "--hidden", "32", "--dropout", "0.1", "--epochs", "100"]
+OPTIONS += ["--checkpoint-every", "20", "--device", "cpu"]
+KILLS = 6
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}  # epoch lines as they happen
+
+
+def xpnet_command(run_dir: Path) -> list[str]:
+    """Resume the run in ``run_dir``, or start it (again, into the same folder) if it has no checkpoint."""
+    if (run_dir / checkpoint.CHECKPOINT_FILE).exists():
+        return [sys.executable, "-m", "xpnet", "--resume", str(run_dir)]
+    return [sys.executable, "-m", "xpnet", *OPTIONS, "--out", str(run_dir)]
+
+
+class Reference:
+    """The uninterrupted run: its folder, and when (seconds from the start) it trained."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        started = time.monotonic()
+        process = subprocess.Popen(xpnet_command(run_dir), stdout=subprocess.PIPE, text=True, env=ENV)
+        epochs = [time.monotonic() - started for line in process.stdout if line.startswith("epoch")]
+        assert process.wait() == 0
+        self.finished = time.monotonic() - started
+        self.training = epochs[-1] - epochs[0]
+        self.starting = epochs[0] - self.training / (len(epochs) - 1)  # until the first step
+
+    def assert_same_results(self, run_dir: Path, context: str) -> None:
+        arrays, meta = persistence.read(run_dir / runs.MODEL_FILE)
+        expected_arrays, expected_meta = persistence.read(self.run_dir / runs.MODEL_FILE)
+        assert sorted(arrays) == sorted(expected_arrays), context
+        for name, array in arrays.items():
+            assert array.dtype == expected_arrays[name].dtype, f"{name}; {context}"
+            assert np.array_equal(array, expected_arrays[name]), f"{name} differs; {context}"
+        assert meta["optimizer_steps"] == expected_meta["optimizer_steps"], context
+        assert without_seconds(run_dir) == without_seconds(self.run_dir), context
+        confusion = (run_dir / runs.CONFUSION_FILE).read_text()
+        assert confusion == (self.run_dir / runs.CONFUSION_FILE).read_text(), context
+
+
+def without_seconds(run_dir: Path) -> dict:
+    metrics = json.loads((run_dir / runs.METRICS_FILE).read_text())
+    for epoch in metrics["epochs"]:
+        del epoch["seconds"]  # wall time differs; everything else must be identical
+    return metrics
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The uninterrupted run's final arrays and metadata, and how long it trained (seconds)."""
-    run_dir = tmp_path_factory.mktemp("uninterrupted")
-    started = time.perf_counter()
-    assert resume_worker.train(run_dir) == 0
-    seconds = time.perf_counter() - started
-    return (*persistence.read(run_dir / resume_worker.FINAL_FILE), seconds)
+def reference(tmp_path_factory) -> Reference:
+    return Reference(tmp_path_factory.mktemp("uninterrupted") / "run")
 
 
-def start_worker(run_dir: Path) -> subprocess.Popen:
-    """Start the worker and return once it trains (imports and resuming done, signal handlers set)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [sys.executable, str(WORKER), str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    if process.stdout.readline() != "training\n":  # it had no epochs left: it finishes without training
-        assert process.wait() == 0, process.communicate()[1]
-    return process
-
-
-def assert_same_run(final_file: Path, reference) -> None:
-    arrays, meta = persistence.read(final_file)
-    reference_arrays, reference_meta, _ = reference
-    assert sorted(arrays) == sorted(reference_arrays)
-    for name, array in arrays.items():
-        assert array.dtype == reference_arrays[name].dtype
-        assert np.array_equal(array, reference_arrays[name]), name
-    assert meta["optimizer_steps"] == reference_meta["optimizer_steps"]
-
-    def metrics(history):
-        return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
-
-    assert metrics(meta["history"]) == metrics(reference_meta["history"])
-
-
-def checkpoint_steps(run_dir: Path) -> int:
-    path = run_dir / checkpoint.CHECKPOINT_FILE
-    return persistence.read(path)[1]["optimizer_steps"] if path.exists() else 0
-
-
-def test_sigkill_at_random_moments_loses_nothing(tmp_path, reference):
-    chooser = random.Random(20261124)
-    # Kill moments scaled to this machine's speed, so that most kills land before training ends.
-    longest_wait = 1.5 * reference[2] / KILLS
+def test_sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run(tmp_path, reference):
+    seed = int(os.environ.get("XPNET_KILL_SEED", random.randrange(2**32)))
+    chooser = random.Random(seed)
     run_dir = tmp_path / "run"
-    killed_at_steps = []
-    for _ in range(KILLS):
-        process = start_worker(run_dir)
-        time.sleep(chooser.uniform(0.0, longest_wait))
-        process.send_signal(signal.SIGKILL)
-        process.communicate()
-        if process.returncode == 0:  # it finished before the kill landed: nothing left to interrupt
+    events = []
+    # Each of the first KILLS kills lands late in the start-up or within a share of the training that
+    # leaves the run unfinished; the last may land anywhere, the final writes included.
+    latest = [reference.starting + reference.training / (KILLS + 1)] * KILLS + [reference.finished]
+    for limit in latest:
+        if (run_dir / runs.METRICS_FILE).exists():
             break
-        assert process.returncode == -signal.SIGKILL
-        killed_at_steps.append(checkpoint_steps(run_dir))
-        half_written = list(run_dir.glob(".checkpoint.npz.*.tmp"))
-        print(f"killed; last checkpoint at step {killed_at_steps[-1]}{'; a write was cut short' * bool(half_written)}")
-    final = start_worker(run_dir)
-    _, errors = final.communicate()
-    assert final.returncode == 0, errors
-    assert len(killed_at_steps) >= KILLS // 2, f"only {len(killed_at_steps)} kills landed during training"
-    assert killed_at_steps == sorted(killed_at_steps), "a resumed run went back in time"
-    assert_same_run(run_dir / resume_worker.FINAL_FILE, reference)
+        command = xpnet_command(run_dir)
+        delay = chooser.uniform(reference.starting / 2, limit)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+        time.sleep(delay)
+        process.kill()
+        _, errors = process.communicate()
+        action = "resume" if "--resume" in command else "start"
+        events.append(f"{action} killed after {delay:.2f}s: exit {process.returncode}")
+        assert process.returncode in (0, -signal.SIGKILL), f"{errors}; seed {seed}: {events}"
+    context = f"seed {seed} (XPNET_KILL_SEED={seed} replays it): {'; '.join(events)}"
+    kills = sum(event.endswith(f"exit {-signal.SIGKILL}") for event in events)
+    assert kills >= KILLS, f"only {kills} kills landed; {context}"
+    if not (run_dir / runs.METRICS_FILE).exists():
+        final = subprocess.run(xpnet_command(run_dir), capture_output=True, text=True, env=ENV, check=False)
+        assert final.returncode == 0, f"{final.stderr}; {context}"
+    reference.assert_same_results(run_dir, context)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_signal_finishes_the_step_checkpoints_and_says_how_to_resume(tmp_path, reference, stop_signal):
     run_dir = tmp_path / "run"
-    process = start_worker(run_dir)
-    time.sleep(reference[2] / 3)  # a third of the way into training
+    process = subprocess.Popen(
+        xpnet_command(run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+    deadline = time.monotonic() + 60
+    while not (run_dir / checkpoint.CHECKPOINT_FILE).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the first checkpoint: training, and its signal handlers, have begun
     process.send_signal(stop_signal)
     _, errors = process.communicate()
-    assert process.returncode == 128 + stop_signal
-    assert f"stopped by {signal.Signals(stop_signal).name}" in errors
-    assert f"resume with: python -m xpnet --resume {run_dir}" in errors
-    assert "Traceback" not in errors
+    assert process.returncode == 128 + stop_signal, errors
+    assert errors.startswith(f"xpnet: stopped by {signal.Signals(stop_signal).name} ")
+    assert errors.endswith(f"resume with: python -m xpnet --resume {run_dir}\n")
+    assert errors.count("\n") == 1
     _, meta = persistence.read(run_dir / checkpoint.CHECKPOINT_FILE)
     assert not meta["run"]["finished"]
-    assert resume_worker.train(run_dir) == 0
-    assert_same_run(run_dir / resume_worker.FINAL_FILE, reference)
+    assert not (run_dir / runs.METRICS_FILE).exists()
+    resumed = subprocess.run(xpnet_command(run_dir), capture_output=True, text=True, env=ENV, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    reference.assert_same_results(run_dir, "stopped once")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -84,25 +85,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def train_and_report(model: Model, epochs_left: int, data, run_dir: Path, run_options: dict) -> int:
-    """Train the epochs left (Ctrl-C and SIGTERM stop after a step with a checkpoint), write the
-    results and print the summary."""
+    """Train the epochs left, write the results and print the summary. Ctrl-C and SIGTERM stop
+    training after a step with a checkpoint; once training has ended they wait for the results."""
     console = sys.stderr if run_options["json"] else sys.stdout
     progress = console_progress(console, quiet=run_options["quiet"])
     x_train, y_train, x_test, y_test = data
+    checkpointer = checkpoint.Checkpointer(run_dir, every_steps=run_options["checkpoint_every"])
     started = time.perf_counter()
-    if epochs_left:
-        checkpoint.fit(
-            model,
-            x_train,
-            y_train,
-            run_dir,
-            epochs=epochs_left,
-            every_steps=run_options["checkpoint_every"],
-            callbacks=[TestSetMetrics(x_test, y_test), *filter(None, [progress])],
+    with checkpoint.stop_on_signals(checkpointer):
+        if epochs_left:
+            callbacks = [TestSetMetrics(x_test, y_test), *filter(None, [progress]), checkpointer]
+            model.fit(x_train, y_train, epochs=epochs_left, callbacks=callbacks)
+        seconds = time.perf_counter() - started
+        metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test)
+        plot_note = _plot(run_dir)
+    if checkpointer.stop_signal is not None:
+        name = signal.Signals(checkpointer.stop_signal).name
+        raise checkpoint.TrainingInterrupted(
+            f"stopped by {name} after training had ended, once the results were written: "
+            f"the run in {run_dir} is complete",
+            checkpointer.stop_signal,
         )
-    seconds = time.perf_counter() - started
-    metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test)
-    plot_note = _plot(run_dir)
     summary = {
         "test_accuracy": metrics["test_accuracy"],
         "test_loss": metrics["test_loss"],
@@ -127,10 +130,35 @@ def train_and_report(model: Model, epochs_left: int, data, run_dir: Path, run_op
 
 
 def resumed_settings(args: argparse.Namespace) -> options.Resolved:
-    """The options a run was started with (from its config.json), with the few that may change on resume."""
-    recorded = runs.read_json(Path(args.resume) / runs.CONFIG_FILE).get("options")
+    """The options a run was started with (from its config.json), with the few that may change on
+    resume; refused where another option is given, or where there is nothing to resume."""
+    given = [
+        option.flag
+        for option in options.OPTIONS
+        if option.name not in RESUME_OVERRIDES and getattr(args, option.name, None) is not None
+    ]
+    if args.config is not None:
+        given.append("--config")
+    if given:
+        allowed = ", ".join(options.BY_NAME[name].flag for name in RESUME_OVERRIDES)
+        raise XpnetError(
+            f"--resume continues a run with the options it was started with, so {', '.join(given)} cannot be "
+            f"given with it (only {allowed} can); to change the others, start a new run with another --out"
+        )
+    run_dir = Path(args.resume)
+    recorded = runs.read_json(run_dir / runs.CONFIG_FILE).get("options")
     if not isinstance(recorded, dict):
-        raise XpnetError(f"{args.resume}/{runs.CONFIG_FILE} records no options: it is not an xpnet run folder")
+        raise XpnetError(f"{run_dir}/{runs.CONFIG_FILE} records no options: it is not an xpnet run folder")
+    if (run_dir / runs.METRICS_FILE).exists():
+        raise XpnetError(
+            f"the run in {run_dir} already finished ({runs.METRICS_FILE} is there): nothing to resume; "
+            f"start a new run with another --out, or redraw its plots with 'xpnet plot {run_dir}'"
+        )
+    if not (run_dir / checkpoint.CHECKPOINT_FILE).exists():
+        raise XpnetError(
+            f"the run in {run_dir} stopped before its first checkpoint: nothing to resume; "
+            f"start it again with the same options and --out {run_dir}"
+        )
     changeable = {name: getattr(args, name) for name in RESUME_OVERRIDES if getattr(args, name, None) is not None}
     return options.resolve_values({**recorded, **changeable})
 
