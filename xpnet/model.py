@@ -103,7 +103,8 @@ class Model:
         if x_val is None and any(isinstance(callback, EarlyStopping) for callback in callbacks):
             raise XpnetError(NEEDS_VALIDATION)  # before an epoch is spent
         if self.network is None:
-            self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val))
+            evaluation_rows = 0 if x_val is None else x_val.shape[0]
+            self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val), evaluation_rows)
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
         self._warn_if_schedule_ends(epochs)
@@ -364,10 +365,13 @@ class Model:
             xp.take(y, val, axis=0),
         )
 
-    def _build(self, n_inputs: int, n_outputs: int):
+    def _build(self, n_inputs: int, n_outputs: int, evaluation_rows: int):
         sizes = [n_inputs, *self.config.hidden, n_outputs]
         itemsize = np.dtype(self.config.dtype).itemsize
-        memory.check_fits(sizes, itemsize, len(self.optimizer.buffers), self.config.batch_size, self.backend)
+        buffers = len(self.optimizer.buffers)
+        memory.check_fits(
+            sizes, itemsize, buffers, self.config.batch_size, self.backend, evaluation_rows=evaluation_rows
+        )
         if self.classify:
             self.n_classes = n_outputs
         rng = random.RandomStream(self.backend, self.config.seed, random.INIT)

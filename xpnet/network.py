@@ -13,6 +13,13 @@ from xpnet.random import RandomStream
 _RELU_LIKE = ("relu", "leaky_relu", "gelu")
 
 
+def resolved_init(init: str, activation: str) -> str:
+    """The initialiser ``init="auto"`` stands for with ``activation``; any other name as it is."""
+    if init != "auto":
+        return init
+    return "he_normal" if activation in _RELU_LIKE else "glorot_uniform"
+
+
 class Network:
     """Layers applied in order. Parameters and gradients are exposed as flat lists, in a fixed
     order, for optimizers and for saving."""
@@ -35,8 +42,7 @@ class Network:
         dropout after each hidden layer and a linear output layer."""
         if len(sizes) < 2 or any(int(size) < 1 for size in sizes):
             raise XpnetError(f"layer sizes must be positive integers, got {list(sizes)}")
-        if init == "auto":
-            init = "he_normal" if activation in _RELU_LIKE else "glorot_uniform"
+        init = resolved_init(init, activation)
         dtype = rng.backend.xp.float32 if dtype is None else dtype
         layers: list[Layer] = []
         for index, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):

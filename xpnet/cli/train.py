@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             recorded = {**settings.options(), "out": str(run_dir)}
             record = runs.config_record(recorded, resolved_options(settings.config), backend)
             runs.write_json(run_dir / runs.CONFIG_FILE, record)
-        data = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"])
+        data = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"], quiet=run_options["quiet"])
         check_memory(settings.config, data, backend)
     for leftover in runs.leftover_files(run_dir, OUTPUT_FILES):
         with contextlib.suppress(OSError):
@@ -177,9 +177,7 @@ def write_results(run_dir, model: Model, dataset: str, x_test, y_test) -> dict:
 def resolved_options(config: TrainConfig) -> dict:
     """What ``init="auto"`` and an unset ``momentum`` stood for in this run (``Network.mlp`` and
     ``optimizers.make`` decide; ``config.json`` records both)."""
-    init = config.init
-    if init == "auto":
-        init = "he_normal" if config.activation in network._RELU_LIKE else "glorot_uniform"
+    init = network.resolved_init(config.init, config.activation)
     return {"init": init, "momentum": config.make_optimizer().hyperparameters().get("momentum")}
 
 
