@@ -1,11 +1,12 @@
-"""Where the slow tests find the real MNIST files: fetched once into /tmp/mnist by the shared script."""
+"""Where the slow tests find the real MNIST files: fetched once into /tmp/mnist by the script in the
+shared folder beside the repository (../shared/data/fetch-mnist.sh)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-FETCH_SCRIPT = "/work/shared/data/fetch-mnist.sh"
+FETCH_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "data" / "fetch-mnist.sh"
 MNIST_FOLDER = "/tmp/mnist"
 
 
