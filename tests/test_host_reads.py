@@ -1,0 +1,107 @@
+"""The batch loop never reads an array back to the host: on a GPU each read would wait for the device.
+
+``tests/test_cuda.py`` proves it on CuPy where a GPU is present; here the same property is checked on
+every machine, on PyTorch and array-api-strict, by counting the calls through which Python reads an
+array's values (``float(x)``, ``x.item()``, ``bool(x)``, DLPack, ...) while training runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from xpnet import losses, random, training
+from xpnet.backend import select
+from xpnet.datasets import load_digits
+from xpnet.model import Model
+
+# The Python-level ways of getting an array's values onto the host.
+HOST_READS = (
+    "item",
+    "tolist",
+    "numpy",
+    "__float__",
+    "__int__",
+    "__bool__",
+    "__index__",
+    "__complex__",
+    "__array__",
+    "__dlpack__",
+)
+
+
+def _namespace(name: str):
+    if name == "torch":
+        from conftest import import_torch
+
+        return import_torch()
+    return pytest.importorskip(name)
+
+
+@pytest.fixture(params=["torch", "array_api_strict"])
+def library(request):
+    """An array library whose array class can be watched, and that class."""
+    module = _namespace(request.param)
+    array_type = type(select(module).asarray([0.0]))
+    return module, array_type
+
+
+def count_host_reads(monkeypatch, array_type) -> list[str]:
+    """Record, in the returned list, every host read of an ``array_type`` array from now on."""
+    calls: list[str] = []
+
+    def counting(name, original):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    for name in HOST_READS:
+        original = getattr(array_type, name, None)
+        if original is not None:
+            monkeypatch.setattr(array_type, name, counting(name, original))
+    return calls
+
+
+def test_an_epoch_of_minibatches_reads_nothing_back(library, monkeypatch):
+    module, array_type = library
+    backend = select(module)
+    x_train, y_train, _, _ = load_digits()
+    model = Model(hidden=[16], batch_size=32, epochs=1, dropout=0.2, device=module)
+    model.fit(x_train[:256], y_train[:256])  # built, optimizer state allocated
+    x = backend.asarray(x_train[:256], dtype=backend.xp.float32)
+    y = backend.asarray(y_train[:256], dtype=backend.xp.int64)
+    order = random.RandomStream(backend, 0, random.SHUFFLE, 1).permutation(x.shape[0])
+    calls = count_host_reads(monkeypatch, array_type)
+    mean_loss, correct = training.train_epoch(
+        model.network,
+        model.optimizer,
+        losses.get("cross_entropy"),
+        x,
+        y,
+        lr=1e-3,
+        batch_size=32,
+        order=order,
+        dropout_rng=random.RandomStream(backend, 0, random.DROPOUT, 1),
+        classify=True,
+    )
+    assert calls == [], f"the batch loop read arrays back: {calls}"
+    monkeypatch.undo()
+    assert 0.0 < float(mean_loss) < 10.0 and 0 <= int(correct) <= 256
+
+
+def test_fit_reads_back_per_epoch_not_per_batch(library, monkeypatch):
+    """The reads ``fit`` makes (the epoch's loss and accuracy, the divergence check) do not grow with
+    the number of batches: 4 batches an epoch and 32 read the same number of times."""
+    module, array_type = library
+    x_train, y_train, x_test, y_test = load_digits()
+    reads = {}
+    for batch_size in (64, 8):
+        model = Model(hidden=[16], batch_size=batch_size, epochs=1, lr=1e-2, device=module)
+        model.fit(x_train[:256], y_train[:256], validation_data=(x_test[:64], y_test[:64]))
+        calls = count_host_reads(monkeypatch, array_type)
+        model.fit(x_train[:256], y_train[:256], validation_data=(x_test[:64], y_test[:64]))
+        reads[batch_size] = len(calls)
+        monkeypatch.undo()
+    assert reads[64] == reads[8], reads
+    assert reads[64] > 0  # the epoch's numbers are read: the count is not vacuous
