@@ -110,3 +110,22 @@ def assert_array(actual, expected, backend: Backend, *, dtype=None, rtol=1e-6, a
         assert actual.dtype == dtype, f"dtype {actual.dtype}, expected {dtype}"
     assert tuple(actual.shape) == expected.shape, f"shape {tuple(actual.shape)}, expected {expected.shape}"
     np.testing.assert_allclose(to_numpy(actual), expected, rtol=rtol, atol=atol)
+
+
+class CallLog:
+    """Records, in ``calls``, the label of every call to the functions it watches: for tests of what a
+    loop must never call (host reads, synchronisation)."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+        self.calls: list[str] = []
+
+    def watch(self, owner, name: str, label: str | None = None) -> None:
+        """Replace ``owner.name`` (until the test ends) by a wrapper that logs ``label`` and calls it."""
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            self.calls.append(label or name)
+            return original(*args, **kwargs)
+
+        self.monkeypatch.setattr(owner, name, wrapper)

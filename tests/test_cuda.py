@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CallLog
 
 from xpnet import losses, optimizers, random, training
 from xpnet.backend import Backend, BackendError, cuda_available, numpy_backend, select, to_numpy
@@ -123,26 +124,17 @@ def small_epoch_setup(backend: Backend, digits, *, dropout: float = 0.2):
 
 def test_an_epoch_reads_nothing_back_from_the_gpu(cupy, gpu, digits, monkeypatch):
     run_epoch = small_epoch_setup(gpu, digits)
-    calls: list[str] = []
-
-    def counting(name, original):
-        def wrapper(*args, **kwargs):
-            calls.append(name)
-            return original(*args, **kwargs)
-
-        return wrapper
-
+    log = CallLog(monkeypatch)
     for name in HOST_READS:
         if hasattr(cupy.ndarray, name):
-            monkeypatch.setattr(cupy.ndarray, name, counting(f"ndarray.{name}", getattr(cupy.ndarray, name)))
-    monkeypatch.setattr(cupy, "asnumpy", counting("asnumpy", cupy.asnumpy))
-    monkeypatch.setattr(cupy.cuda.Stream, "synchronize", counting("Stream.synchronize", cupy.cuda.Stream.synchronize))
+            log.watch(cupy.ndarray, name, f"ndarray.{name}")
+    log.watch(cupy, "asnumpy")
+    log.watch(cupy.cuda.Stream, "synchronize", "Stream.synchronize")
     for name in ("deviceSynchronize", "streamSynchronize", "memcpy", "memcpyAsync"):
-        original = getattr(cupy.cuda.runtime, name)
-        monkeypatch.setattr(cupy.cuda.runtime, name, counting(f"runtime.{name}", original))
+        log.watch(cupy.cuda.runtime, name, f"runtime.{name}")
 
     mean_loss, correct = run_epoch()
-    assert calls == []
+    assert log.calls == []
     monkeypatch.undo()
     assert np.isfinite(float(mean_loss)) and 0 <= int(correct) <= 256
 

@@ -8,6 +8,7 @@ array's values (``float(x)``, ``x.item()``, ``bool(x)``, DLPack, ...) while trai
 from __future__ import annotations
 
 import pytest
+from conftest import CallLog
 
 from xpnet import losses, random, training
 from xpnet.backend import select
@@ -47,20 +48,11 @@ def library(request):
 
 def count_host_reads(monkeypatch, array_type) -> list[str]:
     """Record, in the returned list, every host read of an ``array_type`` array from now on."""
-    calls: list[str] = []
-
-    def counting(name, original):
-        def wrapper(*args, **kwargs):
-            calls.append(name)
-            return original(*args, **kwargs)
-
-        return wrapper
-
+    log = CallLog(monkeypatch)
     for name in HOST_READS:
-        original = getattr(array_type, name, None)
-        if original is not None:
-            monkeypatch.setattr(array_type, name, counting(name, original))
-    return calls
+        if hasattr(array_type, name):
+            log.watch(array_type, name)
+    return log.calls
 
 
 def test_an_epoch_of_minibatches_reads_nothing_back(library, monkeypatch):
