@@ -11,7 +11,9 @@ import array_api_compat
 import numpy as np
 import pytest
 
+from xpnet import losses, random, training
 from xpnet.backend import Backend, cuda_available, to_numpy
+from xpnet.model import Model
 
 
 def _numpy() -> Backend:
@@ -129,3 +131,32 @@ class CallLog:
             return original(*args, **kwargs)
 
         self.monkeypatch.setattr(owner, name, wrapper)
+
+
+def small_epoch_setup(backend: Backend, digits, *, dropout: float = 0.2):
+    """``run_epoch()``: one epoch of four batches of the digits on ``backend``, by a model already through
+    one epoch, so that its state is allocated (and on a GPU, kernels compiled and the memory pool warm)
+    before anything is measured."""
+    x_train, y_train, _, _ = digits
+    model = Model(hidden=[32], optimizer="adam", batch_size=64, epochs=1, dropout=dropout, device=backend)
+    model.fit(x_train[:256], y_train[:256])
+    x = backend.asarray(x_train[:256], dtype=backend.xp.float32)
+    y = backend.asarray(y_train[:256], dtype=backend.xp.int64)
+    order = random.RandomStream(backend, 0, random.SHUFFLE, 1).permutation(x.shape[0])
+    rng = random.RandomStream(backend, 0, random.DROPOUT, 1)
+
+    def run_epoch():
+        return training.train_epoch(
+            model.network,
+            model.optimizer,
+            losses.get("cross_entropy"),
+            x,
+            y,
+            lr=1e-3,
+            batch_size=64,
+            order=order,
+            dropout_rng=rng,
+            classify=True,
+        )
+
+    return run_epoch

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CallLog
+from conftest import CallLog, small_epoch_setup
 
 from xpnet import losses, optimizers, random, training
 from xpnet.backend import Backend, BackendError, cuda_available, numpy_backend, select, to_numpy
@@ -92,34 +92,6 @@ def test_shuffles_and_dropout_masks_are_drawn_on_the_gpu(cupy, gpu):
 
 
 # -- no host copies and no synchronisation inside an epoch -----------------------------------------
-
-
-def small_epoch_setup(backend: Backend, digits, *, dropout: float = 0.2):
-    """A few batches of the digits on ``backend``, with the model already through one epoch, so that
-    kernels are compiled and the memory pool is warm before anything is measured."""
-    x_train, y_train, _, _ = digits
-    model = Model(hidden=[32], optimizer="adam", batch_size=64, epochs=1, dropout=dropout, device="cuda")
-    model.fit(x_train[:256], y_train[:256])
-    x = backend.asarray(x_train[:256], dtype=backend.xp.float32)
-    y = backend.asarray(y_train[:256], dtype=backend.xp.int64)
-    order = random.RandomStream(backend, 0, random.SHUFFLE, 1).permutation(x.shape[0])
-    rng = random.RandomStream(backend, 0, random.DROPOUT, 1)
-
-    def run_epoch():
-        return training.train_epoch(
-            model.network,
-            model.optimizer,
-            losses.get("cross_entropy"),
-            x,
-            y,
-            lr=1e-3,
-            batch_size=64,
-            order=order,
-            dropout_rng=rng,
-            classify=True,
-        )
-
-    return run_epoch
 
 
 def test_an_epoch_reads_nothing_back_from_the_gpu(cupy, gpu, digits, monkeypatch):

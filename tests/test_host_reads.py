@@ -8,9 +8,8 @@ array's values (``float(x)``, ``x.item()``, ``bool(x)``, DLPack, ...) while trai
 from __future__ import annotations
 
 import pytest
-from conftest import CallLog
+from conftest import CallLog, small_epoch_setup
 
-from xpnet import losses, random, training
 from xpnet.backend import select
 from xpnet.datasets import load_digits
 from xpnet.model import Model
@@ -57,26 +56,9 @@ def count_host_reads(monkeypatch, array_type) -> list[str]:
 
 def test_an_epoch_of_minibatches_reads_nothing_back(library, monkeypatch):
     module, array_type = library
-    backend = select(module)
-    x_train, y_train, _, _ = load_digits()
-    model = Model(hidden=[16], batch_size=32, epochs=1, dropout=0.2, device=module)
-    model.fit(x_train[:256], y_train[:256])  # built, optimizer state allocated
-    x = backend.asarray(x_train[:256], dtype=backend.xp.float32)
-    y = backend.asarray(y_train[:256], dtype=backend.xp.int64)
-    order = random.RandomStream(backend, 0, random.SHUFFLE, 1).permutation(x.shape[0])
+    run_epoch = small_epoch_setup(select(module), load_digits())
     calls = count_host_reads(monkeypatch, array_type)
-    mean_loss, correct = training.train_epoch(
-        model.network,
-        model.optimizer,
-        losses.get("cross_entropy"),
-        x,
-        y,
-        lr=1e-3,
-        batch_size=32,
-        order=order,
-        dropout_rng=random.RandomStream(backend, 0, random.DROPOUT, 1),
-        classify=True,
-    )
+    mean_loss, correct = run_epoch()
     assert calls == [], f"the batch loop read arrays back: {calls}"
     monkeypatch.undo()
     assert 0.0 < float(mean_loss) < 10.0 and 0 <= int(correct) <= 256
