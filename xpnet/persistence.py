@@ -18,7 +18,6 @@ import itertools
 import json
 import math
 import reprlib
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from xpnet.config import TrainConfig
 from xpnet.errors import XpnetError
 from xpnet.layers import Activation, Dense, Dropout
 from xpnet.network import Network
-from xpnet.tabular import READ_ERRORS
+from xpnet.tabular import READ_ERRORS, read_npy_header
 
 FORMAT = "xpnet-model"
 FORMAT_VERSION = 1
@@ -229,13 +228,7 @@ def _check_entry_sizes(infos: list[zipfile.ZipInfo], file_size: int, path: Path)
 def _parse_array(data: bytes, name: str, path: Path) -> np.ndarray:
     """One ``.npy`` entry; its header's shape and dtype must account for exactly the bytes present."""
     stream = io.BytesIO(data)
-    version = np.lib.format.read_magic(stream)
-    if version not in ((1, 0), (2, 0)):
-        raise ModelFileError(f"{path}: entry {name!r} has unsupported .npy version {version}")
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    with warnings.catch_warnings():  # a damaged header may hold odd escapes; the checks below decide
-        warnings.simplefilter("ignore")
-        shape, fortran_order, dtype = read_header(stream)
+    shape, fortran_order, dtype = read_npy_header(stream)
     if dtype.hasobject:
         raise ModelFileError(f"{path}: entry {name!r} holds pickled Python objects; refusing to load it")
     if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None or not dtype.isnative:

@@ -169,17 +169,25 @@ def _entry_bytes(path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.Z
             raise DatasetError(f"{path}: cannot read {key} ({reason}); save plain numbers with numpy.savez") from None
 
 
+def read_npy_header(stream) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype from the .npy header (version 1.0 or 2.0) that starts ``stream``,
+    read by NumPy's own parser without allocating the array; damaged headers raise ValueError and kin."""
+    version = np.lib.format.read_magic(stream)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"unsupported .npy version {version}")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    with warnings.catch_warnings():  # a damaged header may hold odd escapes; the caller's checks decide
+        warnings.simplefilter("ignore")
+        return read_header(stream)
+
+
 def _array_bytes(stream, stored: int) -> int:
     """Bytes of the array whose .npy header starts ``stream``, once the header is shown to account for
     exactly the ``stored`` bytes of the file or entry: a header claiming billions of items is refused,
     not allocated (ValueError, with the reason)."""
     # Parsed from a bounded prefix: reading a file, Python allocates whatever a damaged length field asks.
     header = io.BytesIO(stream.read(min(stored, _NPY_PREFIX_BYTES)))
-    version = np.lib.format.read_magic(header)
-    with warnings.catch_warnings():  # a damaged header may hold odd escapes; the checks below decide
-        warnings.simplefilter("ignore")
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(version, np.lib.format.read_array_header_2_0)
-        shape, _, dtype = read_header(header)
+    shape, _, dtype = read_npy_header(header)
     if dtype.hasobject:
         raise ValueError("it holds Python objects, which xpnet does not unpickle")
     data_bytes, held = math.prod(shape) * dtype.itemsize, stored - header.tell()
