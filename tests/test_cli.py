@@ -25,7 +25,7 @@ from xpnet.config import EARLY_STOPPING_VAL_SPLIT
 from xpnet.idx import encode_idx
 
 REPO = Path(__file__).resolve().parents[1]
-METRICS_KEYS = {"dataset", "backend", "device", "dtype", "epochs", "test_loss", "test_accuracy"}
+METRICS_KEYS = {"dataset", "backend", "device", "dtype", "epochs", "test_loss", "test_accuracy", "warnings"}
 EPOCH_KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"}
 
 
@@ -367,11 +367,26 @@ def test_running_out_of_memory_is_a_one_line_error(cli, tmp_path, monkeypatch):
     )
 
 
-def test_training_warnings_print_as_one_line(cli, tmp_path):
+def test_training_warnings_print_as_one_line_and_are_recorded(cli, tmp_path):
     # A vanishing learning rate leaves the network at chance level: the warning names the causes.
-    code, _, stderr = cli("--epochs", 3, "--lr", 1e-9, "--out", tmp_path / "run", "--quiet")
+    code, _, stderr = cli("--epochs", 3, "--lr", 1e-9, "--out", tmp_path / "run")
     assert code == 0
-    assert stderr.startswith("xpnet: warning: training accuracy is") and stderr.count("\n") == 1
+    warning_lines = [line for line in stderr.splitlines() if line.startswith("xpnet: warning: ")]
+    assert len(warning_lines) == 1 and warning_lines[0].startswith("xpnet: warning: training accuracy is")
+    recorded = read_json(tmp_path / "run" / "metrics.json")["warnings"]
+    assert recorded == [warning_lines[0].removeprefix("xpnet: warning: ")]
+
+
+def test_quiet_prints_nothing_but_keeps_the_warnings_in_the_results(cli, tmp_path):
+    code, stdout, stderr = cli("--epochs", 3, "--lr", 1e-9, "--out", tmp_path / "run", "--quiet", "--json")
+    assert code == 0 and stderr == ""
+    summary = json.loads(stdout)
+    assert len(summary["warnings"]) == 1 and summary["warnings"][0].startswith("training accuracy is")
+    assert read_json(tmp_path / "run" / "metrics.json")["warnings"] == summary["warnings"]
+
+
+def test_a_run_without_warnings_records_none(digits_run):
+    assert read_json(digits_run / "metrics.json")["warnings"] == []
 
 
 def test_evaluate_reports_the_saved_model_accuracy(cli, tmp_path):
@@ -460,6 +475,24 @@ def test_predict_and_evaluate_take_a_run_folder(cli, tmp_path, digits_run):
     assert_usage_error(cli("evaluate", tmp_path / "inputs-only"), r"inputs-only: no such model file")
     (tmp_path / "empty-run").mkdir()
     assert_usage_error(cli("evaluate", tmp_path / "empty-run"), r"empty-run/model\.npz: no such model file")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_predict_warnings_are_hidden_by_quiet(cli, tmp_path, digits_run, monkeypatch, quiet):
+    read_inputs = datasets.read_inputs
+
+    def read_with_a_warning(path):
+        warnings.warn("these inputs look odd", stacklevel=1)
+        return read_inputs(path)
+
+    monkeypatch.setattr(datasets, "read_inputs", read_with_a_warning)
+    inputs = idx_images(tmp_path / "images", digits_pixels(5))
+    code, stdout, stderr = cli("predict", digits_run, inputs, "--out", tmp_path / "p.csv", *["--quiet"] * quiet)
+    assert code == 0 and len((tmp_path / "p.csv").read_text().splitlines()) == 6
+    if quiet:
+        assert (stdout, stderr) == ("", "")
+    else:
+        assert stdout.startswith("wrote 5 predictions") and stderr == "xpnet: warning: these inputs look odd\n"
 
 
 def test_evaluate_defaults_to_the_dataset_the_run_recorded(cli, tmp_path):

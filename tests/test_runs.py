@@ -129,7 +129,8 @@ def test_metrics_record_has_exactly_the_documented_keys():
             "lr": 0.001,
         }
     ]
-    record = runs.metrics_record("digits", numpy_backend(), "float32", history, {"loss": 0.85, "accuracy": 0.72})
+    test = {"loss": 0.85, "accuracy": 0.72}
+    record = runs.metrics_record("digits", numpy_backend(), "float32", history, test, ["lr is small"])
     assert json.loads(json.dumps(record)) == {
         "dataset": "digits",
         "backend": "numpy",
@@ -147,6 +148,7 @@ def test_metrics_record_has_exactly_the_documented_keys():
         ],
         "test_loss": 0.85,
         "test_accuracy": 0.72,
+        "warnings": ["lr is small"],
     }
 
 

@@ -185,9 +185,12 @@ def config_record(options: dict, resolved: dict, backend: Backend) -> dict:
     }
 
 
-def metrics_record(dataset: str, backend: Backend, dtype: str, history: list[dict], test: dict) -> dict:
+def metrics_record(
+    dataset: str, backend: Backend, dtype: str, history: list[dict], test: dict, warning_messages: list[str]
+) -> dict:
     """The content of ``metrics.json``: exactly these keys, accuracies as fractions, ``seconds`` per
-    epoch of training. Each history record must carry ``test_loss`` and ``test_accuracy``."""
+    epoch of training, and the warnings of the command that finished the run (shown or not). Each
+    history record must carry ``test_loss`` and ``test_accuracy``."""
     return {
         "dataset": dataset,
         "backend": backend.name,
@@ -206,6 +209,7 @@ def metrics_record(dataset: str, backend: Backend, dtype: str, history: list[dic
         ],
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
+        "warnings": list(warning_messages),
     }
 
 

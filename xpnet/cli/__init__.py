@@ -2,7 +2,8 @@
 ``evaluate``, ``predict``, ``check``, ``info`` and ``plot`` are the other subcommands.
 
 Bad input of any kind ends with exit code 2 and one line on stderr, ``xpnet: error: ...``, saying
-what was wrong and what to do, never a traceback. Warnings print once each as ``xpnet: warning: ...``.
+what was wrong and what to do, never a traceback. Warnings print once each as ``xpnet: warning: ...``
+(``--quiet`` hides them; ``train`` records them in ``metrics.json``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import warnings
 from xpnet import __version__
 from xpnet.checkpoint import TrainingInterrupted
 from xpnet.cli import check, evaluate, info, plot, predict, train
+from xpnet.cli.warning_log import WarningLog, one_line
 from xpnet.errors import XpnetError
 
 USAGE_ERROR = 2
@@ -60,26 +62,19 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default")  # each distinct warning once, however often it recurs
             if args.command == train.NAME:
                 warnings.filterwarnings("ignore", message=NUMPY_FLOATING_POINT, category=RuntimeWarning)
-            warnings.showwarning = _show_warning
+            args.warnings = WarningLog()
+            warnings.showwarning = args.warnings.show
             return COMMANDS[args.command].run(args)
     except XpnetError as error:
-        print(f"xpnet: error: {_one_line(error)}", file=sys.stderr)
+        print(f"xpnet: error: {one_line(error)}", file=sys.stderr)
         return USAGE_ERROR
     except TrainingInterrupted as stop:  # a checkpoint was written: say how to resume
-        print(f"xpnet: {_one_line(stop)}", file=sys.stderr)
+        print(f"xpnet: {one_line(stop)}", file=sys.stderr)
         return stop.exit_code
     except MemoryError as error:  # NumPy's _ArrayMemoryError and CuPy's OutOfMemoryError among them
-        detail = f" ({_one_line(error)})" if str(error) else ""
+        detail = f" ({one_line(error)})" if str(error) else ""
         print(f"xpnet: error: out of memory{detail}; {OUT_OF_MEMORY_FIX}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("xpnet: interrupted", file=sys.stderr)
         return INTERRUPTED
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"xpnet: warning: {_one_line(message)}", file=sys.stderr, flush=True)
-
-
-def _one_line(message) -> str:
-    return " ".join(str(message).split())

@@ -140,7 +140,7 @@ OPTIONS = (
         "also checkpoint every N optimizer steps (a checkpoint is always written after each epoch)",
         "N",
     ),
-    Option("quiet", bool, "output", "print nothing but warnings and errors"),
+    Option("quiet", bool, "output", "print nothing but errors (warnings are still recorded in metrics.json)"),
     Option("json", bool, "output", "print the final summary as JSON on stdout (progress goes to stderr)"),
 )
 BY_NAME = {option.name: option for option in OPTIONS}

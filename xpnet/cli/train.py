@@ -16,6 +16,7 @@ from xpnet import checkpoint, datasets, memory, network, plots, runs
 from xpnet.backend import Backend, select
 from xpnet.callbacks import Callback
 from xpnet.cli import options
+from xpnet.cli.warning_log import WarningLog
 from xpnet.config import TrainConfig
 from xpnet.errors import XpnetError
 from xpnet.model import Model
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         settings = options.resolve(args)
         starting = runs.new_run_dir(settings.run["out"])
     run_options = settings.run
+    args.warnings.quiet = run_options["quiet"]
     backend = select(run_options["device"])  # an unavailable device fails before anything is written or loaded
     # The folder is claimed and config.json written before the data loads (a download can take
     # minutes); a failed start removes the folder again.
@@ -81,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
         model, epochs_left = checkpoint.resume(run_dir, run_options["device"])
     else:
         model, epochs_left = Model(settings.config, device=run_options["device"]), settings.config.epochs
-    return train_and_report(model, epochs_left, data, run_dir, run_options)
+    return train_and_report(model, epochs_left, data, run_dir, run_options, args.warnings)
 
 
-def train_and_report(model: Model, epochs_left: int, data, run_dir: Path, run_options: dict) -> int:
+def train_and_report(
+    model: Model, epochs_left: int, data, run_dir: Path, run_options: dict, warning_log: WarningLog
+) -> int:
     """Train the epochs left, write the results and print the summary. Ctrl-C and SIGTERM stop
     training after a step with a checkpoint; once training has ended they wait for the results."""
     console = sys.stderr if run_options["json"] else sys.stdout
@@ -97,7 +101,7 @@ def train_and_report(model: Model, epochs_left: int, data, run_dir: Path, run_op
             callbacks = [TestSetMetrics(x_test, y_test), *filter(None, [progress]), checkpointer]
             model.fit(x_train, y_train, epochs=epochs_left, callbacks=callbacks)
         seconds = time.perf_counter() - started
-        metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test)
+        metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test, warning_log.messages)
         plot_note = _plot(run_dir)
     if checkpointer.stop_signal is not None:
         name = signal.Signals(checkpointer.stop_signal).name
@@ -115,6 +119,7 @@ def train_and_report(model: Model, epochs_left: int, data, run_dir: Path, run_op
         "backend": metrics["backend"],
         "device": metrics["device"],
         "run_dir": str(run_dir),
+        "warnings": metrics["warnings"],
     }
     if run_options["json"]:
         print(json.dumps(summary))
@@ -163,13 +168,13 @@ def resumed_settings(args: argparse.Namespace) -> options.Resolved:
     return options.resolve_values({**recorded, **changeable})
 
 
-def write_results(run_dir, model: Model, dataset: str, x_test, y_test) -> dict:
+def write_results(run_dir, model: Model, dataset: str, x_test, y_test, warning_messages: list[str]) -> dict:
     """Save the model and confusion counts, then ``metrics.json`` last (it marks a finished run)."""
     test = model.evaluate(x_test, y_test)
     model.save(run_dir / runs.MODEL_FILE)
     confusion = runs.confusion_record(y_test, model.predict(x_test), model.n_classes)
     runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
-    metrics = runs.metrics_record(dataset, model.backend, model.config.dtype, model.history, test)
+    metrics = runs.metrics_record(dataset, model.backend, model.config.dtype, model.history, test, warning_messages)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     return metrics
 
