@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from xpnet.callbacks import Callback
 from xpnet.progress import EpochBars, EpochLines, console_progress, epoch_line
 
 REPO = Path(__file__).resolve().parents[1]
-RUNNING = re.compile(r"loss (\d+\.\d{4}), [\d.]+k? samples/s")
+RUNNING = re.compile(r"loss (\d+\.\d{4})(?:, ([\d.]+)(k?) samples/s)?\]")
 
 
 class Terminal(io.StringIO):
@@ -45,12 +46,13 @@ class RunningLoss(Callback):
             self.shown.append(f"{mean:.4f}")
 
 
-def bar_text(read_interval: float, spy: Callback | None = None) -> str:
-    """What two epochs on digits (15 batches each) print to a terminal."""
+def bar_text(read_interval: float, spy: Callback | None = None, before: Callback | None = None) -> str:
+    """What two epochs on digits (15 batches each) print to a terminal; ``before`` runs ahead of the bar."""
     x_train, y_train, _, _ = xpnet.load_digits()
     stream = Terminal()
     model = xpnet.Model(hidden=[8], epochs=2, batch_size=100, device="cpu")
-    model.fit(x_train, y_train, callbacks=[EpochBars(stream, read_interval=read_interval), *filter(None, [spy])])
+    bar = EpochBars(stream, read_interval=read_interval)
+    model.fit(x_train, y_train, callbacks=[*filter(None, [before]), bar, *filter(None, [spy])])
     return stream.getvalue()
 
 
@@ -84,10 +86,28 @@ def test_a_bar_counts_batches_with_the_running_loss_and_rate_then_the_epoch_line
     bars = [line for line in shown_lines if line.startswith("epoch") and " batches " in line]
     assert any(line.startswith("epoch 1/2:") and "14/15 batches" in line for line in bars)
     assert any(line.startswith("epoch 2/2:") for line in bars)
-    shown = [match.group(1) for line in bars if (match := RUNNING.search(line))]
-    assert spy.shown and set(spy.shown) <= set(shown)  # every batch but the last of each epoch
+    readings = [match for line in bars if (match := RUNNING.search(line))]
+    assert spy.shown and set(spy.shown) <= {match.group(1) for match in readings}  # each batch but an epoch's last
+    assert any(match.group(2) for match in readings)  # a rate, once there is something to time
     epochs = [line for line in shown_lines if line.startswith("epoch") and "train loss" in line]
     assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
+
+
+class SlowFirstBatch(Callback):
+    """Makes each epoch's first batch take a second, as compiling kernels on a GPU can."""
+
+    def on_batch_end(self, batch):
+        if batch == 0:
+            time.sleep(1.0)
+
+
+def test_the_rate_leaves_out_the_first_batch():
+    bars = [line for line in screens(bar_text(0.0, before=SlowFirstBatch())) if line.startswith("epoch 1/2:")]
+    rates = [(match.group(2), match.group(3)) for line in bars if (match := RUNNING.search(line))]
+    assert rates[0] == (None, None)  # the first reading has nothing to time yet
+    value, thousands = rates[-1]
+    # 14 batches of 100 with the second counted would show at most 1.4k samples/s; the last 13 take milliseconds.
+    assert float(value) * (1000 if thousands else 1) > 1400
 
 
 def test_the_bar_reads_the_loss_at_most_once_per_interval():
@@ -116,6 +136,6 @@ def test_the_command_on_a_terminal(tmp_path, quiet):
     if quiet:
         assert result.stdout == ""
     else:
-        bar = r"epoch 1/2: +\d+%\|.*\| \d+/15 batches \[[\d:<?]+, loss \d\.\d{4}, [\d.]+k? samples/s\]"
+        bar = r"epoch 1/2: +\d+%\|.*\| \d+/15 batches \[[\d:<?]+, loss \d\.\d{4}(, [\d.]+k? samples/s)?\]"
         assert re.search(bar, result.stdout), result.stdout
         assert "test accuracy" in result.stdout

@@ -55,7 +55,9 @@ class EpochLines(Callback):
 class EpochBars(EpochLines):
     """A tqdm bar that fills batch by batch during each epoch, showing the running training loss and
     samples/s, then gives way to the epoch's line. Both numbers are refreshed at most once per
-    ``read_interval`` seconds (the first batch shows them at once)."""
+    ``read_interval`` seconds: the loss from the first batch on, the rate from the second reading on,
+    timed from the first (so the first batch's start-up, compiling kernels or warming caches, is not
+    averaged in)."""
 
     def __init__(self, stream: TextIO, *, read_interval: float = READ_INTERVAL_SECONDS):
         super().__init__(stream)
@@ -68,11 +70,10 @@ class EpochBars(EpochLines):
 
     def on_epoch_begin(self, epoch, n_batches):
         super().on_epoch_begin(epoch, n_batches)
-        self.first_batch = self.model.progress.next_batch  # a resumed epoch starts part-way
-        self.started = time.perf_counter()
+        self.rate_from = None  # (time, batches done) at the first reading
         self.bar = tqdm(
             total=n_batches,
-            initial=self.first_batch,
+            initial=self.model.progress.next_batch,  # a resumed epoch starts part-way
             desc=f"epoch {epoch}/{self.epochs}",
             bar_format=BAR_FORMAT,
             leave=False,
@@ -89,12 +90,17 @@ class EpochBars(EpochLines):
             self.last_read = time.perf_counter()
 
     def _running_numbers(self) -> str:
-        """The epoch's mean training loss so far and its throughput, e.g. ``loss 0.3412, 31.2k samples/s``.
-        Never called after the last batch, so every batch counted is full-size."""
+        """The epoch's mean training loss so far and, after the first reading, the throughput since
+        it, e.g. ``loss 0.3412, 31.2k samples/s``. Never called after the last batch, so every batch
+        counted is full-size."""
         progress = self.model.progress
         loss = float(progress.total_loss) / (progress.next_batch * self.batch_size)  # waits for the device
-        samples = (progress.next_batch - self.first_batch) * self.batch_size
-        rate = samples / (time.perf_counter() - self.started)
+        now = time.perf_counter()
+        if self.rate_from is None:
+            self.rate_from = now, progress.next_batch
+            return f"loss {loss:.4f}"
+        since, batches_then = self.rate_from
+        rate = (progress.next_batch - batches_then) * self.batch_size / (now - since)
         return f"loss {loss:.4f}, {tqdm.format_sizeof(rate)} samples/s"
 
 
