@@ -184,6 +184,24 @@ def test_pickle_holds_host_arrays_and_predicts_the_same(digits):
         assert restored.n_iter_ == 3
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_an_estimator_with_early_stopping_pickles_with_host_arrays_only(digits, library):
+    x_train, x_test, y_train, _ = digits
+    namespace = pytest.importorskip(library)
+    with config_context(array_api_dispatch=True):  # device "auto" trains where the data is
+        model = MLPClassifier(hidden=[16], epochs=4, early_stopping=2, seed=0)
+        model.fit(namespace.asarray(x_train), namespace.asarray(y_train))
+        assert model.model_.backend.name == library
+        state = model.__getstate__()["model_"]
+        stopper = state.early_stopping
+        assert not hasattr(stopper, "model")  # the live model (and its array library) stays out
+        assert stopper.best_parameters and all(type(array) is np.ndarray for array in stopper.best_parameters)
+        restored = pickle.loads(pickle.dumps(model))
+        x = namespace.asarray(x_test)
+        np.testing.assert_array_equal(np.asarray(restored.predict(x)), np.asarray(model.predict(x)))
+    assert model.model_.early_stopping.model is model.model_  # the original keeps training as it was
+
+
 def test_regressor_fits_one_and_several_targets():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 5))

@@ -50,6 +50,13 @@ class EarlyStopping(Callback):
         self.best_parameters = None
         self.epochs_without_improvement = 0
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the model being trained (it holds the array library, and
+        ``on_train_begin`` sets it again)."""
+        state = dict(vars(self))
+        state.pop("model", None)
+        return state
+
     @property
     def stopped(self) -> bool:
         """True once ``patience`` epochs passed without improvement."""

@@ -49,6 +49,10 @@ def _moved(model: Model, *, backend, move) -> Model:
         moved.network = Network([_moved_layer(layer, move) for layer in model.network.layers])
     moved.optimizer = copy.copy(model.optimizer)
     moved.optimizer.state = {name: [move(a) for a in arrays] for name, arrays in model.optimizer.state.items()}
+    if model.early_stopping is not None:
+        moved.early_stopping = copy.copy(model.early_stopping)  # without the live model it points to
+        if model.early_stopping.best_parameters is not None:
+            moved.early_stopping.best_parameters = [move(a) for a in model.early_stopping.best_parameters]
     return moved
 
 
