@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from types import SimpleNamespace
 
 import array_api_compat
@@ -11,7 +12,8 @@ from conftest import assert_array, import_torch, on
 
 import xpnet.backend
 from xpnet import Model, XpnetError, select
-from xpnet.backend import BackendError, cuda_available, to_numpy
+from xpnet.backend import Backend, BackendError, cuda_available, to_numpy
+from xpnet.datasets import load_digits
 
 
 def importing_cupy_gives(monkeypatch, cupy) -> None:
@@ -140,3 +142,42 @@ def test_the_remembered_namespace_lookup_matches_array_api_compat_and_still_refu
         assert array_namespace(strict_array) is array_api_strict
         with pytest.raises(TypeError, match="Multiple namespaces"):
             array_namespace(numpy_array, strict_array)
+
+
+# Namespace functions that make new arrays: CuPy puts those on the current GPU whatever device= says.
+CREATING = ("asarray", "zeros", "zeros_like", "ones", "ones_like", "empty", "empty_like", "full", "arange", "eye")
+
+
+def test_a_model_makes_arrays_only_with_its_device_active(monkeypatch):
+    """fit, predict, predict_proba and evaluate run inside ``Backend.active()``, so on ``cuda:1`` every
+    array they make lands on GPU 1: here, making one outside it is recorded as a violation."""
+    x_train, y_train, x_test, y_test = load_digits()
+    xp = select("cpu").xp
+    depth, inside, outside = 0, [], []
+
+    @contextlib.contextmanager
+    def active(self):
+        nonlocal depth
+        depth += 1
+        try:
+            yield
+        finally:
+            depth -= 1
+
+    def watched(name, original):
+        def creating(*args, **kwargs):
+            (inside if depth else outside).append(name)
+            return original(*args, **kwargs)
+
+        return creating
+
+    monkeypatch.setattr(Backend, "active", active)
+    for name in CREATING:
+        monkeypatch.setattr(xp, name, watched(name, getattr(xp, name)))
+    model = Model(hidden=[8], epochs=3, early_stopping=1, val_split=0.2, optimizer="adam", device="cpu")
+    model.fit(x_train, y_train)
+    model.predict(x_test)
+    model.predict_proba(x_test)
+    model.evaluate(x_test, y_test)
+    assert depth == 0 and outside == []
+    assert {"asarray", "zeros", "arange"} <= set(inside)  # the watch sees the calls that matter

@@ -66,11 +66,24 @@ def test_training_data_and_weights_live_on_the_chosen_gpu(cupy, digits):
     x_train, y_train, x_test, y_test = digits
     model = Model(hidden=[64], epochs=5, lr=3e-3, device=f"cuda:{last}")
     model.fit(x_train, y_train, validation_data=(x_test, y_test))
-    for parameter in model.network.parameters():
-        assert isinstance(parameter, cupy.ndarray)
-        assert parameter.device.id == last
-        assert parameter.dtype == cupy.float32
+    # Biases and optimizer buffers are made by zeros(), which CuPy puts on the current GPU whatever
+    # device= says: Model.fit makes cuda:N current (on a machine with one GPU, N is 0 and this cannot fail).
+    buffers = [array for arrays in model.optimizer.state.values() for array in arrays]
+    assert buffers
+    for array in [*model.network.parameters(), *buffers]:
+        assert isinstance(array, cupy.ndarray)
+        assert array.device.id == last
+        assert array.dtype == cupy.float32
     assert model.history[-1]["val_accuracy"] > 0.9  # about 0.96 on the CPU
+    assert cupy.cuda.Device().id == 0  # the current GPU is restored after fit
+
+
+def test_a_backend_makes_its_gpu_current_for_a_block(cupy):
+    last = cupy.cuda.runtime.getDeviceCount() - 1
+    with select(f"cuda:{last}").active():
+        assert cupy.cuda.Device().id == last
+        assert cupy.zeros(3).device.id == last
+    assert cupy.cuda.Device().id == 0
 
 
 def test_a_gpu_index_beyond_the_visible_ones_is_refused(cupy):

@@ -7,6 +7,7 @@ module, or existing arrays) into a concrete ``Backend``, and that moves arrays t
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
@@ -41,6 +42,14 @@ class Backend:
         """Refuse a floating dtype this device cannot hold (float64 on some accelerators), naming the fix."""
         if name not in self.xp.__array_namespace_info__().dtypes(device=self.device, kind="real floating"):
             raise BackendError(f"{self} does not support {name}: use dtype='float32'")
+
+    def active(self) -> contextlib.AbstractContextManager:
+        """A block in which new arrays and kernels go to this backend's device. CuPy puts them on
+        the *current* GPU (array-api-compat drops ``device=`` from ``zeros``, ``arange`` and copies),
+        so work for ``cuda:1`` runs inside ``with backend.active():``; other libraries honour ``device=``."""
+        if array_api_compat.is_cupy_namespace(self.xp):
+            return self.device  # a cupy.cuda.Device makes itself current for the block, then restores
+        return contextlib.nullcontext()
 
     def asarray(self, data, dtype=None):
         """Copy host or foreign data onto this backend's device (no copy if already there)."""

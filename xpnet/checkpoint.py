@@ -206,6 +206,7 @@ def resume(run_dir, device="cpu") -> Resumed:
         return Resumed(model, 0)
     stopper = model.early_stopping
     if stopper is not None and stopper.stopped:  # stopped early, but the process ended before finishing
-        stopper.on_train_end(model)
+        with model.backend.active():  # the best weights are copied back onto the model's device
+            stopper.on_train_end(model)
         return Resumed(model, 0)
     return Resumed(model, max(model.config.epochs - model.epochs_done, 0))

@@ -85,6 +85,11 @@ class Model:
         if n_classes is not None:
             self._expect_classes(int(n_classes))
         self._choose_backend(x)
+        with self.backend.active(), tf32_matmuls(self.backend, self.config.tf32):
+            self._fit(x, y, validation_data, epochs, callbacks)
+        return self.history
+
+    def _fit(self, x, y, validation_data, epochs: int, callbacks: Sequence[Callback]) -> None:
         x, y = self._prepare(x, y, "training")
         if validation_data is not None:
             x_val, y_val = self._prepare(*validation_data, "validation")
@@ -108,9 +113,7 @@ class Model:
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
         self._warn_if_schedule_ends(epochs)
-        with tf32_matmuls(self.backend, self.config.tf32):
-            self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
-        return self.history
+        self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
 
     def _expect_classes(self, n_classes: int):
         if not self.classify:
@@ -226,26 +229,31 @@ class Model:
 
     def predict(self, x):
         """Class labels (classification) or outputs (regression), in the namespace ``x`` came in."""
-        outputs = self._outputs(x)
-        xp = self.backend.xp
-        result = xp.argmax(outputs, axis=1) if self.classify else outputs
-        return self._like_input(result, x)
+        with self._on_device():
+            outputs = self._outputs(x)
+            result = self.backend.xp.argmax(outputs, axis=1) if self.classify else outputs
+            return self._like_input(result, x)
 
     def predict_proba(self, x):
         """Class probabilities ``(samples, classes)`` from the softmax of the outputs."""
         if not self.classify:
             raise XpnetError("predict_proba needs a classifier (loss='cross_entropy')")
-        return self._like_input(losses.softmax(self._outputs(x)), x)
+        with self._on_device():
+            return self._like_input(losses.softmax(self._outputs(x)), x)
 
     def evaluate(self, x, y) -> dict:
         """Mean loss and accuracy on ``(x, y)`` as plain floats."""
+        with self._on_device():
+            x, y = self._prepare(x, y, "evaluation")
+            loss, correct = training.evaluate(self.network, losses.get(self.config.loss), x, y, classify=self.classify)
+            return {"loss": float(loss), "accuracy": _fraction(correct, x.shape[0])}
+
+    def _on_device(self):
+        """The trained model's device made current for the block (``Backend.active``)."""
         self._require_trained()
-        x, y = self._prepare(x, y, "evaluation")
-        loss, correct = training.evaluate(self.network, losses.get(self.config.loss), x, y, classify=self.classify)
-        return {"loss": float(loss), "accuracy": _fraction(correct, x.shape[0])}
+        return self.backend.active()
 
     def _outputs(self, x):
-        self._require_trained()
         return training.predict_outputs(self.network, self._prepare_inputs(x, "prediction"))
 
     def _like_input(self, result, x):

@@ -83,11 +83,12 @@ def run(args: argparse.Namespace) -> int:
         "a tiny training run lowers the loss": lambda: check_training(backend, device),
     }
     results = []
-    for name, check in checks.items():
-        try:
-            results.append({"check": name, "passed": True, "detail": check()})
-        except XpnetError as failure:
-            results.append({"check": name, "passed": False, "detail": str(failure)})
+    with backend.active():
+        for name, check in checks.items():
+            try:
+                results.append({"check": name, "passed": True, "detail": check()})
+            except XpnetError as failure:
+                results.append({"check": name, "passed": False, "detail": str(failure)})
     passed = all(result["passed"] for result in results)
     if args.json:
         print(
