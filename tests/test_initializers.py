@@ -60,3 +60,17 @@ def test_uniform_normal_and_permutation_draws(backend):
     order = stream.permutation(1000)
     assert_array(order, to_numpy(order), backend)
     np.testing.assert_array_equal(np.sort(to_numpy(order)), np.arange(1000))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_normals_stay_finite_when_a_generator_returns_one(backend, dtype):
+    """Some generators round a float64 draw to float32 and can return 1.0; Box-Muller's log(1 - u) would
+    then be infinite. Every draw below 1 gives the same normal as the textbook formula."""
+    xp, float_type = backend.xp, getattr(backend.xp, dtype)
+    host_draws = np.array([0.0, 0.25, 0.5, 1.0 - np.finfo(dtype).eps / 2, 1.0], dtype=dtype)
+    stream = RandomStream(backend, 0)
+    stream._draw = lambda shape, dtype: xp.asarray(host_draws, dtype=dtype, device=backend.device)
+    normal = to_numpy(stream.normal((5,), float_type))
+    assert np.isfinite(normal).all()
+    radius = np.sqrt(-2.0 * np.log(1.0 - host_draws[:4]))
+    np.testing.assert_allclose(normal[:4], radius * np.cos(2.0 * math.pi * host_draws[:4]), rtol=1e-6, atol=1e-6)

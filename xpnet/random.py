@@ -33,7 +33,10 @@ class RandomStream:
     def normal(self, shape: tuple[int, ...], dtype) -> object:
         """Standard normal floats (Box-Muller on uniform draws)."""
         xp = self.backend.xp
-        radius = xp.sqrt(-2.0 * xp.log(1.0 - self.uniform(shape, dtype)))
+        # log(1 - u) is finite only for u < 1. A generator that draws float64 and rounds to float32 can
+        # give 1.0; capping at the largest float below 1 leaves every draw in [0, 1) as it was.
+        below_one = 1.0 - xp.finfo(dtype).eps / 2
+        radius = xp.sqrt(-2.0 * xp.log(1.0 - xp.clip(self.uniform(shape, dtype), max=below_one)))
         return radius * xp.cos((2.0 * math.pi) * self.uniform(shape, dtype))
 
     def permutation(self, n: int) -> object:
