@@ -38,7 +38,7 @@ def add_parser(subcommands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    args.warnings.quiet = args.quiet
+    args.warnings.quiet = bool(args.quiet)
     path = options.model_file(args.model)
     model = load(path, device=args.device or options.RUN_DEFAULTS["device"])
     inputs = datasets.read_inputs(args.inputs)
