@@ -138,6 +138,28 @@ def run_torch(device: str, config: Config, data, initial: list, epochs: int, see
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = tf32
+    net, optimizer = torch_trainer(device, config, initial)
+    x_train, y_train, x_test, y_test = (torch.from_numpy(array).to(device) for array in data)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    seconds = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        mean_loss, correct = torch_epoch(net, optimizer, x_train, y_train, config.batch_size, generator)
+        epoch_loss = mean_loss.item()  # one read per epoch, as xpnet does
+        correct.item()  # xpnet reads its training accuracy once per epoch too
+        seconds.append(time.perf_counter() - started)
+        if not np.isfinite(epoch_loss):
+            raise SystemExit(f"PyTorch diverged on config {config.name}")
+    with torch.no_grad():
+        accuracy = (net(x_test).argmax(dim=1) == y_test).float().mean().item()
+    return Result(_median_after_first(seconds), accuracy)
+
+
+def torch_trainer(device: str, config: Config, initial: list):
+    """``config``'s network in PyTorch (nn.Sequential of Linear and ReLU) from xpnet's ``initial``
+    weights, and its torch.optim optimizer."""
+    import torch
+
     sizes = [initial[0].shape[0], *config.hidden, 10]
     layers = []
     for index, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
@@ -154,33 +176,28 @@ def run_torch(device: str, config: Config, data, initial: list, epochs: int, see
         optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=0.9)
     else:
         optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
-    x_train, y_train, x_test, y_test = (torch.from_numpy(array).to(device) for array in data)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    return net, optimizer
+
+
+def torch_epoch(net, optimizer, x_train, y_train, batch_size: int, generator):
+    """One shuffled epoch; the mean loss and the number of correct predictions stay device scalars."""
+    import torch
+
     n_samples = x_train.shape[0]
-    seconds = []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        order = torch.randperm(n_samples, device=device, generator=generator)
-        total_loss = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        for start in range(0, n_samples, config.batch_size):
-            batch = order[start : start + config.batch_size]
-            x_batch, y_batch = x_train[batch], y_train[batch]
-            logits = net(x_batch)
-            loss = torch.nn.functional.cross_entropy(logits, y_batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.detach() * x_batch.shape[0]
-            correct += (logits.detach().argmax(dim=1) == y_batch).sum()  # xpnet counts these too
-        epoch_loss = (total_loss / n_samples).item()  # one read per epoch, as xpnet does
-        correct.item()  # xpnet reads its training accuracy once per epoch too
-        seconds.append(time.perf_counter() - started)
-        if not np.isfinite(epoch_loss):
-            raise SystemExit(f"PyTorch diverged on config {config.name}")
-    with torch.no_grad():
-        accuracy = (net(x_test).argmax(dim=1) == y_test).float().mean().item()
-    return Result(_median_after_first(seconds), accuracy)
+    order = torch.randperm(n_samples, device=x_train.device, generator=generator)
+    total_loss = torch.zeros((), device=x_train.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x_train.device)
+    for start in range(0, n_samples, batch_size):
+        batch = order[start : start + batch_size]
+        x_batch, y_batch = x_train[batch], y_train[batch]
+        logits = net(x_batch)
+        loss = torch.nn.functional.cross_entropy(logits, y_batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.detach() * x_batch.shape[0]
+        correct += (logits.detach().argmax(dim=1) == y_batch).sum()  # xpnet counts these too
+    return total_loss / n_samples, correct
 
 
 def _median_after_first(seconds: list[float]) -> float:
