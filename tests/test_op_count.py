@@ -38,7 +38,7 @@ def test_xpnet_reads_the_host_per_epoch_not_per_step(op_count):
         n_samples = steps * config.batch_size
         x = torch.asarray(rng.random((n_samples, 784), dtype=np.float32))
         y = torch.asarray(rng.integers(0, 10, n_samples))
-        computing, _, epoch_reads = op_count.count_xpnet(config, x, y, steps).summary(steps)
+        computing, _, epoch_reads = op_count.count_xpnet(config, x, y).summary(steps)
         assert computing > 20  # forward, loss, backward and update of a 784-128-10 network
         reads.append(epoch_reads)
     assert reads[0] == reads[1]
