@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 import xpnet
-from xpnet import random as xpnet_random
-from xpnet.atomic import atomic_write
-from xpnet.backend import to_numpy
-from xpnet.network import Network
+from xpnet.arrays import streams as xpnet_random
+from xpnet.arrays.backend import to_numpy
+from xpnet.io.atomic import atomic_write
+from xpnet.nn.network import Network
 
 MNIST_FILES = {
     "x_train": "train-images-idx3-ubyte",

@@ -24,7 +24,7 @@ from gpu_benchmark import CONFIGS, Config, initial_network, torch_epoch, torch_t
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import xpnet
-from xpnet.backend import to_numpy
+from xpnet.arrays.backend import to_numpy
 
 # Operations that make a new view of existing memory (or no array at all): no kernel on a GPU.
 VIEWS = {

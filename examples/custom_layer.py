@@ -9,7 +9,10 @@ import os
 from array_api_compat import array_namespace
 
 import xpnet
-from xpnet import losses, optimizers, random, training
+from xpnet.arrays import streams
+from xpnet.nn import losses
+from xpnet.optim import optimizers
+from xpnet.train import loop
 
 EPOCHS = 2 if os.environ.get("XPNET_EXAMPLE_QUICK") else 30  # XPNET_EXAMPLE_QUICK=1: a smoke test
 
@@ -43,7 +46,7 @@ class PReLUWithABug(PReLU):
 
 def digits_network(layer_class, backend, seed=0):
     """64 -> 32 -> custom layer -> 10, initialised like xpnet's own networks."""
-    rng = random.RandomStream(backend, seed, random.INIT)
+    rng = streams.RandomStream(backend, seed, streams.INIT)
     xp, dtype = backend.xp, backend.xp.float32
     slope = xp.full((32,), 0.25, dtype=dtype, device=backend.device)
     return xpnet.Network(
@@ -70,13 +73,13 @@ except xpnet.GradientMismatch as mismatch:
 network = digits_network(PReLU, backend)
 optimizer = optimizers.make("adam")
 for epoch in range(EPOCHS):
-    order = random.RandomStream(backend, 0, random.SHUFFLE, epoch).permutation(x_train.shape[0])
-    dropout_rng = random.RandomStream(backend, 0, random.DROPOUT, epoch)
-    training.train_epoch(
+    order = streams.RandomStream(backend, 0, streams.SHUFFLE, epoch).permutation(x_train.shape[0])
+    dropout_rng = streams.RandomStream(backend, 0, streams.DROPOUT, epoch)
+    loop.train_epoch(
         network, optimizer, losses.softmax_cross_entropy, x_train, y_train,
         lr=1e-3, batch_size=32, order=order, dropout_rng=dropout_rng, classify=True,
     )  # fmt: skip
-_, correct = training.evaluate(network, losses.softmax_cross_entropy, x_test, y_test, classify=True)
+_, correct = loop.evaluate(network, losses.softmax_cross_entropy, x_test, y_test, classify=True)
 slopes, xp = network.layers[1].params["slope"], backend.xp
 print(f"test accuracy {100 * int(correct) / y_test.shape[0]:.2f}% after {EPOCHS} epochs")
 print(f"learned negative slopes range from {float(xp.min(slopes)):.2f} to {float(xp.max(slopes)):.2f}")

@@ -11,9 +11,11 @@ import array_api_compat
 import numpy as np
 import pytest
 
-from xpnet import losses, random, training
-from xpnet.backend import Backend, cuda_available, to_numpy
-from xpnet.model import Model
+from xpnet.arrays import streams
+from xpnet.arrays.backend import Backend, cuda_available, to_numpy
+from xpnet.nn import losses
+from xpnet.train import loop
+from xpnet.train.model import Model
 
 
 def _numpy() -> Backend:
@@ -41,7 +43,7 @@ def import_torch():
 
 def torch_activations() -> dict:
     """xpnet's activations as PyTorch computes them: the independent reference for values and slopes."""
-    from xpnet.activations import LEAKY_RELU_SLOPE
+    from xpnet.nn.activations import LEAKY_RELU_SLOPE
 
     torch = import_torch()
     return {
@@ -142,11 +144,11 @@ def small_epoch_setup(backend: Backend, digits, *, dropout: float = 0.2):
     model.fit(x_train[:256], y_train[:256])
     x = backend.asarray(x_train[:256], dtype=backend.xp.float32)
     y = backend.asarray(y_train[:256], dtype=backend.xp.int64)
-    order = random.RandomStream(backend, 0, random.SHUFFLE, 1).permutation(x.shape[0])
-    rng = random.RandomStream(backend, 0, random.DROPOUT, 1)
+    order = streams.RandomStream(backend, 0, streams.SHUFFLE, 1).permutation(x.shape[0])
+    rng = streams.RandomStream(backend, 0, streams.DROPOUT, 1)
 
     def run_epoch():
-        return training.train_epoch(
+        return loop.train_epoch(
             model.network,
             model.optimizer,
             losses.get("cross_entropy"),

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 import xpnet
-from xpnet import checkpoint, persistence
-from xpnet.callbacks import Callback
+from xpnet.io import persistence
+from xpnet.train import checkpoint
+from xpnet.train.callbacks import Callback
 
 
 def trained_model(**settings) -> xpnet.Model:

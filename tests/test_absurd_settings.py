@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import memory
 from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
+from xpnet.train import memory
 
 
 @pytest.fixture(scope="module")

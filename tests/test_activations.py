@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from conftest import assert_array, import_torch, on, torch_activations
 
-from xpnet import XpnetError, activations
-from xpnet.activations import ACTIVATIONS
-from xpnet.backend import to_numpy
+from xpnet import XpnetError
+from xpnet.arrays.backend import to_numpy
+from xpnet.nn import activations
+from xpnet.nn.activations import ACTIVATIONS
 
 torch = import_torch()
 TORCH_ACTIVATIONS = torch_activations()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import assert_array, import_torch, on
 
-import xpnet.backend
+import xpnet.arrays.backend
 from xpnet import Model, XpnetError, select
-from xpnet.backend import Backend, BackendError, cuda_available, to_numpy
+from xpnet.arrays.backend import Backend, BackendError, cuda_available, to_numpy
 from xpnet.datasets import load_digits
 
 
@@ -24,7 +24,7 @@ def importing_cupy_gives(monkeypatch, cupy) -> None:
             raise ImportError(f"No module named {name!r}")
         return cupy
 
-    monkeypatch.setattr(xpnet.backend, "importlib", SimpleNamespace(import_module=import_module))
+    monkeypatch.setattr(xpnet.arrays.backend, "importlib", SimpleNamespace(import_module=import_module))
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_the_remembered_namespace_lookup_matches_array_api_compat_and_still_refu
     import array_api_strict
     import numpy as np
 
-    from xpnet.backend import array_namespace
+    from xpnet.arrays.backend import array_namespace
 
     numpy_array, strict_array = np.zeros(2), array_api_strict.zeros(2)
     for _ in range(2):  # the second call is answered from memory

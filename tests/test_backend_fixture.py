@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import assert_array, on
 
-from xpnet.backend import Backend
+from xpnet.arrays.backend import Backend
 
 
 def test_arrays_land_on_the_backend_device_with_their_dtype(backend):

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import checkpoint, persistence
-from xpnet.callbacks import Callback
 from xpnet.errors import XpnetError
+from xpnet.io import persistence
+from xpnet.train import checkpoint
+from xpnet.train.callbacks import Callback
 
 SETTINGS = {"hidden": [16], "batch_size": 64, "epochs": 3, "seed": 3}  # 23 steps per epoch on the digits
 
@@ -320,8 +321,8 @@ def test_resuming_works_on_another_array_library(tmp_path, digits):
 FILE_SIZE_LIMITED_RUN = """
 import resource, signal, sys
 import xpnet
-from xpnet import checkpoint
-from xpnet.callbacks import Callback
+from xpnet.train import checkpoint
+from xpnet.train.callbacks import Callback
 
 class LimitFileSizes(Callback):
     # Runs before the checkpointer (always last): from epoch 2 on, no file may exceed 4 KiB.

@@ -17,12 +17,14 @@ import pytest
 from array_api_compat import array_namespace
 
 import xpnet
-from xpnet import datasets, plots
-from xpnet.backend import cuda_available
+from xpnet import datasets
+from xpnet.arrays.backend import cuda_available
 from xpnet.cli import check, evaluate, main, options
 from xpnet.cli.predict import KAGGLE_LAYOUT, PLAIN_LAYOUT, predictions_csv
-from xpnet.config import EARLY_STOPPING_VAL_SPLIT
-from xpnet.idx import encode_idx
+from xpnet.datasets import loaders
+from xpnet.datasets.idx import encode_idx
+from xpnet.report import plots
+from xpnet.train.config import EARLY_STOPPING_VAL_SPLIT
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS_KEYS = {"dataset", "backend", "device", "dtype", "epochs", "test_loss", "test_accuracy", "warnings"}
@@ -230,9 +232,9 @@ def truncated_idx(folder: Path) -> tuple[Path, Path]:
     images = np.zeros((6, 2, 2), dtype=np.uint8)
     labels = np.array([0, 1, 2, 0, 1, 2], dtype=np.uint8)
     folder.mkdir()
-    for name, array in zip(datasets.IDX_NAMES.values(), (images, labels, images, labels), strict=True):
+    for name, array in zip(loaders.IDX_NAMES.values(), (images, labels, images, labels), strict=True):
         (folder / name).write_bytes(encode_idx(array))
-    damaged = folder / datasets.IDX_NAMES["x_test"]
+    damaged = folder / loaders.IDX_NAMES["x_test"]
     damaged.write_bytes(damaged.read_bytes()[:-3])
     return folder, damaged
 
@@ -245,9 +247,9 @@ def text_file(path: Path, text: str) -> tuple[Path, Path]:
 def csv_file(path: Path, labels: list[int]) -> tuple[Path, Path]:
     """A Kaggle-layout CSV of one pixel per row; the fixed split puts the last 1/6 of ``labels`` in
     the test part and the others in training."""
-    order = np.random.default_rng(datasets.CSV_SPLIT_SEED).permutation(len(labels))
+    order = np.random.default_rng(loaders.CSV_SPLIT_SEED).permutation(len(labels))
     rows = [None] * len(labels)
-    test_rows = int(len(labels) * datasets.CSV_TEST_FRACTION)
+    test_rows = int(len(labels) * loaders.CSV_TEST_FRACTION)
     for label, row in zip(labels, [*order[test_rows:], *order[:test_rows]], strict=True):
         rows[row] = f"{label},{row % 256}"
     path.write_text("label,pixel0\n" + "\n".join(rows) + "\n")

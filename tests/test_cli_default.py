@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xpnet.backend import cuda_available
+from xpnet.arrays.backend import cuda_available
 from xpnet.cli import main
 
 REPOSITORY = Path(__file__).resolve().parents[1]

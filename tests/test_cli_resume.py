@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from xpnet import checkpoint, runs
 from xpnet.cli import main, train
+from xpnet.io import runs
+from xpnet.train import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ["--epochs", "3", "--hidden", "16", "--checkpoint-every", "10", "--quiet", "--device", "cpu"]
@@ -97,7 +98,7 @@ def test_resume_writes_the_results_of_a_run_whose_training_had_ended(tmp_path):
 # Runs the command, delivering real signals to itself while the results are being written.
 SIGNALLED_WHILE_WRITING = """
 import os, sys
-from xpnet import runs
+from xpnet.io import runs
 from xpnet.cli import main
 
 confusion_record = runs.confusion_record

@@ -10,12 +10,15 @@ import signal
 import numpy as np
 import pytest
 
-from xpnet import activations, datasets, plots, runs
-from xpnet.backend import numpy_backend
+from xpnet import datasets
+from xpnet.arrays.backend import numpy_backend
+from xpnet.arrays.streams import INIT, RandomStream
 from xpnet.cli import main, train
-from xpnet.config import TrainConfig
-from xpnet.network import Network
-from xpnet.random import INIT, RandomStream
+from xpnet.io import runs
+from xpnet.nn import activations
+from xpnet.nn.network import Network
+from xpnet.report import plots
+from xpnet.train.config import TrainConfig
 
 OPTIONS = ["--epochs", "2", "--hidden", "8", "--quiet", "--device", "cpu"]
 

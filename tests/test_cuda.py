@@ -11,16 +11,19 @@ import numpy as np
 import pytest
 from conftest import CallLog, small_epoch_setup
 
-from xpnet import losses, optimizers, random, training
-from xpnet.backend import Backend, BackendError, cuda_available, numpy_backend, select, to_numpy
-from xpnet.callbacks import Callback
+from xpnet.arrays import streams
+from xpnet.arrays.backend import Backend, BackendError, cuda_available, numpy_backend, select, to_numpy
+from xpnet.arrays.precision import tf32_matmuls
 from xpnet.cli import main
 from xpnet.datasets import load_digits
-from xpnet.layers import Activation, Dense
-from xpnet.model import Model
-from xpnet.network import Network
-from xpnet.persistence import load
-from xpnet.precision import tf32_matmuls
+from xpnet.io.persistence import load
+from xpnet.nn import losses
+from xpnet.nn.layers import Activation, Dense
+from xpnet.nn.network import Network
+from xpnet.optim import optimizers
+from xpnet.train import loop
+from xpnet.train.callbacks import Callback
+from xpnet.train.model import Model
 
 pytestmark = pytest.mark.cuda
 
@@ -94,14 +97,14 @@ def test_a_gpu_index_beyond_the_visible_ones_is_refused(cupy):
 
 
 def test_shuffles_and_dropout_masks_are_drawn_on_the_gpu(cupy, gpu):
-    stream = random.RandomStream(gpu, 0, random.SHUFFLE, 3)
+    stream = streams.RandomStream(gpu, 0, streams.SHUFFLE, 3)
     order = stream.permutation(1000)
     assert isinstance(order, cupy.ndarray)
     assert sorted(to_numpy(order).tolist()) == list(range(1000))
-    uniform = random.RandomStream(gpu, 0, random.DROPOUT, 3).uniform((500, 40), cupy.float32)
+    uniform = streams.RandomStream(gpu, 0, streams.DROPOUT, 3).uniform((500, 40), cupy.float32)
     assert uniform.dtype == cupy.float32
     assert float(uniform.min()) >= 0.0 and float(uniform.max()) < 1.0
-    again = random.RandomStream(gpu, 0, random.DROPOUT, 3).uniform((500, 40), cupy.float32)
+    again = streams.RandomStream(gpu, 0, streams.DROPOUT, 3).uniform((500, 40), cupy.float32)
     assert bool((uniform == again).all()), "a stream is reproducible from its seed and key"
 
 
@@ -157,7 +160,7 @@ def test_an_epoch_never_waits_for_the_gpu(cupy, gpu, digits):
 
 def initial_parameters(n_inputs: int, n_hidden: int, n_outputs: int) -> list[np.ndarray]:
     """He-initialised weights and zero biases of an n_inputs-n_hidden-n_outputs ReLU network, on the host."""
-    rng = random.RandomStream(numpy_backend(), 7, random.INIT)
+    rng = streams.RandomStream(numpy_backend(), 7, streams.INIT)
     network = Network.mlp([n_inputs, n_hidden, n_outputs], rng, activation="relu", init="he_normal")
     return [np.asarray(p) for p in network.parameters()]
 
@@ -175,7 +178,7 @@ def train_with_xpnet(backend: Backend, parameters, x, y, orders, optimizer: str,
     x_device = backend.asarray(x, dtype=backend.xp.float32)
     y_device = backend.asarray(y, dtype=backend.xp.int64)
     for order in orders:
-        training.train_epoch(
+        loop.train_epoch(
             network,
             update,
             losses.get("cross_entropy"),
@@ -184,7 +187,7 @@ def train_with_xpnet(backend: Backend, parameters, x, y, orders, optimizer: str,
             lr=lr,
             batch_size=PARITY_BATCH,
             order=backend.asarray(order),
-            dropout_rng=random.RandomStream(backend, 0, random.DROPOUT),
+            dropout_rng=streams.RandomStream(backend, 0, streams.DROPOUT),
             classify=True,
         )
     return [to_numpy(p) for p in network.parameters()]
@@ -208,7 +211,7 @@ def train_with_torch(device: str, parameters, x, y, orders, optimizer: str, lr: 
     y_device = torch.from_numpy(y).to(device)
     for order in orders:
         order = torch.from_numpy(order).to(device)
-        for start, stop in training.batch_bounds(len(x), PARITY_BATCH):
+        for start, stop in loop.batch_bounds(len(x), PARITY_BATCH):
             batch = order[start:stop]
             loss = torch.nn.functional.cross_entropy(net(x_device[batch]), y_device[batch])
             update.zero_grad()

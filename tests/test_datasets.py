@@ -11,8 +11,9 @@ import pytest
 from real_data import real_mnist_folder
 
 from xpnet import datasets
+from xpnet.datasets import loaders
+from xpnet.datasets.idx import encode_idx
 from xpnet.errors import DatasetError, XpnetError
-from xpnet.idx import encode_idx
 
 RNG = np.random.default_rng(7)
 IMAGES = RNG.integers(0, 256, size=(12, 3, 2), dtype=np.uint8)
@@ -189,7 +190,7 @@ def test_csv_split_is_fixed_and_complete(tmp_path):
     together = np.concatenate([np.column_stack([y_train, x_train]), np.column_stack([y_test, x_test])])
     expected = np.column_stack([table[:, 0], (table[:, 1:].astype(np.float32) / np.float32(255))])
     assert sorted(map(tuple, together.tolist())) == sorted(map(tuple, expected.tolist()))
-    order = np.random.default_rng(datasets.CSV_SPLIT_SEED).permutation(60)
+    order = np.random.default_rng(loaders.CSV_SPLIT_SEED).permutation(60)
     np.testing.assert_array_equal(y_test, table[order[:10], 0])
     again = datasets.load(str(path))
     np.testing.assert_array_equal(again[2], x_test)
@@ -244,7 +245,7 @@ def test_csv_with_decimal_pixels(tmp_path):
 def test_csv_test_label_unseen_in_training(tmp_path):
     """Class 5 appears once; when the split puts it in the test part, it is out of range."""
     rows = [[0, 1], [1, 1], [0, 2], [1, 3], [0, 4], [1, 5]]
-    order = np.random.default_rng(datasets.CSV_SPLIT_SEED).permutation(6)
+    order = np.random.default_rng(loaders.CSV_SPLIT_SEED).permutation(6)
     rows[order[0]][0] = 5
     path = write_csv(tmp_path / "train.csv", rows, ["label", "pixel0"])
     with pytest.raises(DatasetError, match="test label 5 is out of range"):
@@ -401,16 +402,16 @@ def test_real_mnist_download_verified_by_published_checksums(tmp_path, monkeypat
     source = real_mnist_folder()
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    for name in datasets.IDX_NAMES.values():
+    for name in loaders.IDX_NAMES.values():
         (mirror / f"{name}.gz").write_bytes(gzip.compress((source / name).read_bytes(), compresslevel=1))
     server = Server(mirror)
     try:
-        real = datasets.SOURCES["mnist"]
-        monkeypatch.setitem(datasets.SOURCES, "mnist", dataclasses.replace(real, mirrors=(server.url,)))
+        real = loaders.SOURCES["mnist"]
+        monkeypatch.setitem(loaders.SOURCES, "mnist", dataclasses.replace(real, mirrors=(server.url,)))
         monkeypatch.setenv("XPNET_DATA", str(tmp_path / "cache"))
         x_train, _, x_test, _ = datasets.load("mnist")
     finally:
         server.close()
     assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
-    for name in datasets.IDX_NAMES.values():
+    for name in loaders.IDX_NAMES.values():
         assert (tmp_path / "cache" / "mnist" / name).read_bytes() == (source / name).read_bytes()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from xpnet.config import TrainConfig
+from xpnet.train.config import TrainConfig
 
 dockerfile_parse = pytest.importorskip("dockerfile_parse")
 

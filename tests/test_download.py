@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from xpnet import datasets
-from xpnet.download import RemoteFile, Source, fetch
+from xpnet.datasets import loaders
+from xpnet.datasets.download import RemoteFile, Source, fetch
+from xpnet.datasets.idx import encode_idx
 from xpnet.errors import DatasetError
-from xpnet.idx import encode_idx
 
 SPLITS = {
     "train-images-idx3-ubyte": np.arange(5 * 2 * 3, dtype=np.uint8).reshape(5, 2, 3),
@@ -91,7 +92,7 @@ def cache(tmp_path, monkeypatch):
 
 def test_named_dataset_downloads_verifies_and_loads(served, cache, monkeypatch):
     _, server = served
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([server.url]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like([server.url]))
     x_train, y_train, x_test, y_test = datasets.load("mnist")
     np.testing.assert_array_equal(x_train, SPLITS["train-images-idx3-ubyte"].reshape(5, 6) / np.float32(255))
     np.testing.assert_array_equal(y_train, [0, 1, 2, 1, 0])
@@ -103,7 +104,7 @@ def test_named_dataset_downloads_verifies_and_loads(served, cache, monkeypatch):
 
 def test_cache_reused_without_a_second_request(served, cache, monkeypatch):
     _, server = served
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([server.url]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like([server.url]))
     first = datasets.load("mnist")
     count = len(server.requests)
     second = datasets.load("mnist")
@@ -119,19 +120,19 @@ def test_md5_of_compressed_files_kept_as_served(served, cache, monkeypatch):
         RemoteFile(f"{name}.gz", hashlib.md5((folder / f"{name}.gz").read_bytes()).hexdigest(), algorithm="md5")
         for name in SPLITS
     )
-    monkeypatch.setitem(datasets.SOURCES, "fashion-mnist", Source((server.url,), files))
+    monkeypatch.setitem(loaders.SOURCES, "fashion-mnist", Source((server.url,), files))
     x_train, _, _, y_test = datasets.load("fashion-mnist")
     assert x_train.shape == (5, 6) and y_test.tolist() == [2, 0]
     stored = sorted(path.name for path in (cache / "fashion-mnist").iterdir())
     assert stored == sorted(f"{name}.gz" for name in SPLITS)
-    assert fetch("fashion-mnist", datasets.SOURCES["fashion-mnist"], cache / "fashion-mnist") == cache / "fashion-mnist"
+    assert fetch("fashion-mnist", loaders.SOURCES["fashion-mnist"], cache / "fashion-mnist") == cache / "fashion-mnist"
     assert len(server.requests) == 4
 
 
 def test_corrupt_download_rejected_and_not_cached(served, cache, monkeypatch):
     folder, server = served
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(encode_idx(np.array([1, 1], dtype=np.uint8))))
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([server.url]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like([server.url]))
     with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte\.gz: sha256 checksum mismatch"):
         datasets.load("mnist")
     assert not (cache / "mnist" / "t10k-labels-idx1-ubyte").exists()
@@ -141,7 +142,7 @@ def test_corrupt_download_rejected_and_not_cached(served, cache, monkeypatch):
 def test_dropped_connection_leaves_nothing_behind(served, cache, monkeypatch):
     _, server = served
     server.cut_short.add("/train-images-idx3-ubyte.gz")
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([server.url]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like([server.url]))
     with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte\.gz: connection lost after \d+ of \d+ bytes"):
         datasets.load("mnist")
     assert list((cache / "mnist").iterdir()) == []
@@ -152,10 +153,10 @@ def test_dropped_connection_leaves_nothing_behind(served, cache, monkeypatch):
 def test_next_mirror_tried_after_a_failing_one(served, cache, monkeypatch):
     _, server = served
     broken = f"{server.url}missing-folder/"
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([broken, server.url]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like([broken, server.url]))
     assert datasets.load("mnist")[0].shape == (5, 6)
     assert "/missing-folder/train-images-idx3-ubyte.gz" in server.requests
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([broken]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like([broken]))
     monkeypatch.setenv("XPNET_DATA", str(cache / "empty"))
     with pytest.raises(DatasetError, match=r"missing-folder/train-images-idx3-ubyte\.gz: HTTP 404 File not found\)"):
         datasets.load("mnist")
@@ -163,7 +164,7 @@ def test_next_mirror_tried_after_a_failing_one(served, cache, monkeypatch):
 
 def test_corrupted_cached_file_fetched_again(served, cache, monkeypatch):
     _, server = served
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([server.url]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like([server.url]))
     datasets.load("mnist")
     (cache / "mnist" / "train-labels-idx1-ubyte").write_bytes(b"garbage")
     datasets.load("mnist")
@@ -174,7 +175,7 @@ def test_server_down_gives_offline_instructions(served, cache, monkeypatch):
     _, server = served
     url = server.url
     server.close()
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([url]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like([url]))
     with pytest.raises(DatasetError) as caught:
         datasets.load("mnist")
     message = str(caught.value)
@@ -189,7 +190,7 @@ def test_server_down_gives_offline_instructions(served, cache, monkeypatch):
 
 def test_files_put_where_the_offline_error_says_are_used(cache, monkeypatch):
     """Following the offline message works: verified files in the cache need no network."""
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like(["http://127.0.0.1:9/unreachable/"]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like(["http://127.0.0.1:9/unreachable/"]))
     folder = cache / "mnist"
     folder.mkdir(parents=True)
     for name, array in SPLITS.items():
@@ -199,7 +200,7 @@ def test_files_put_where_the_offline_error_says_are_used(cache, monkeypatch):
 
 def test_data_dir_needs_no_network(served, cache, monkeypatch):
     folder, server = served
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like(["http://127.0.0.1:9/unreachable/"]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like(["http://127.0.0.1:9/unreachable/"]))
     x_train, y_train, x_test, _ = datasets.load("mnist", data_dir=folder)
     assert x_train.shape == (5, 6) and x_test.shape == (2, 6) and y_train.shape == (5,)
     assert server.requests == [] and not cache.exists()
@@ -218,14 +219,14 @@ def test_cache_dir_resolution(monkeypatch, tmp_path):
 
 def test_publisher_checksums_registered():
     """MNIST by SHA-256 of the decompressed files, Fashion-MNIST by the MD5 its README gives."""
-    mnist = {file.stored_name: (file.algorithm, file.digest) for file in datasets.SOURCES["mnist"].files}
+    mnist = {file.stored_name: (file.algorithm, file.digest) for file in loaders.SOURCES["mnist"].files}
     assert mnist["train-images-idx3-ubyte"] == (
         "sha256",
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     )
-    fashion = {file.name: (file.algorithm, file.digest) for file in datasets.SOURCES["fashion-mnist"].files}
+    fashion = {file.name: (file.algorithm, file.digest) for file in loaders.SOURCES["fashion-mnist"].files}
     assert fashion["t10k-labels-idx1-ubyte.gz"] == ("md5", "bb300cfdad3c16e7a12a480ee83cd310")
-    assert all(len(source.mirrors) >= 2 for source in datasets.SOURCES.values())
+    assert all(len(source.mirrors) >= 2 for source in loaders.SOURCES.values())
 
 
 class Terminal(io.StringIO):
@@ -236,7 +237,7 @@ class Terminal(io.StringIO):
 @pytest.mark.parametrize(("terminal", "quiet"), [(True, False), (False, False), (True, True)])
 def test_progress_bar_only_on_a_terminal_and_never_when_quiet(served, cache, monkeypatch, terminal, quiet):
     _, server = served
-    monkeypatch.setitem(datasets.SOURCES, "mnist", mnist_like([server.url]))
+    monkeypatch.setitem(loaders.SOURCES, "mnist", mnist_like([server.url]))
     stderr = Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", stderr)
     datasets.load("mnist", quiet=quiet)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import fastpath, optimizers
-from xpnet.backend import numpy_backend
-from xpnet.network import Network
-from xpnet.random import RandomStream
+from xpnet.arrays.backend import numpy_backend
+from xpnet.arrays.streams import RandomStream
+from xpnet.nn.network import Network
+from xpnet.optim import fastpath, optimizers
 
 # Larger than one chunk and not a multiple of it, so the last, partial chunk is exercised too.
 SHAPES = [(300, 500), (500,), (7, 3)]
@@ -115,7 +115,7 @@ def test_backward_without_input_gradient_fills_the_same_parameter_gradients():
 def test_fused_updates_equal_the_reference_bit_for_bit(monkeypatch, name, dtype):
     """The Numba kernels (the ``fast`` extra) apply the reference's operations in its order."""
     pytest.importorskip("numba")
-    from xpnet import fused
+    from xpnet.optim import fused
 
     monkeypatch.setattr(fused, "_loaded", True)  # every parameter, however small, takes a kernel
     calls = []
@@ -134,7 +134,7 @@ def test_fused_updates_equal_the_reference_bit_for_bit(monkeypatch, name, dtype)
 
 
 def test_numba_is_loaded_only_for_a_large_parameter(monkeypatch):
-    from xpnet import fused
+    from xpnet.optim import fused
 
     monkeypatch.setattr(fused, "available", True)
     monkeypatch.setattr(fused, "_loaded", False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import xpnet
-from xpnet import checkpoint
+from xpnet.train import checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "format_v1"
 

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xpnet import datasets
+from xpnet.datasets.idx import encode_idx, read_idx
 from xpnet.errors import DatasetError
-from xpnet.idx import encode_idx, read_idx
 
 # Examples per reader and test; XPNET_FUZZ_EXAMPLES raises it for a longer campaign.
 FUZZ = settings(

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from model_files import checkpoint_file, write_archive
 
 import xpnet
-from xpnet import persistence
+from xpnet.io import persistence
 
 # Generous per-example time limit: a hang, not a slow machine, should trip it. XPNET_FUZZ_EXAMPLES
 # raises the number of cases per test for a longer campaign.

@@ -10,7 +10,7 @@ from array_api_compat import array_namespace
 from conftest import on
 
 from xpnet import Activation, Dense, GradientMismatch, Layer, Network, XpnetError, gradcheck
-from xpnet.backend import numpy_backend, to_numpy
+from xpnet.arrays.backend import numpy_backend, to_numpy
 
 N_SAMPLES = N_UNITS = 5  # square weights and as many samples as units: wrong axes keep the right shapes
 

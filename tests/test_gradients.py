@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from conftest import assert_array, import_torch, on, torch_activations
 
-from xpnet import Activation, Dense, Dropout, GradientMismatch, Layer, Network, gradcheck, losses
-from xpnet.activations import ACTIVATIONS
-from xpnet.backend import to_numpy as to_host
-from xpnet.random import RandomStream
+from xpnet import Activation, Dense, Dropout, GradientMismatch, Layer, Network, gradcheck
+from xpnet.arrays.backend import to_numpy as to_host
+from xpnet.arrays.streams import RandomStream
+from xpnet.nn import losses
+from xpnet.nn.activations import ACTIVATIONS
 
 torch = import_torch()
 TORCH_ACTIVATIONS = torch_activations()

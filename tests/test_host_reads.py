@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from conftest import CallLog, small_epoch_setup
 
-from xpnet.backend import select
+from xpnet.arrays.backend import select
 from xpnet.datasets import load_digits
-from xpnet.model import Model
+from xpnet.train.model import Model
 
 # The Python-level ways of getting an array's values onto the host.
 HOST_READS = (

@@ -10,9 +10,9 @@ import pytest
 from conftest import assert_array
 
 from xpnet import XpnetError
-from xpnet.backend import to_numpy
-from xpnet.initializers import INITIALIZERS, initial_weights
-from xpnet.random import RandomStream
+from xpnet.arrays.backend import to_numpy
+from xpnet.arrays.streams import RandomStream
+from xpnet.nn.initializers import INITIALIZERS, initial_weights
 
 FAN_IN, FAN_OUT = 300, 200
 

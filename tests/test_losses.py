@@ -8,8 +8,8 @@ import pytest
 from conftest import assert_array, import_torch, on
 
 from xpnet import XpnetError
-from xpnet.backend import to_numpy
-from xpnet.losses import mean_squared_error, one_hot, softmax, softmax_cross_entropy
+from xpnet.arrays.backend import to_numpy
+from xpnet.nn.losses import mean_squared_error, one_hot, softmax, softmax_cross_entropy
 
 torch = import_torch()
 F = torch.nn.functional

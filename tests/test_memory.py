@@ -7,8 +7,8 @@ import resource
 import tracemalloc
 
 import xpnet
-from xpnet import checkpoint
-from xpnet.callbacks import Callback
+from xpnet.train import checkpoint
+from xpnet.train.callbacks import Callback
 
 EPOCHS = 50
 WARM_UP = 10

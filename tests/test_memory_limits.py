@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from xpnet import memory, plots
-from xpnet.backend import numpy_backend
+from xpnet.arrays.backend import numpy_backend
 from xpnet.cli import main
+from xpnet.report import plots
+from xpnet.train import memory
 
 GIB = 2**30
 PAGE = os.sysconf("SC_PAGE_SIZE")

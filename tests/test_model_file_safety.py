@@ -13,8 +13,8 @@ import pytest
 from model_files import npy_bytes, overlapping_archive, trained_model, write_archive
 
 import xpnet
-from xpnet import persistence
-from xpnet.persistence import ModelFileError
+from xpnet.io import persistence
+from xpnet.io.persistence import ModelFileError
 
 
 @pytest.fixture(scope="module")

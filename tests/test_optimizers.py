@@ -7,8 +7,8 @@ import pytest
 from conftest import assert_array, import_torch, on
 
 from xpnet import XpnetError
-from xpnet.backend import to_numpy
-from xpnet.optimizers import OPTIMIZERS, make
+from xpnet.arrays.backend import to_numpy
+from xpnet.optim.optimizers import OPTIMIZERS, make
 
 torch = import_torch()
 

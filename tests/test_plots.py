@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xpnet import plots
 from xpnet.cli import main
+from xpnet.report import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from xpnet import TrainConfig, XpnetError, load_digits, select
+from xpnet.arrays.precision import tf32_matmuls
 from xpnet.cli import main
-from xpnet.model import Model
-from xpnet.precision import tf32_matmuls
+from xpnet.train.model import Model
 
 
 def test_tf32_is_off_unless_asked_for():

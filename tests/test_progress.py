@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import xpnet
-from xpnet.callbacks import Callback
-from xpnet.progress import EpochBars, EpochLines, console_progress, epoch_line
+from xpnet.report.console import EpochBars, EpochLines, console_progress, epoch_line
+from xpnet.train.callbacks import Callback
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNING = re.compile(r"loss (\d+\.\d{4})(?:, ([\d.]+)(k?) samples/s)?\]")

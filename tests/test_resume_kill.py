@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnet import checkpoint, persistence, runs
+from xpnet.io import persistence, runs
+from xpnet.train import checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 # 45 steps per epoch; a checkpoint every 20 steps and after each epoch.

@@ -10,9 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from xpnet import runs
-from xpnet.backend import numpy_backend
+from xpnet.arrays.backend import numpy_backend
 from xpnet.errors import XpnetError
+from xpnet.io import runs
 
 
 def test_default_folders_are_distinct_timestamps_under_runs(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from conftest import assert_array, on
 
 import xpnet
 from xpnet import Model, load_digits
-from xpnet.backend import to_numpy
+from xpnet.arrays.backend import to_numpy
 
 SETTINGS = {"hidden": [16], "batch_size": 32, "lr": 0.01, "dropout": 0.1, "schedule": "cosine", "epochs": 4}
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import import_torch
 
 from xpnet import TrainConfig, XpnetError
-from xpnet.schedules import Schedule
+from xpnet.optim.schedules import Schedule
 
 torch = import_torch()
 

@@ -19,9 +19,9 @@ import pytest
 from conftest import assert_array, on
 
 from xpnet import Dense, Model, Network, TrainingDiverged, XpnetWarning, gradcheck, load_digits
-from xpnet.backend import to_numpy
-from xpnet.layers import Activation
-from xpnet.losses import softmax_cross_entropy
+from xpnet.arrays.backend import to_numpy
+from xpnet.nn.layers import Activation
+from xpnet.nn.losses import softmax_cross_entropy
 
 N_SAMPLES = 600
 

@@ -246,7 +246,7 @@ def test_array_api_dispatch_keeps_torch_inputs_in_torch(digits):
 
 @pytest.mark.cuda
 def test_cuda_device_answers_numpy(digits):
-    from xpnet.backend import cuda_available
+    from xpnet.arrays.backend import cuda_available
 
     if not cuda_available():
         pytest.skip("needs CuPy and a CUDA GPU")

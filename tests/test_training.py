@@ -9,7 +9,7 @@ from conftest import assert_array, import_torch, on
 
 import xpnet
 from xpnet import Backend, EarlyStopping, Model, XpnetError, load_digits
-from xpnet.backend import to_numpy
+from xpnet.arrays.backend import to_numpy
 
 N_TRAIN, N_TEST = 240, 120
 SMALL = {"hidden": [16], "batch_size": 32, "lr": 0.01}

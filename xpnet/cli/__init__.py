@@ -13,10 +13,10 @@ import sys
 import warnings
 
 from xpnet import __version__
-from xpnet.checkpoint import TrainingInterrupted
 from xpnet.cli import check, evaluate, info, plot, predict, train
 from xpnet.cli.warning_log import WarningLog, one_line
 from xpnet.errors import XpnetError
+from xpnet.train.checkpoint import TrainingInterrupted
 
 USAGE_ERROR = 2
 INTERRUPTED = 130

@@ -10,14 +10,16 @@ import argparse
 import json
 import math
 
-from xpnet import losses, random, runs
-from xpnet.backend import Backend, select
+from xpnet.arrays import streams
+from xpnet.arrays.backend import Backend, select
 from xpnet.cli import options
 from xpnet.datasets import load_digits
 from xpnet.errors import XpnetError
-from xpnet.gradcheck import gradcheck
-from xpnet.model import Model
-from xpnet.network import Network
+from xpnet.io import runs
+from xpnet.nn import losses
+from xpnet.nn.gradcheck import gradcheck
+from xpnet.nn.network import Network
+from xpnet.train.model import Model
 
 NAME = "check"
 CHECK_FAILED = 1
@@ -40,7 +42,7 @@ def add_parser(subcommands) -> None:
 
 
 def check_gradients(backend: Backend) -> str:
-    rng = random.RandomStream(backend, SEED, random.INIT)
+    rng = streams.RandomStream(backend, SEED, streams.INIT)
     xp = backend.xp
     y = xp.asarray([0, 1, 2, 0, 1, 2], dtype=xp.int64, device=backend.device)
     worst = 0.0

@@ -7,7 +7,7 @@ import json
 
 from xpnet import datasets
 from xpnet.cli import options
-from xpnet.persistence import load
+from xpnet.io.persistence import load
 
 NAME = "evaluate"
 

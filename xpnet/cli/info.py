@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 
-from xpnet import runs
 from xpnet.cli import options
+from xpnet.io import runs
 
 NAME = "info"
 BACKEND_MODULES = {"numpy": "numpy", "cupy": "cupy", "torch": "torch", "array-api-strict": "array_api_strict"}

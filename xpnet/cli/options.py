@@ -13,11 +13,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from xpnet import activations, optimizers, runs, schedules
-from xpnet.config import DTYPES, EARLY_STOPPING_VAL_SPLIT, TrainConfig
-from xpnet.configfile import read_config
+from xpnet.cli.config_file import read_config
 from xpnet.errors import DatasetError, XpnetError
-from xpnet.initializers import INITIALIZERS
+from xpnet.io import runs
+from xpnet.nn import activations
+from xpnet.nn.initializers import INITIALIZERS
+from xpnet.optim import optimizers, schedules
+from xpnet.train.config import DTYPES, EARLY_STOPPING_VAL_SPLIT, TrainConfig
 
 # How each option type is named in errors about config files, with a valid TOML example.
 TYPE_TEXT = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from xpnet import plots
+from xpnet.report import plots
 
 NAME = "plot"
 

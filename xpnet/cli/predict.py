@@ -8,9 +8,9 @@ import io
 import numpy as np
 
 from xpnet import datasets
-from xpnet.atomic import atomic_write
 from xpnet.cli import options
-from xpnet.persistence import load
+from xpnet.io.atomic import atomic_write
+from xpnet.io.persistence import load
 
 NAME = "predict"
 DEFAULT_OUT = "predictions.csv"

@@ -12,15 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet import checkpoint, datasets, memory, network, plots, runs
-from xpnet.backend import Backend, select
-from xpnet.callbacks import Callback
+from xpnet import datasets
+from xpnet.arrays.backend import Backend, select
 from xpnet.cli import options
 from xpnet.cli.warning_log import WarningLog
-from xpnet.config import TrainConfig
 from xpnet.errors import XpnetError
-from xpnet.model import Model
-from xpnet.progress import console_progress
+from xpnet.io import runs
+from xpnet.nn import network
+from xpnet.report import plots
+from xpnet.report.console import console_progress
+from xpnet.train import checkpoint, memory
+from xpnet.train.callbacks import Callback
+from xpnet.train.config import TrainConfig
+from xpnet.train.model import Model
 
 NAME = "train"
 # Options that describe where and how a run is watched, not what it computes: --resume may change them.

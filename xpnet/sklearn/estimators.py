@@ -16,10 +16,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from xpnet.backend import to_numpy
-from xpnet.config import TrainConfig
-from xpnet.model import Model
+from xpnet.arrays.backend import to_numpy
 from xpnet.sklearn import host
+from xpnet.train.config import TrainConfig
+from xpnet.train.model import Model
 
 _DEFAULTS = TrainConfig()
 

@@ -15,11 +15,11 @@ import warnings
 
 import array_api_compat
 
-from xpnet.backend import BackendError, numpy_backend, select, to_numpy
+from xpnet.arrays.backend import BackendError, numpy_backend, select, to_numpy
 from xpnet.errors import XpnetWarning
-from xpnet.layers import Layer
-from xpnet.model import Model
-from xpnet.network import Network
+from xpnet.nn.layers import Layer
+from xpnet.nn.network import Network
+from xpnet.train.model import Model
 
 
 def to_host(model: Model) -> Model:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from xpnet import fused
+from xpnet.optim import fused
 
 # Elements per chunk: the chunk of each operand and the scratch buffer (256 KiB each in float32)
 # fit together in a 1 MiB L2 cache.

@@ -1,7 +1,7 @@
 """Datasets as host arrays ``(x_train, y_train, x_test, y_test)``: x float32 (samples, features) in [0, 1],
 y int64 class numbers 0..K-1.
 
-``digits`` ships inside the package (see ``xpnet/data/README.md``), so the default run needs no network.
+``digits`` ships inside the package (see ``digits.md`` beside this file), so the default run needs no network.
 ``mnist`` and ``fashion-mnist`` are downloaded once into :func:`cache_dir` and verified against their
 publishers' checksums. Any other name is a path: a folder of IDX files, a Kaggle-layout CSV or an ``.npz``.
 """
@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet import download
-from xpnet.download import RemoteFile, Source
+from xpnet.datasets import download
+from xpnet.datasets.download import RemoteFile, Source
+from xpnet.datasets.idx import read_idx
 from xpnet.errors import DatasetError
-from xpnet.idx import read_idx
-from xpnet.tabular import npz_keys, read_csv, read_npy, read_npz
-
-__all__ = ["DatasetError", "cache_dir", "load", "load_digits", "read_inputs"]
+from xpnet.io.tabular import npz_keys, read_csv, read_npy, read_npz
 
 DIGITS_PIXEL_MAX = 16.0
 PIXEL_MAX = 255.0
@@ -95,7 +93,7 @@ def load_digits() -> Arrays:
     """The UCI handwritten digits (8x8 images, 10 classes) with xpnet's fixed split: 1,438 training
     and 359 test images, 20% of each class held out. Pixels are float32 in [0, 1]."""
     with (
-        resources.files("xpnet.data").joinpath("digits.npz").open("rb") as handle,
+        resources.files("xpnet.datasets").joinpath("digits.npz").open("rb") as handle,
         np.load(handle) as archive,
     ):
         x_train, y_train, x_test, y_test = (archive[k] for k in SPLIT_KEYS)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet.atomic import atomic_write, leftovers
-from xpnet.backend import Backend
-from xpnet.checkpoint import CHECKPOINT_FILE
+from xpnet.arrays.backend import Backend
 from xpnet.errors import XpnetError
+from xpnet.io.atomic import atomic_write, leftovers
+from xpnet.train.checkpoint import CHECKPOINT_FILE
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -29,7 +29,7 @@ MODEL_FILE = "model.npz"
 CONFUSION_FILE = "confusion.json"
 # Files whose presence means the folder already holds a finished (or saved) run.
 FINISHED_RUN_FILES = (METRICS_FILE, MODEL_FILE)
-# What a run writes through this module and the checkpointer (the plots come from xpnet.plots).
+# What a run writes through this module and the checkpointer (the plots come from xpnet.report.plots).
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, CONFUSION_FILE, METRICS_FILE)
 DEFAULT_PARENT = Path("runs")
 VERSIONED_PACKAGES = ("xpnet", "numpy", "array-api-compat", "cupy-cuda12x", "cupy", "torch", "array-api-strict")

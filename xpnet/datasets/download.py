@@ -1,5 +1,5 @@
 """Cached, checksum-verified downloads: each file is fetched once, tried mirror after mirror, and
-reaches the cache only complete and verified (written through ``xpnet.atomic.atomic_write``)."""
+reaches the cache only complete and verified (written through ``xpnet.io.atomic.atomic_write``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from xpnet.atomic import atomic_write
 from xpnet.errors import DatasetError
+from xpnet.io.atomic import atomic_write
 
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30.0

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from xpnet.backend import Backend
+from xpnet.arrays.backend import Backend
 from xpnet.errors import XpnetError
-from xpnet.training import EVALUATION_BATCH_SIZE
+from xpnet.train.loop import EVALUATION_BATCH_SIZE
 
 try:
     import resource

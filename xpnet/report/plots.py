@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from xpnet import runs
-from xpnet.atomic import atomic_write
 from xpnet.errors import XpnetError
+from xpnet.io import runs
+from xpnet.io.atomic import atomic_write
 
 CURVES_FILE = "curves.png"
 CONFUSION_PLOT_FILE = "confusion.png"

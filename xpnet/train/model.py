@@ -15,13 +15,16 @@ from collections.abc import Sequence
 import array_api_compat
 import numpy as np
 
-from xpnet import losses, memory, persistence, random, training
-from xpnet.backend import Backend, array_namespace, select, to_numpy
-from xpnet.callbacks import NEEDS_VALIDATION, Callback, EarlyStopping
-from xpnet.config import TrainConfig
+from xpnet.arrays import streams
+from xpnet.arrays.backend import Backend, array_namespace, select, to_numpy
+from xpnet.arrays.precision import tf32_matmuls
 from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
-from xpnet.network import Network
-from xpnet.precision import tf32_matmuls
+from xpnet.io import persistence
+from xpnet.nn import losses
+from xpnet.nn.network import Network
+from xpnet.train import loop, memory
+from xpnet.train.callbacks import NEEDS_VALIDATION, Callback, EarlyStopping
+from xpnet.train.config import TrainConfig
 
 # Epochs after which accuracy still at chance level triggers a warning.
 CHANCE_LEVEL_EPOCHS = 3
@@ -46,7 +49,7 @@ class Model:
         self.n_classes: int | None = None
         self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
         # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
-        self.progress: training.EpochProgress | None = None
+        self.progress: loop.EpochProgress | None = None
 
     @property
     def classify(self) -> bool:
@@ -129,20 +132,20 @@ class Model:
         xp = self.backend.xp
         loss_function = losses.get(self.config.loss)
         schedule = self.config.make_schedule()
-        n_batches = len(training.batch_bounds(x.shape[0], self.config.batch_size))
+        n_batches = len(loop.batch_bounds(x.shape[0], self.config.batch_size))
         input_scale = max(float(xp.max(x)), -float(xp.min(x)))  # max |x| without an |x| copy of the data
         for callback in callbacks:
             callback.on_train_begin(self, epochs)
         for _ in range(epochs):
             epoch = self.epochs_done
             if self.progress is None or self.progress.epoch != epoch:
-                self.progress = training.EpochProgress(epoch)
+                self.progress = loop.EpochProgress(epoch)
             lr = schedule.lr(self.config.lr, epoch)
             for callback in callbacks:
                 callback.on_epoch_begin(epoch + 1, n_batches)
             before = self._snapshot()
             started = time.perf_counter()
-            train_loss, train_correct = training.train_epoch(
+            train_loss, train_correct = loop.train_epoch(
                 self.network,
                 self.optimizer,
                 loss_function,
@@ -150,10 +153,10 @@ class Model:
                 y,
                 lr=lr,
                 batch_size=self.config.batch_size,
-                order=random.RandomStream(self.backend, self.config.seed, random.SHUFFLE, epoch).permutation(
+                order=streams.RandomStream(self.backend, self.config.seed, streams.SHUFFLE, epoch).permutation(
                     x.shape[0]
                 ),
-                dropout_rng=random.RandomStream(self.backend, self.config.seed, random.DROPOUT, epoch),
+                dropout_rng=streams.RandomStream(self.backend, self.config.seed, streams.DROPOUT, epoch),
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
                 progress=self.progress,
@@ -163,9 +166,7 @@ class Model:
             record["seconds"] = time.perf_counter() - started
             record["train_accuracy"] = _fraction(train_correct, x.shape[0])
             if x_val is not None:
-                val_loss, val_correct = training.evaluate(
-                    self.network, loss_function, x_val, y_val, classify=self.classify
-                )
+                val_loss, val_correct = loop.evaluate(self.network, loss_function, x_val, y_val, classify=self.classify)
                 record["val_loss"] = float(val_loss)
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
             if not (math.isfinite(record["train_loss"]) and math.isfinite(self._final_loss(record, x, y))):
@@ -186,7 +187,7 @@ class Model:
         if "val_loss" in record:
             return record["val_loss"]
         rows = min(x.shape[0], self.config.batch_size)
-        loss, _ = training.evaluate(
+        loss, _ = loop.evaluate(
             self.network, losses.get(self.config.loss), x[:rows, ...], y[:rows, ...], classify=False
         )
         return float(loss)
@@ -245,7 +246,7 @@ class Model:
         """Mean loss and accuracy on ``(x, y)`` as plain floats."""
         with self._on_device():
             x, y = self._prepare(x, y, "evaluation")
-            loss, correct = training.evaluate(self.network, losses.get(self.config.loss), x, y, classify=self.classify)
+            loss, correct = loop.evaluate(self.network, losses.get(self.config.loss), x, y, classify=self.classify)
             return {"loss": float(loss), "accuracy": _fraction(correct, x.shape[0])}
 
     def _on_device(self):
@@ -254,7 +255,7 @@ class Model:
         return self.backend.active()
 
     def _outputs(self, x):
-        return training.predict_outputs(self.network, self._prepare_inputs(x, "prediction"))
+        return loop.predict_outputs(self.network, self._prepare_inputs(x, "prediction"))
 
     def _like_input(self, result, x):
         """Hand results back as NumPy when the input was host data and the model is elsewhere."""
@@ -364,7 +365,7 @@ class Model:
         n_val = max(1, round(self.config.val_split * x.shape[0]))
         if n_val >= x.shape[0]:
             raise XpnetError(f"val_split {self.config.val_split} leaves no training data: use a smaller fraction")
-        order = random.RandomStream(self.backend, self.config.seed, random.SPLIT).permutation(x.shape[0])
+        order = streams.RandomStream(self.backend, self.config.seed, streams.SPLIT).permutation(x.shape[0])
         val, train = order[:n_val], order[n_val:]
         return (
             xp.take(x, train, axis=0),
@@ -382,7 +383,7 @@ class Model:
         )
         if self.classify:
             self.n_classes = n_outputs
-        rng = random.RandomStream(self.backend, self.config.seed, random.INIT)
+        rng = streams.RandomStream(self.backend, self.config.seed, streams.INIT)
         self.network = Network.mlp(
             sizes,
             rng,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import array_api_compat
 
-from xpnet.backend import Backend
+from xpnet.arrays.backend import Backend
 
 
 @contextmanager

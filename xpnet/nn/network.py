@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 
-from xpnet.backend import array_namespace
+from xpnet.arrays.backend import array_namespace
+from xpnet.arrays.streams import RandomStream
 from xpnet.errors import XpnetError
-from xpnet.layers import Activation, Dense, Dropout, Layer
-from xpnet.random import RandomStream
+from xpnet.nn.layers import Activation, Dense, Dropout, Layer
 
 # Activations whose scale suits He initialisation; the rest (tanh, sigmoid) get Glorot.
 _RELU_LIKE = ("relu", "leaky_relu", "gelu")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from array_api_compat import device
 
-from xpnet.backend import array_namespace
+from xpnet.arrays.backend import array_namespace
 from xpnet.errors import XpnetError
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from array_api_compat import device
 
-from xpnet.backend import array_namespace
-from xpnet.network import Network
-from xpnet.optimizers import Optimizer
-from xpnet.random import RandomStream
+from xpnet.arrays.backend import array_namespace
+from xpnet.arrays.streams import RandomStream
+from xpnet.nn.network import Network
+from xpnet.optim.optimizers import Optimizer
 
 EVALUATION_BATCH_SIZE = 4096
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from xpnet.backend import array_namespace
+from xpnet.arrays.backend import array_namespace
 from xpnet.errors import XpnetError
 
 _GELU_SCALE = math.sqrt(2.0 / math.pi)

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from xpnet import training
-from xpnet.atomic import atomic_write
-from xpnet.backend import select, to_numpy
-from xpnet.config import TrainConfig
+from xpnet.arrays.backend import select, to_numpy
 from xpnet.errors import XpnetError
-from xpnet.layers import Activation, Dense, Dropout
-from xpnet.network import Network
-from xpnet.tabular import READ_ERRORS, read_npy_header
+from xpnet.io.atomic import atomic_write
+from xpnet.io.tabular import READ_ERRORS, read_npy_header
+from xpnet.nn.layers import Activation, Dense, Dropout
+from xpnet.nn.network import Network
+from xpnet.train import loop
+from xpnet.train.config import TrainConfig
 
 FORMAT = "xpnet-model"
 FORMAT_VERSION = 1
@@ -143,7 +143,7 @@ def read(path) -> tuple[dict, dict]:
 
 def model_from(arrays: dict, meta: dict, path, device="cpu"):
     """Build a ``Model`` from what ``read`` returned, checking every shape and dtype first."""
-    from xpnet.model import Model
+    from xpnet.train.model import Model
 
     config = _config(meta, path)
     _check_run_counts(meta, path)
@@ -176,7 +176,7 @@ def model_from(arrays: dict, meta: dict, path, device="cpu"):
             model.early_stopping.best_parameters = [to_device(array) for array in stopper["best_parameters"]]
     if progress is not None:
         correct = arrays.get("progress/correct")
-        model.progress = training.EpochProgress(
+        model.progress = loop.EpochProgress(
             progress["epoch"],
             progress["next_batch"],
             to_device(arrays["progress/total_loss"]),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-from xpnet import fastpath
-from xpnet.backend import array_namespace
+from xpnet.arrays.backend import array_namespace
 from xpnet.errors import XpnetError
+from xpnet.optim import fastpath
 
 
 class Optimizer:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xpnet import activations, losses, optimizers, schedules
 from xpnet.errors import SettingError
-from xpnet.initializers import INITIALIZERS
+from xpnet.nn import activations, losses
+from xpnet.nn.initializers import INITIALIZERS
+from xpnet.optim import optimizers, schedules
 
 DTYPES = ("float32", "float64")
 # The fraction of the training data held out when early stopping is asked for without a validation

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from xpnet.callbacks import Callback
+from xpnet.train.callbacks import Callback
 
 READ_INTERVAL_SECONDS = 0.5
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} batches [{elapsed}<{remaining}{postfix}]"

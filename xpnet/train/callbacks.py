@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 
-from xpnet.backend import array_namespace
+from xpnet.arrays.backend import array_namespace
 from xpnet.errors import XpnetError
 
 NEEDS_VALIDATION = "early stopping needs validation data: set val_split (e.g. 0.1) or pass validation_data"

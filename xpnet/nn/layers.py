@@ -8,11 +8,11 @@ laid out samples-first: ``x`` is ``(batch, features)``, so every gradient has it
 
 from __future__ import annotations
 
-from xpnet import activations
-from xpnet.backend import array_namespace
+from xpnet.arrays.backend import array_namespace
+from xpnet.arrays.streams import RandomStream
 from xpnet.errors import XpnetError
-from xpnet.initializers import initial_weights
-from xpnet.random import RandomStream
+from xpnet.nn import activations
+from xpnet.nn.initializers import initial_weights
 
 
 class Layer:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
+from xpnet.arrays.streams import RandomStream
 from xpnet.errors import XpnetError
-from xpnet.random import RandomStream
 
 
 def _he_variance(fan_in: int, fan_out: int) -> float:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 
-from xpnet import losses
-from xpnet.backend import array_namespace
+from xpnet.arrays.backend import array_namespace
 from xpnet.errors import XpnetError
-from xpnet.network import Network
+from xpnet.nn import losses
+from xpnet.nn.network import Network
 
 # Gradients smaller than this are compared by absolute error: finite differences of a float64 loss
 # carry about 1e-10 of rounding noise, which would dominate a relative error near zero.

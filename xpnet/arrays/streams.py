@@ -13,7 +13,7 @@ import math
 import array_api_compat
 import numpy as np
 
-from xpnet.backend import Backend
+from xpnet.arrays.backend import Backend
 
 # Keys that separate the streams of one run; a resumed run recreates its streams from them.
 INIT, SHUFFLE, DROPOUT, SPLIT = range(4)
