@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import xpnet
-from xpnet.io import persistence
+from xpnet.io import model_file
 from xpnet.train import checkpoint
 from xpnet.train.callbacks import Callback
 
@@ -50,11 +50,11 @@ def checkpoint_file(run_dir) -> Path:
 
 
 def write_archive(path, arrays: dict, meta: dict, *, checksum: bool = True, compressed: bool = False) -> None:
-    """Write an .npz the way ``persistence.save`` does, with any arrays and metadata; ``checksum``
+    """Write an .npz the way ``model_file.write`` does, with any arrays and metadata; ``checksum``
     recomputes the metadata's checksum so the file passes that check and tests what follows."""
     meta = dict(meta)
     if checksum:
-        meta["checksum"] = persistence._checksum(arrays)
+        meta["checksum"] = model_file._checksum(arrays)
     entries = {**arrays, "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
     (np.savez_compressed if compressed else np.savez)(path, **entries)
 

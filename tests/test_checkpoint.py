@@ -14,7 +14,7 @@ import pytest
 
 import xpnet
 from xpnet.errors import XpnetError
-from xpnet.io import persistence
+from xpnet.io import model_file
 from xpnet.train import checkpoint
 from xpnet.train.callbacks import Callback
 
@@ -86,7 +86,7 @@ def test_a_run_resumed_after_a_crash_equals_the_uninterrupted_run(tmp_path, digi
     model, epochs_left = checkpoint.resume(tmp_path)
     assert model.optimizer.steps == CRASHES[crash_step]
     assert epochs_left == SETTINGS["epochs"] - len(model.history)
-    assert model.progress is not None and model.progress.next_batch > 0
+    assert model.position is not None and model.position.next_batch > 0
     model.fit(x, y, validation_data=validation, epochs=epochs_left, callbacks=[checkpoint.Checkpointer(tmp_path)])
     assert_same_state(model, reference)
     assert checkpoint.resume(tmp_path).epochs_left == 0
@@ -96,11 +96,11 @@ def test_a_run_resumed_after_a_crash_equals_the_uninterrupted_run(tmp_path, digi
 def test_every_epoch_and_every_n_steps_write_the_whole_state(tmp_path, digits, monkeypatch, every_steps):
     x, y, _, _ = digits
     saved = []
-    original_save = persistence.save
+    original_write = model_file.write
 
-    def recording_save(model, path, **options):
-        original_save(model, path, **options)
-        arrays, meta = persistence.read(path)
+    def recording_write(path, state, **options):
+        original_write(path, state, **options)
+        arrays, meta = model_file.read_archive(path)
         saved.append((meta["optimizer_steps"], len(meta["history"]), meta["run"]["finished"]))
         for name, parameter in zip(model.network.parameter_names(), model.network.parameters()):
             assert np.array_equal(arrays[f"param/{name}"], parameter)
@@ -108,7 +108,7 @@ def test_every_epoch_and_every_n_steps_write_the_whole_state(tmp_path, digits, m
             for index, value in enumerate(values):
                 assert np.array_equal(arrays[f"optimizer/{buffer}/{index}"], value)
 
-    monkeypatch.setattr(persistence, "save", recording_save)
+    monkeypatch.setattr(model_file, "write", recording_write)
     model = xpnet.Model(**{**SETTINGS, "epochs": 4})
     model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=every_steps)])
     # After every epoch (23 steps) and every N steps; where both fall on one step, one write.
@@ -174,12 +174,12 @@ def test_a_write_failing_half_way_keeps_the_last_good_checkpoint(tmp_path, digit
     real_savez = np.savez
 
     def savez_until_disk_full(handle, **arrays):
-        if len(model.history) >= 1 and model.progress is not None:
+        if len(model.history) >= 1 and model.position is not None:
             handle.write(b"PK\x03\x04 half a file")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_savez(handle, **arrays)
 
-    monkeypatch.setattr(persistence.np, "savez", savez_until_disk_full)
+    monkeypatch.setattr(model_file.np, "savez", savez_until_disk_full)
     model = xpnet.Model(**SETTINGS)
     kept = r"No space left on device.*\(after epoch 1\) is still in place"
     with pytest.raises(checkpoint.CheckpointError, match=kept):
@@ -213,7 +213,7 @@ def test_resume_needs_a_checkpoint(tmp_path, digits):
     model = xpnet.Model(**{**SETTINGS, "epochs": 1})
     model.fit(x, y)
     model.save(tmp_path / checkpoint.CHECKPOINT_FILE)
-    with pytest.raises(persistence.ModelFileError, match="not a checkpoint"):
+    with pytest.raises(xpnet.ModelFileError, match="not a checkpoint"):
         checkpoint.resume(tmp_path)
 
 
@@ -311,7 +311,7 @@ def test_resuming_works_on_another_array_library(tmp_path, digits):
             x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=4), StopAtStep(30)]
         )
     model, epochs_left = checkpoint.resume(tmp_path, device=strict)
-    assert model.optimizer.steps == 28 and model.progress.next_batch == 5
+    assert model.optimizer.steps == 28 and model.position.next_batch == 5
     model.fit(x, y, epochs=epochs_left)
     for array, expected in zip(model.network.parameters(), reference.network.parameters()):
         assert bool(strict.all(array == expected))

@@ -16,14 +16,13 @@ from xpnet.arrays.backend import Backend, BackendError, cuda_available, numpy_ba
 from xpnet.arrays.precision import tf32_matmuls
 from xpnet.cli import main
 from xpnet.datasets import load_digits
-from xpnet.io.persistence import load
 from xpnet.nn import losses
 from xpnet.nn.layers import Activation, Dense
 from xpnet.nn.network import Network
 from xpnet.optim import optimizers
 from xpnet.train import loop
 from xpnet.train.callbacks import Callback
-from xpnet.train.model import Model
+from xpnet.train.model import Model, load
 
 pytestmark = pytest.mark.cuda
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from model_files import checkpoint_file, write_archive
 
 import xpnet
-from xpnet.io import persistence
+from xpnet.io import model_file
 
 # Generous per-example time limit: a hang, not a slow machine, should trip it. XPNET_FUZZ_EXAMPLES
 # raises the number of cases per test for a longer campaign.
@@ -42,7 +42,7 @@ class Valid(tuple):
 def valid(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
     valid_file = checkpoint_file(folder)
-    arrays, meta = persistence.read(valid_file)
+    arrays, meta = model_file.read_archive(valid_file)
     assert {"progress", "early_stopping", "run"} <= set(meta) and "best/0.weight" in arrays
     x, y, _, _ = xpnet.load_digits()
     return Valid((valid_file.read_bytes(), arrays, meta, folder / "case.npz", (x[:64], y[:64])))

@@ -13,8 +13,8 @@ import pytest
 from model_files import npy_bytes, overlapping_archive, trained_model, write_archive
 
 import xpnet
-from xpnet.io import persistence
-from xpnet.io.persistence import ModelFileError
+from xpnet.errors import ModelFileError
+from xpnet.io import model_file
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def saved(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model.npz"
     model = trained_model()
     model.save(path)
-    arrays, meta = persistence.read(path)
+    arrays, meta = model_file.read_archive(path)
     return path, arrays, meta, model
 
 
@@ -109,16 +109,16 @@ def test_arrays_changed_after_saving_fail_the_checksum(saved, tmp_path):
 
 def test_a_newer_format_version_is_refused(saved, tmp_path):
     _, arrays, meta, _ = saved
-    write_archive(tmp_path / "future.npz", arrays, {**meta, "version": persistence.FORMAT_VERSION + 1})
+    write_archive(tmp_path / "future.npz", arrays, {**meta, "version": model_file.FORMAT_VERSION + 1})
     refused(tmp_path / "future.npz", r"format version 2 is newer than this xpnet reads \(1\); upgrade xpnet")
 
 
 @pytest.mark.parametrize(
     ("name", "replacement", "match"),
     [
-        ("param/0.weight", lambda a: a.T.copy(), r"mismatched shapes|layer 0 has weight"),
-        ("param/0.bias", lambda a: a[:-1].copy(), r"layer 0 has weight \(64, 8\) and bias \(7,\)"),
-        ("param/2.weight", lambda a: a[None].copy(), r"layer 2 has weight \(1, 8, 10\)"),
+        ("param/0.weight", lambda a: a.T.copy(), r"mismatched shapes|layer 0 is invalid: .*got weight \(8, 64\)"),
+        ("param/0.bias", lambda a: a[:-1].copy(), r"layer 0 is invalid: .*got weight \(64, 8\) and bias \(7,\)"),
+        ("param/2.weight", lambda a: a[None].copy(), r"layer 2 is invalid: .*got weight \(1, 8, 10\)"),
         ("param/0.weight", lambda a: a.astype(np.float64), "layer 0 holds float64 but the model uses float32"),
         ("param/2.bias", lambda a: a.astype(np.int32), "layer 2 holds int32 but the model uses float32"),
         ("param/0.weight", lambda a: np.full_like(a, np.nan), "NaN or infinite weights"),

@@ -40,7 +40,7 @@ class RunningLoss(Callback):
         self.n_batches = n_batches
 
     def on_batch_end(self, batch):
-        progress = self.model.progress
+        progress = self.model.position
         if batch < self.n_batches - 1:
             mean = float(progress.total_loss) / (progress.next_batch * self.model.config.batch_size)
             self.shown.append(f"{mean:.4f}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xpnet.io import persistence, runs
+from xpnet.io import model_file, runs
 from xpnet.train import checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,8 +51,8 @@ class Reference:
         self.starting = epochs[0] - self.training / (len(epochs) - 1)  # until the first step
 
     def assert_same_results(self, run_dir: Path, context: str) -> None:
-        arrays, meta = persistence.read(run_dir / runs.MODEL_FILE)
-        expected_arrays, expected_meta = persistence.read(self.run_dir / runs.MODEL_FILE)
+        arrays, meta = model_file.read_archive(run_dir / runs.MODEL_FILE)
+        expected_arrays, expected_meta = model_file.read_archive(self.run_dir / runs.MODEL_FILE)
         assert sorted(arrays) == sorted(expected_arrays), context
         for name, array in arrays.items():
             assert array.dtype == expected_arrays[name].dtype, f"{name}; {context}"
@@ -119,7 +119,7 @@ def test_a_stop_signal_finishes_the_step_checkpoints_and_says_how_to_resume(tmp_
     assert errors.startswith(f"xpnet: stopped by {signal.Signals(stop_signal).name} ")
     assert errors.endswith(f"resume with: python -m xpnet --resume {run_dir}\n")
     assert errors.count("\n") == 1
-    _, meta = persistence.read(run_dir / checkpoint.CHECKPOINT_FILE)
+    _, meta = model_file.read_archive(run_dir / checkpoint.CHECKPOINT_FILE)
     assert not meta["run"]["finished"]
     assert not (run_dir / runs.METRICS_FILE).exists()
     resumed = subprocess.run(xpnet_command(run_dir), capture_output=True, text=True, env=ENV, check=False)

@@ -173,10 +173,11 @@ def test_pickle_holds_host_arrays_and_predicts_the_same(digits):
         MLPClassifier(hidden=[16], epochs=2).fit(x_train, y_train),
         MLPRegressor(hidden=[16], epochs=2).fit(x_train, y_train / 9.0),
     ):
-        state = model.__getstate__()["model_"]
-        assert state.backend is None
-        arrays = [*state.network.parameters(), *(a for v in state.optimizer.state.values() for a in v)]
-        assert arrays and all(type(array) is np.ndarray for array in arrays)
+        pickled = model.__getstate__()["model_"]
+        assert set(pickled) == {"device", "state"}  # the model's state description, no backend
+        arrays = {name: value for name, value in pickled["state"].items() if name.startswith(("param/", "optimizer/"))}
+        assert len(arrays) == 3 * len(model.model_.network.parameters())  # parameters and both Adam moments
+        assert all(type(array) is np.ndarray for array in arrays.values())
         restored = pickle.loads(pickle.dumps(model))
         assert model.model_.backend is not None  # pickling leaves the original model where it was
         np.testing.assert_array_equal(restored.predict(x_test), model.predict(x_test))
@@ -192,14 +193,19 @@ def test_an_estimator_with_early_stopping_pickles_with_host_arrays_only(digits, 
         model = MLPClassifier(hidden=[16], epochs=4, early_stopping=2, seed=0)
         model.fit(namespace.asarray(x_train), namespace.asarray(y_train))
         assert model.model_.backend.name == library
-        state = model.__getstate__()["model_"]
-        stopper = state.early_stopping
-        assert not hasattr(stopper, "model")  # the live model (and its array library) stays out
-        assert stopper.best_parameters and all(type(array) is np.ndarray for array in stopper.best_parameters)
+        state = model.__getstate__()["model_"]["state"]
+        best = [value for name, value in state.items() if name.startswith("best/")]
+        assert len(best) == len(model.model_.network.parameters())
+        assert all(type(array) is np.ndarray for array in best)  # host arrays, no array library
+        assert isinstance(state["early_stopping"]["best_loss"], float)
         restored = pickle.loads(pickle.dumps(model))
         x = namespace.asarray(x_test)
         np.testing.assert_array_equal(np.asarray(restored.predict(x)), np.asarray(model.predict(x)))
-    assert model.model_.early_stopping.model is model.model_  # the original keeps training as it was
+        assert restored.model_.early_stopping.state_dict()["best_epoch"] == model.model_.early_stopping.best_epoch
+    # The original keeps its best weights where it trained, as it was.
+    original = model.model_.early_stopping.best_parameters
+    assert all(type(array) is type(namespace.asarray(x_test)) for array in original)
+    assert model.model_.backend.name == library
 
 
 def test_regressor_fits_one_and_several_targets():

@@ -3,14 +3,13 @@ array API standard, and runs on NumPy, CuPy, PyTorch or any other array-API libr
 
 from xpnet.arrays.backend import Backend, select
 from xpnet.datasets import load_digits
-from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
-from xpnet.io.persistence import ModelFileError, load
-from xpnet.nn.gradcheck import GradientMismatch, gradcheck
-from xpnet.nn.layers import Activation, Dense, Dropout, Layer
+from xpnet.errors import GradientMismatch, ModelFileError, TrainingDiverged, XpnetError, XpnetWarning
+from xpnet.nn.gradcheck import gradcheck
+from xpnet.nn.layers import Activation, Dense, Dropout, Layer, register_layer
 from xpnet.nn.network import Network
 from xpnet.train.callbacks import Callback, EarlyStopping
 from xpnet.train.config import TrainConfig
-from xpnet.train.model import Model
+from xpnet.train.model import Model, load
 
 __version__ = "0.1.0"
 
@@ -33,5 +32,6 @@ __all__ = [
     "gradcheck",
     "load",
     "load_digits",
+    "register_layer",
     "select",
 ]

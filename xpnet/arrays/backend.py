@@ -16,11 +16,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from xpnet.errors import XpnetError
-
-
-class BackendError(XpnetError):
-    """The requested device or array library is not available here."""
+from xpnet.errors import BackendError, one_line
 
 
 @dataclass(frozen=True)
@@ -53,7 +49,7 @@ class Backend:
 
     def asarray(self, data, dtype=None):
         """Copy host or foreign data onto this backend's device (no copy if already there)."""
-        if array_api_compat.is_array_api_obj(data) and not isinstance(data, np.ndarray):
+        if is_foreign_array(data):
             foreign = array_api_compat.array_namespace(data)
             if foreign is not self.xp:
                 data = to_numpy(data)
@@ -90,6 +86,17 @@ def select(device: Any = "cpu") -> Backend:
     raise BackendError(f"unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'auto'")
 
 
+def backend_for(device: Any, data) -> Backend:
+    """The backend to train ``data`` on: with ``device="auto"``, arrays of another library than NumPy
+    (torch tensors, say) stay in their own namespace and device; otherwise ``select(device)``."""
+    return select(data if device == "auto" and is_foreign_array(data) else device)
+
+
+def is_foreign_array(data) -> bool:
+    """Whether ``data`` is an array of a library other than NumPy."""
+    return array_api_compat.is_array_api_obj(data) and not isinstance(data, np.ndarray)
+
+
 def numpy_backend() -> Backend:
     import array_api_compat.numpy as xp
 
@@ -117,7 +124,7 @@ def _cuda_backend(index: int) -> Backend:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CuPy raises its own runtime errors when no driver is present
         raise BackendError(
-            f"CUDA was requested but no usable GPU was found ({_one_line(error)}); "
+            f"CUDA was requested but no usable GPU was found ({one_line(error, first_line=True)}); "
             "check the NVIDIA driver (nvidia-smi), or use the CPU (device='cpu', --device cpu)"
         ) from None
     if index >= count:
@@ -135,10 +142,6 @@ def _default_device(xp: ModuleType) -> Any:
 
 def _library_name(xp: ModuleType) -> str:
     return xp.__name__.removeprefix("array_api_compat.").split(".")[0]
-
-
-def _one_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 _NAMESPACES: dict[tuple[type, ...], ModuleType] = {}

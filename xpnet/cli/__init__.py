@@ -14,8 +14,8 @@ import warnings
 
 from xpnet import __version__
 from xpnet.cli import check, evaluate, info, plot, predict, train
-from xpnet.cli.warning_log import WarningLog, one_line
-from xpnet.errors import XpnetError
+from xpnet.cli.warning_log import WarningLog
+from xpnet.errors import XpnetError, one_line
 from xpnet.train.checkpoint import TrainingInterrupted
 
 USAGE_ERROR = 2

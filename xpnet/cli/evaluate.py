@@ -7,7 +7,7 @@ import json
 
 from xpnet import datasets
 from xpnet.cli import options
-from xpnet.io.persistence import load
+from xpnet.train.model import load
 
 NAME = "evaluate"
 

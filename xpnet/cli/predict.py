@@ -10,7 +10,7 @@ import numpy as np
 from xpnet import datasets
 from xpnet.cli import options
 from xpnet.io.atomic import atomic_write
-from xpnet.io.persistence import load
+from xpnet.train.model import load
 
 NAME = "predict"
 DEFAULT_OUT = "predictions.csv"

@@ -22,7 +22,7 @@ from xpnet.nn import network
 from xpnet.report import plots
 from xpnet.report.console import console_progress
 from xpnet.train import checkpoint, memory
-from xpnet.train.callbacks import Callback
+from xpnet.train.callbacks import TestSetMetrics
 from xpnet.train.config import TrainConfig
 from xpnet.train.model import Model
 
@@ -42,23 +42,6 @@ def add_parser(subcommands) -> None:
         epilog="Example: python -m xpnet --dataset mnist --hidden 800 --epochs 20 --device cuda",
     )
     options.add_training_options(parser)
-
-
-class TestSetMetrics(Callback):
-    """Adds ``test_loss`` and ``test_accuracy`` to each epoch's record: the test set is measured,
-    never trained or early-stopped on. Its arrays are placed on the device once."""
-
-    def __init__(self, x_test, y_test):
-        self.x_test, self.y_test = x_test, y_test
-
-    def on_train_begin(self, model, epochs):
-        self.model = model
-        self.x_test = model.backend.asarray(self.x_test, dtype=model.dtype)
-        self.y_test = model.backend.asarray(self.y_test)
-
-    def on_epoch_end(self, record):
-        result = self.model.evaluate(self.x_test, self.y_test)
-        record["test_loss"], record["test_accuracy"] = result["loss"], result["accuracy"]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sys
 
+from xpnet.errors import one_line
+
 
 class WarningLog:
     """Stands in for ``warnings.showwarning`` while a command runs."""
@@ -21,8 +23,3 @@ class WarningLog:
         self.messages.append(text)
         if not self.quiet:
             print(f"xpnet: warning: {text}", file=sys.stderr, flush=True)
-
-
-def one_line(message) -> str:
-    """``message`` as text on one line, its runs of whitespace (newlines among them) made one space."""
-    return " ".join(str(message).split())

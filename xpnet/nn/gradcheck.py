@@ -9,17 +9,13 @@ from __future__ import annotations
 import copy
 
 from xpnet.arrays.backend import array_namespace
-from xpnet.errors import XpnetError
+from xpnet.errors import GradientMismatch, XpnetError
 from xpnet.nn import losses
 from xpnet.nn.network import Network
 
 # Gradients smaller than this are compared by absolute error: finite differences of a float64 loss
 # carry about 1e-10 of rounding noise, which would dominate a relative error near zero.
 _ABSOLUTE_BELOW = 1e-3
-
-
-class GradientMismatch(XpnetError):
-    """Analytic and numerical gradients disagree: the backward pass has a bug."""
 
 
 def gradcheck(

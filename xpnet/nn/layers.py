@@ -4,19 +4,28 @@ A layer's ``forward`` keeps what its ``backward`` needs; ``backward`` takes the 
 with respect to the layer's output and returns the gradient with respect to its input, storing the
 gradients of its parameters in ``self.grads`` under the same names as ``self.params``. Arrays are
 laid out samples-first: ``x`` is ``(batch, features)``, so every gradient has its parameter's shape.
+
+Layer types are known by name (``register_layer``): a model file names each layer's type and settings,
+and only registered types are ever built from one, with nothing imported or executed from the file.
 """
 
 from __future__ import annotations
 
 from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
-from xpnet.errors import XpnetError
+from xpnet.errors import SettingError, StateError, XpnetError
 from xpnet.nn import activations
 from xpnet.nn.initializers import initial_weights
 
 
 class Layer:
-    """Base class: a layer without parameters that passes its input through unchanged."""
+    """Base class: a layer without parameters that passes its input through unchanged.
+
+    A subclass names its parameters in ``PARAMETERS`` and takes them, and the settings ``settings()``
+    returns, as keyword arguments of its constructor: that is how a saved layer is rebuilt.
+    """
+
+    PARAMETERS: tuple[str, ...] = ()
 
     def __init__(self):
         self.params: dict[str, object] = {}
@@ -33,18 +42,67 @@ class Layer:
         layer's, and for a Dense layer it costs a matrix multiply)."""
         self.backward(grad_output)
 
+    def settings(self) -> dict:
+        """The constructor's arguments besides the parameters, as JSON values (saved with the model)."""
+        return {}
+
     def config(self) -> dict:
-        """What is needed, besides the parameters, to rebuild this layer (saved with the model)."""
-        return {"type": type(self).__name__}
+        """The layer's registered type name and its settings: what a model file records of it."""
+        return {"type": type(self).__name__, **self.settings()}
+
+    @classmethod
+    def from_config(cls, settings: dict, parameters: dict) -> Layer:
+        """The layer rebuilt from its ``settings()`` and its parameter arrays."""
+        return cls(**settings, **parameters)
 
 
+# Layer types by name, for rebuilding saved networks: xpnet's own, and any a user registers.
+LAYER_TYPES: dict[str, type[Layer]] = {}
+
+
+def register_layer(layer_type: type[Layer]) -> type[Layer]:
+    """Make ``layer_type`` known by its class name, so models holding it can be saved and loaded
+    (use as a class decorator). Registering another class under a name already taken is refused."""
+    if not (isinstance(layer_type, type) and issubclass(layer_type, Layer)):
+        raise SettingError(f"register_layer takes a subclass of xpnet.Layer, got {layer_type!r}")
+    name = layer_type.__name__
+    known = LAYER_TYPES.get(name)
+    if known is not None and _qualified(known) != _qualified(layer_type):
+        raise SettingError(
+            f"a layer type named {name!r} is registered already ({_qualified(known)}); rename {_qualified(layer_type)}"
+        )
+    LAYER_TYPES[name] = layer_type
+    return layer_type
+
+
+def registered_layer(name) -> type[Layer]:
+    """The layer type registered as ``name``; an unknown name is refused by name."""
+    layer_type = LAYER_TYPES.get(name) if isinstance(name, str) else None
+    if layer_type is None:
+        raise StateError(
+            f"unknown layer type {name!r}: xpnet knows {', '.join(sorted(LAYER_TYPES))}; a layer of your own "
+            "must be registered with xpnet.register_layer before a model holding it is loaded"
+        )
+    return layer_type
+
+
+def _qualified(layer_type: type) -> str:
+    return f"{layer_type.__module__}.{layer_type.__qualname__}"
+
+
+@register_layer
 class Dense(Layer):
     """Affine map ``x @ weight + bias`` with ``weight`` of shape ``(n_inputs, n_outputs)``."""
 
+    PARAMETERS = ("weight", "bias")
+
     def __init__(self, weight, bias):
         super().__init__()
-        if weight.ndim != 2 or bias.shape != (weight.shape[1],):
-            raise XpnetError(f"Dense needs weight (n_in, n_out) and bias (n_out,), got {weight.shape} and {bias.shape}")
+        if weight.ndim != 2 or 0 in weight.shape or tuple(bias.shape) != (weight.shape[1],):
+            raise XpnetError(
+                "Dense needs weight (n_inputs, n_outputs) and bias (n_outputs,), both non-empty, got weight "
+                f"{tuple(weight.shape)} and bias {tuple(bias.shape)}"
+            )
         self.params = {"weight": weight, "bias": bias}
 
     @classmethod
@@ -70,6 +128,7 @@ class Dense(Layer):
         self.grads["bias"] = xp.sum(grad_output, axis=0)
 
 
+@register_layer
 class Activation(Layer):
     """An element-wise nonlinearity from the ``activations`` table."""
 
@@ -86,10 +145,11 @@ class Activation(Layer):
     def backward(self, grad_output):
         return grad_output * self._derivative(self._input, self._output)
 
-    def config(self):
-        return {"type": "Activation", "name": self.name}
+    def settings(self):
+        return {"name": self.name}
 
 
+@register_layer
 class Dropout(Layer):
     """Inverted dropout: zeroes a fraction ``rate`` of units in training and rescales the rest."""
 
@@ -113,5 +173,5 @@ class Dropout(Layer):
     def backward(self, grad_output):
         return grad_output if self._mask is None else grad_output * self._mask
 
-    def config(self):
-        return {"type": "Dropout", "rate": self.rate}
+    def settings(self):
+        return {"rate": self.rate}

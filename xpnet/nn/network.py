@@ -1,4 +1,5 @@
-"""A feed-forward network: an ordered list of layers with one forward and one backward pass."""
+"""A feed-forward network: an ordered list of layers with one forward and one backward pass, and its
+state (layer types, settings and parameters) for saving and rebuilding it."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import itertools
 
 from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
-from xpnet.errors import XpnetError
-from xpnet.nn.layers import Activation, Dense, Dropout, Layer
+from xpnet.errors import StateError, XpnetError, one_line
+from xpnet.nn.layers import Activation, Dense, Dropout, Layer, registered_layer
 
+# Parameter arrays in a network's state are named PARAMETER_PREFIX + "<layer index>.<name>".
+PARAMETER_PREFIX = "param/"
 # Activations whose scale suits He initialisation; the rest (tanh, sigmoid) get Glorot.
 _RELU_LIKE = ("relu", "leaky_relu", "gelu")
 
@@ -26,6 +29,13 @@ class Network:
 
     def __init__(self, layers: list[Layer]):
         self.layers = list(layers)
+        dense = self._dense_layers()
+        for before, after in itertools.pairwise(dense):
+            n_out, n_in = before.params["weight"].shape[1], after.params["weight"].shape[0]
+            if n_out != n_in:
+                raise XpnetError(
+                    f"consecutive Dense layers have mismatched shapes: {n_out} outputs feed a layer of {n_in} inputs"
+                )
 
     @classmethod
     def mlp(
@@ -91,6 +101,37 @@ class Network:
                 if tuple(new.shape) != tuple(old.shape):
                     raise XpnetError(f"parameter {name} has shape {tuple(new.shape)}, expected {tuple(old.shape)}")
                 layer.params[name] = new
+
+    def state_dict(self) -> dict:
+        """The layer list (type and settings of each) and every parameter array under its name."""
+        parameters = {PARAMETER_PREFIX + name: p for name, p in zip(self.parameter_names(), self.parameters())}
+        return {"layers": [layer.config() for layer in self.layers], **parameters}
+
+    @classmethod
+    def from_state(cls, state: dict, place=lambda array: array) -> Network:
+        """Rebuild a network from ``state_dict()``'s description; ``place`` moves each parameter (a host
+        array, say) onto the device. Only registered layer types are built; a malformed description
+        raises ``StateError`` naming the layer."""
+        configs = state.get("layers")
+        if not isinstance(configs, list) or not configs or not all(isinstance(item, dict) for item in configs):
+            raise StateError("the layer list is missing or malformed; the file is corrupt")
+        layers = []
+        for index, config in enumerate(configs):
+            layer_type = registered_layer(config.get("type"))
+            names = [f"{PARAMETER_PREFIX}{index}.{name}" for name in layer_type.PARAMETERS]
+            missing = [name for name in names if name not in state]
+            if missing:
+                raise StateError(f"model state lacks the array {missing[0]!r}; the file is corrupt")
+            parameters = {name: place(state[key]) for name, key in zip(layer_type.PARAMETERS, names)}
+            settings = {key: value for key, value in config.items() if key != "type"}
+            try:
+                layers.append(layer_type.from_config(settings, parameters))
+            except Exception as error:  # a registered layer refusing what a file claims, in its own words
+                raise StateError(f"layer {index} is invalid: {one_line(error)}; the file is corrupt") from None
+        try:
+            return cls(layers)
+        except XpnetError as error:
+            raise StateError(f"{one_line(error)}; the file is corrupt") from None
 
     def copy_parameters(self) -> list:
         """Independent copies of the parameters (the optimizer updates the originals in place)."""

@@ -38,6 +38,15 @@ class Optimizer:
             else:
                 self._update(index, param, grad, lr)
 
+    def state_dict(self) -> dict:
+        """The step count and each buffer's arrays, one per parameter (the live arrays, not copies)."""
+        return {"steps": self.steps, "buffers": {name: list(arrays) for name, arrays in self.state.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Adopt ``state_dict()``'s step count and buffers (already on the device, shapes checked)."""
+        self.steps = state["steps"]
+        self.state = {name: list(arrays) for name, arrays in state["buffers"].items()}
+
     def _update(self, index: int, param, grad, lr: float) -> None:
         raise NotImplementedError
 

@@ -73,7 +73,7 @@ class EpochBars(EpochLines):
         self.rate_from = None  # (time, batches done) at the first reading
         self.bar = tqdm(
             total=n_batches,
-            initial=self.model.progress.next_batch,  # a resumed epoch starts part-way
+            initial=self.model.position.next_batch,  # a resumed epoch starts part-way
             desc=f"epoch {epoch}/{self.epochs}",
             bar_format=BAR_FORMAT,
             leave=False,
@@ -93,7 +93,7 @@ class EpochBars(EpochLines):
         """The epoch's mean training loss so far and, after the first reading, the throughput since
         it, e.g. ``loss 0.3412, 31.2k samples/s``. Never called after the last batch, so every batch
         counted is full-size."""
-        progress = self.model.progress
+        progress = self.model.position
         loss = float(progress.total_loss) / (progress.next_batch * self.batch_size)  # waits for the device
         now = time.perf_counter()
         if self.rate_from is None:

@@ -1,4 +1,4 @@
-"""Small objects that watch training: early stopping, progress output, and your own.
+"""Small objects that watch training: early stopping, test-set metrics, and your own.
 
 ``Model.fit`` calls each hook at the matching moment. ``on_epoch_end`` receives the epoch's record
 (the dict appended to the history) and may return True to stop training after that epoch.
@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 import math
-import sys
 
 from xpnet.arrays.backend import array_namespace
-from xpnet.errors import XpnetError
+from xpnet.errors import StateError, XpnetError
 
 NEEDS_VALIDATION = "early stopping needs validation data: set val_split (e.g. 0.1) or pass validation_data"
 
@@ -50,12 +49,32 @@ class EarlyStopping(Callback):
         self.best_parameters = None
         self.epochs_without_improvement = 0
 
-    def __getstate__(self) -> dict:
-        """Copies and pickles leave out the model being trained (it holds the array library, and
-        ``on_train_begin`` sets it again)."""
-        state = dict(vars(self))
-        state.pop("model", None)
-        return state
+    def state_dict(self) -> dict:
+        """What a resumed run needs to keep counting: the best loss and its epoch, the epochs since,
+        and the best weights (arrays, or None before the first improvement or without restore_best)."""
+        return {
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "epochs_without_improvement": self.epochs_without_improvement,
+            "best_parameters": self.best_parameters,
+        }
+
+    def load_state_dict(self, state: dict, place) -> None:
+        """Adopt ``state_dict()``'s values, checked; ``place`` puts the best weights on the device (their
+        shapes are the caller's to check against the network)."""
+        if (
+            not {"best_loss", "best_epoch", "epochs_without_improvement"} <= state.keys()
+            or type(state.get("best_loss")) not in (int, float)
+            or (state.get("best_epoch") is not None and type(state.get("best_epoch")) is not int)
+            or type(state.get("epochs_without_improvement")) is not int
+            or state["epochs_without_improvement"] < 0
+        ):
+            raise StateError("the early-stopping state is malformed; the file is corrupt")
+        self.best_loss = state["best_loss"]
+        self.best_epoch = state["best_epoch"]
+        self.epochs_without_improvement = state["epochs_without_improvement"]
+        best = state.get("best_parameters")
+        self.best_parameters = None if best is None else [place(array) for array in best]
 
     @property
     def stopped(self) -> bool:
@@ -63,7 +82,13 @@ class EarlyStopping(Callback):
         return self.epochs_without_improvement >= self.patience
 
     def on_train_begin(self, model, epochs):
-        self.model = model
+        self.network = model.network
+
+    def on_train_end(self, model):
+        if self.restore_best and self.best_parameters is not None:
+            # Copies: training may continue in place, and the best weights must stay as they were.
+            model.network.set_parameters([array_namespace(p).asarray(p, copy=True) for p in self.best_parameters])
+        self.network = None
 
     def on_epoch_end(self, record):
         if record.get("val_loss") is None:
@@ -73,30 +98,24 @@ class EarlyStopping(Callback):
             self.best_epoch = record["epoch"]
             self.epochs_without_improvement = 0
             if self.restore_best:
-                self.best_parameters = self.model.network.copy_parameters()
+                self.best_parameters = self.network.copy_parameters()
             return False
         self.epochs_without_improvement += 1
         return self.stopped
 
-    def on_train_end(self, model):
-        if self.restore_best and self.best_parameters is not None:
-            # Copies: training may continue in place, and the best weights must stay as they were.
-            model.network.set_parameters([array_namespace(p).asarray(p, copy=True) for p in self.best_parameters])
 
+class TestSetMetrics(Callback):
+    """Adds ``test_loss`` and ``test_accuracy`` to each epoch's record: a held-out test set measured
+    after every epoch, never trained or early-stopped on. Its arrays are placed on the device once."""
 
-class EpochPrinter(Callback):
-    """One line per epoch: losses, accuracies, learning rate and time."""
+    def __init__(self, x_test, y_test):
+        self.x_test, self.y_test = x_test, y_test
 
-    def __init__(self, stream=None):
-        self.stream = stream
+    def on_train_begin(self, model, epochs):
+        self.model = model
+        self.x_test = model.backend.asarray(self.x_test, dtype=model.dtype)
+        self.y_test = model.backend.asarray(self.y_test)
 
     def on_epoch_end(self, record):
-        parts = [f"epoch {record['epoch']:>3}"]
-        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-            value = record.get(key)
-            if value is not None:
-                shown = f"{100 * value:6.2f}%" if key.endswith("accuracy") else f"{value:.4f}"
-                parts.append(f"{key} {shown}")
-        parts.append(f"lr {record['lr']:.3g}")
-        parts.append(f"{record['seconds']:.2f}s")
-        print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
+        result = self.model.evaluate(self.x_test, self.y_test)
+        record["test_loss"], record["test_accuracy"] = result["loss"], result["accuracy"]

@@ -22,31 +22,16 @@ from __future__ import annotations
 import contextlib
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from xpnet.errors import XpnetError
-from xpnet.io import persistence
+from xpnet.errors import CheckpointError, ModelFileError, TrainingInterrupted, XpnetError
+from xpnet.io import model_file
 from xpnet.io.atomic import leftovers
 from xpnet.train.callbacks import Callback
-
-if TYPE_CHECKING:
-    from xpnet.train.model import Model
+from xpnet.train.model import Model, from_file
 
 CHECKPOINT_FILE = "checkpoint.npz"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class CheckpointError(XpnetError):
-    """A checkpoint cannot be written or there is none to resume from."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on a signal after writing a checkpoint."""
-
-    def __init__(self, message: str, signal_number: int):
-        super().__init__(message)
-        self.signal_number = signal_number
-        self.exit_code = 128 + signal_number
 
 
 RESUME_COMMAND = "python -m xpnet --resume {run_dir}"
@@ -82,8 +67,8 @@ class Checkpointer(Callback):
                 leftover.unlink()
         # A model that has trained already was resumed from this checkpoint (or saved it at the end of
         # its previous fit): that position is the one a failed write leaves in place.
-        if self.path.is_file() and (model.epochs_done or model.progress is not None):
-            self.last_saved = _position(model.epochs_done, model.progress)
+        if self.path.is_file() and (model.epochs_done or model.position is not None):
+            self.last_saved = _position(model.epochs_done, model.position)
 
     def on_epoch_begin(self, epoch, n_batches):
         self.n_batches = n_batches
@@ -107,11 +92,11 @@ class Checkpointer(Callback):
     def save(self, *, finished: bool = False) -> None:
         """Write the checkpoint now; on failure the previous one stays and the error says so."""
         try:
-            persistence.save(self.model, self.path, run={"finished": finished})
+            model_file.write(self.path, self.model.state_dict(), run={"finished": finished})
         except XpnetError as error:
             fix = "free disk space or make the folder writable, then "
             raise CheckpointError(f"checkpoint failed: {error}; {self._kept(fix)}") from None
-        self.last_saved = _position(self.model.epochs_done, self.model.progress)
+        self.last_saved = _position(self.model.epochs_done, self.model.position)
 
     def _kept(self, fix: str = "") -> str:
         """Which checkpoint survives a stop that wrote none, and how to go on (after ``fix``, if any)."""
@@ -132,15 +117,15 @@ class Checkpointer(Callback):
     def _interrupted(self) -> TrainingInterrupted:
         name = signal.Signals(self.stop_signal).name
         return TrainingInterrupted(
-            f"stopped by {name} {_position(self.model.epochs_done, self.model.progress)}; "
+            f"stopped by {name} {_position(self.model.epochs_done, self.model.position)}; "
             f"checkpoint saved in {self.run_dir}; resume with: {self.resume_command.format(run_dir=self.run_dir)}",
             self.stop_signal,
         )
 
 
-def _position(epochs_done: int, progress=None) -> str:
-    if progress is not None and progress.next_batch:
-        return f"in epoch {epochs_done + 1} after step {progress.next_batch}"
+def _position(epochs_done: int, position=None) -> str:
+    if position is not None and position.next_batch:
+        return f"in epoch {epochs_done + 1} after step {position.next_batch}"
     return f"after epoch {epochs_done}"
 
 
@@ -197,11 +182,10 @@ def resume(run_dir, device="cpu") -> Resumed:
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise CheckpointError(f"{run_dir} holds no {CHECKPOINT_FILE}: nothing to resume there")
-    arrays, meta = persistence.read(path)
-    run = meta.get("run")
+    state, run = model_file.read(path)
     if not isinstance(run, dict):
-        raise persistence.ModelFileError(f"{path}: not a checkpoint (a model file without run state)")
-    model = persistence.model_from(arrays, meta, path, device)
+        raise ModelFileError(f"{path}: not a checkpoint (a model file without run state)")
+    model = from_file(state, path, device)
     if run.get("finished") is True:
         return Resumed(model, 0)
     stopper = model.early_stopping

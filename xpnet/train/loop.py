@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from array_api_compat import device
 
 from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
+from xpnet.errors import StateError
 from xpnet.nn.network import Network
 from xpnet.optim.optimizers import Optimizer
 
@@ -19,7 +21,7 @@ EVALUATION_BATCH_SIZE = 4096
 
 
 @dataclass
-class EpochProgress:
+class EpochPosition:
     """How far training is into ``epoch`` (0-based): the batches done and their running sums, so a run
     stopped after any step continues bit for bit. The sums are device scalars (None before any batch)."""
 
@@ -27,6 +29,28 @@ class EpochProgress:
     next_batch: int = 0
     total_loss: object = None
     correct: object = None
+
+    def state_dict(self) -> dict:
+        """Epoch and batch as numbers, the running sums as arrays (``correct`` None for regression)."""
+        return {
+            "epoch": self.epoch,
+            "next_batch": self.next_batch,
+            "total_loss": self.total_loss,
+            "correct": self.correct,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, *, epochs_done: int, dtype: str, classify: bool, place) -> EpochPosition:
+        """The position ``state_dict()`` described, checked against the run it belongs to: it is inside
+        the epoch after ``epochs_done``, and its sums are scalars of the model's dtype (and int64 counts
+        for a classifier), placed on the device by ``place``."""
+        next_batch = state.get("next_batch")
+        if state.get("epoch") != epochs_done or type(next_batch) is not int or next_batch < 1:
+            raise StateError("the position inside the epoch is invalid; the file is corrupt")
+        total_loss, correct = state.get("total_loss"), state.get("correct")
+        if not _is_scalar(total_loss, dtype) or (classify and not _is_scalar(correct, "int64")):
+            raise StateError("the running sums of the epoch are missing or malformed; the file is corrupt")
+        return cls(epochs_done, next_batch, place(total_loss), None if correct is None else place(correct))
 
 
 def batch_bounds(n_samples: int, batch_size: int) -> list[tuple[int, int]]:
@@ -48,22 +72,22 @@ def train_epoch(
     dropout_rng: RandomStream,
     classify: bool,
     on_batch_end=None,
-    progress: EpochProgress | None = None,
+    position: EpochPosition | None = None,
 ):
     """Train on every sample once, in ``order``; return device scalars (mean loss, number of correct
-    predictions or None for regression). ``progress`` is updated after every step; an epoch resumed
+    predictions or None for regression). ``position`` is updated after every step; an epoch resumed
     from it skips the batches already done."""
     xp = array_namespace(x)
-    progress = progress or EpochProgress(0)
-    if progress.total_loss is None:
-        progress.total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
-        progress.correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
+    position = position or EpochPosition(0)
+    if position.total_loss is None:
+        position.total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
+        position.correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
     params = network.parameters()
     bounds = batch_bounds(x.shape[0], batch_size)
-    for start, stop in bounds[: progress.next_batch]:
+    for start, stop in bounds[: position.next_batch]:
         # A resumed epoch replays the forward passes it skips, so dropout draws the same masks.
         network.forward(xp.take(x, order[start:stop], axis=0), training=True, rng=dropout_rng)
-    for batch in range(progress.next_batch, len(bounds)):
+    for batch in range(position.next_batch, len(bounds)):
         start, stop = bounds[batch]
         indices = order[start:stop]
         x_batch = xp.take(x, indices, axis=0)
@@ -72,13 +96,13 @@ def train_epoch(
         loss, grad_outputs = loss_function(outputs, y_batch)
         network.backward(grad_outputs, input_gradient=False)
         optimizer.step(params, network.gradients(), lr)
-        progress.total_loss += loss * x_batch.shape[0]
+        position.total_loss += loss * x_batch.shape[0]
         if classify:
-            progress.correct += count_correct(outputs, y_batch)
-        progress.next_batch = batch + 1
+            position.correct += count_correct(outputs, y_batch)
+        position.next_batch = batch + 1
         if on_batch_end is not None:
             on_batch_end(batch)
-    return progress.total_loss / x.shape[0], progress.correct
+    return position.total_loss / x.shape[0], position.correct
 
 
 def evaluate(network: Network, loss_function, x, y, *, classify: bool):
@@ -102,6 +126,11 @@ def predict_outputs(network: Network, x):
     xp = array_namespace(x)
     parts = [network.forward(x[start:stop, ...]) for start, stop in batch_bounds(x.shape[0], EVALUATION_BATCH_SIZE)]
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+
+
+def _is_scalar(array, dtype: str) -> bool:
+    """Whether ``array`` is a host scalar array of ``dtype`` (a NumPy array read from a file or pickle)."""
+    return isinstance(array, np.ndarray) and array.shape == () and array.dtype == np.dtype(dtype)
 
 
 def count_correct(outputs, labels):

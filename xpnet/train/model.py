@@ -1,55 +1,59 @@
-"""``Model``: a network with its settings, optimizer state and history, trained by ``fit``.
+"""``Model``: a network with its settings and its training state (optimizer, history, early stopping,
+position inside an epoch), trained by ``fit``.
 
-This is the object users hold. It places data on the chosen device once, runs the epoch loop with
-its safety checks (divergence, chance-level accuracy), and keeps everything a warm start or a saved
-file needs: repeated ``fit`` calls continue the same run as if it had never stopped.
+This is the object users hold. It places data on the chosen device once, runs the epochs with their
+safety checks, and owns its state (``state_dict``/``from_state``): a saved file, a checkpoint or a
+pickle holds exactly that, so repeated ``fit`` calls and resumed runs continue as if never stopped.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 
-import array_api_compat
 import numpy as np
 
 from xpnet.arrays import streams
-from xpnet.arrays.backend import Backend, array_namespace, select, to_numpy
+from xpnet.arrays.backend import Backend, array_namespace, backend_for, is_foreign_array, to_numpy
 from xpnet.arrays.precision import tf32_matmuls
-from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
-from xpnet.io import persistence
+from xpnet.errors import ModelFileError, SettingError, StateError, TrainingDiverged, XpnetError, one_line
+from xpnet.io import model_file
 from xpnet.nn import losses
 from xpnet.nn.network import Network
-from xpnet.train import loop, memory
+from xpnet.train import diagnostics, inputs, loop, memory, model_state
 from xpnet.train.callbacks import NEEDS_VALIDATION, Callback, EarlyStopping
-from xpnet.train.config import TrainConfig
+from xpnet.train.config import DTYPES, TrainConfig
 
-# Epochs after which accuracy still at chance level triggers a warning.
-CHANCE_LEVEL_EPOCHS = 3
+# Settings that describe the built-in multi-layer perceptron, which a network of your own replaces.
+NETWORK_SETTINGS = ("hidden", "activation", "init", "dropout")
 
 
 class Model:
-    """A multi-layer perceptron trainer.
+    """A network and everything that trains it.
 
     >>> model = Model(hidden=[64], epochs=10)           # settings: see TrainConfig
     >>> history = model.fit(x_train, y_train, validation_data=(x_test, y_test))
     >>> model.evaluate(x_test, y_test)["accuracy"]
+
+    ``network=`` trains a ``Network`` of your own (any registered layers) instead of the built-in
+    multi-layer perceptron that ``hidden``, ``activation``, ``init`` and ``dropout`` describe.
     """
 
-    def __init__(self, config: TrainConfig | None = None, *, device="auto", **settings):
+    def __init__(self, config: TrainConfig | None = None, *, device="auto", network: Network | None = None, **settings):
         config = config or TrainConfig()
+        if network is not None:
+            config = _settings_for(network, config, settings)
         self.config = config.replace(**settings) if settings else config
         self.device = device
         self.backend: Backend | None = None
-        self.network: Network | None = None
+        self.network = network
         self.optimizer = self.config.make_optimizer()
         self.history: list[dict] = []
         self.n_classes: int | None = None
         self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
         # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
-        self.progress: loop.EpochProgress | None = None
+        self.position: loop.EpochPosition | None = None
 
     @property
     def classify(self) -> bool:
@@ -63,7 +67,23 @@ class Model:
     def dtype(self):
         return getattr(self.backend.xp, self.config.dtype)
 
-    # -- training ---------------------------------------------------------------------------
+    # -- state -------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything this model is, as arrays and JSON values (see ``xpnet.train.model_state``)."""
+        self._require_trained()
+        return model_state.state_of(self)
+
+    @classmethod
+    def from_state(cls, state: dict, device="cpu") -> Model:
+        """The model ``state`` describes (host arrays), on ``device``; ``StateError`` if it is not valid."""
+        return model_state.model_from_state(state, device)
+
+    def save(self, path) -> None:
+        """Write model, optimizer state, settings and history to ``path`` atomically (no pickle)."""
+        model_file.write(path, self.state_dict())
+
+    # -- training ----------------------------------------------------------------------------------
 
     def fit(
         self,
@@ -105,7 +125,8 @@ class Model:
                 f"validation inputs have {x_val.shape[1]} features but the training inputs have {x.shape[1]}"
             )
         if not self.classify:
-            self._check_target_widths(y, y_val)
+            n_outputs = inputs.target_width(y) if self.network is None else self.network.n_outputs
+            inputs.check_target_widths(y, y_val, n_outputs)
         # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
         callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
         if x_val is None and any(isinstance(callback, EarlyStopping) for callback in callbacks):
@@ -115,7 +136,7 @@ class Model:
             self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val), evaluation_rows)
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
-        self._warn_if_schedule_ends(epochs)
+        diagnostics.warn_if_schedule_ends(self.config, self.epochs_done + epochs)
         self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
 
     def _expect_classes(self, n_classes: int):
@@ -125,21 +146,20 @@ class Model:
             raise XpnetError(f"n_classes must be a positive integer, got {n_classes}")
         if self.network is None:
             self.n_classes = n_classes
-        elif n_classes != self.n_classes:
-            raise XpnetError(f"the model was built for {self.n_classes} classes, not n_classes={n_classes}")
+        elif n_classes != self._classes():
+            raise XpnetError(f"the model was built for {self._classes()} classes, not n_classes={n_classes}")
 
     def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
-        xp = self.backend.xp
         loss_function = losses.get(self.config.loss)
         schedule = self.config.make_schedule()
         n_batches = len(loop.batch_bounds(x.shape[0], self.config.batch_size))
-        input_scale = max(float(xp.max(x)), -float(xp.min(x)))  # max |x| without an |x| copy of the data
+        scale = diagnostics.input_scale(self.backend.xp, x)
         for callback in callbacks:
             callback.on_train_begin(self, epochs)
         for _ in range(epochs):
             epoch = self.epochs_done
-            if self.progress is None or self.progress.epoch != epoch:
-                self.progress = loop.EpochProgress(epoch)
+            if self.position is None or self.position.epoch != epoch:
+                self.position = loop.EpochPosition(epoch)
             lr = schedule.lr(self.config.lr, epoch)
             for callback in callbacks:
                 callback.on_epoch_begin(epoch + 1, n_batches)
@@ -159,9 +179,9 @@ class Model:
                 dropout_rng=streams.RandomStream(self.backend, self.config.seed, streams.DROPOUT, epoch),
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
-                progress=self.progress,
+                position=self.position,
             )
-            self.progress = None
+            self.position = None
             record = {"epoch": epoch + 1, "train_loss": float(train_loss)}
             record["seconds"] = time.perf_counter() - started
             record["train_accuracy"] = _fraction(train_correct, x.shape[0])
@@ -171,10 +191,10 @@ class Model:
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
             if not (math.isfinite(record["train_loss"]) and math.isfinite(self._final_loss(record, x, y))):
                 self._restore(before)
-                raise TrainingDiverged(_divergence_message(epoch + 1, lr, input_scale, self.config))
+                raise TrainingDiverged(diagnostics.divergence_message(epoch + 1, lr, scale, self.config))
             record["lr"] = lr
             self.history.append(record)
-            self._warn_if_at_chance_level(record, input_scale)
+            diagnostics.warn_if_at_chance_level(record, self.n_classes, scale, self.config)
             stop = [callback.on_epoch_end(record) for callback in callbacks]
             if any(stop):
                 break
@@ -192,41 +212,18 @@ class Model:
         )
         return float(loss)
 
-    def _warn_if_schedule_ends(self, epochs: int):
-        last_epoch = self.epochs_done + epochs
-        if self.config.schedule == "cosine" and last_epoch > self.config.epochs:
-            warnings.warn(
-                f"the cosine schedule spans epochs=={self.config.epochs}, so epochs {self.config.epochs + 1} to "
-                f"{last_epoch} train at learning rate 0; raise epochs in the settings to stretch the schedule",
-                XpnetWarning,
-                stacklevel=3,
-            )
-
-    def _warn_if_at_chance_level(self, record, input_scale):
-        # With a single class there is nothing to learn and no chance level to fall to.
-        if not self.classify or self.n_classes < 2 or record["epoch"] != CHANCE_LEVEL_EPOCHS:
-            return
-        chance = 1.0 / self.n_classes
-        # Below 1.5x chance, and never more than 5 points above it: 67% on two classes is learning, slowly.
-        if record["train_accuracy"] < min(1.5 * chance, chance + 0.05):
-            warnings.warn(
-                _chance_level_message(record, chance, input_scale, self.config),
-                XpnetWarning,
-                stacklevel=4,
-            )
-
     def _snapshot(self):
-        optimizer_state = {
-            name: [array_namespace(a).asarray(a, copy=True) for a in arrays]
-            for name, arrays in self.optimizer.state.items()
-        }
-        return self.network.copy_parameters(), optimizer_state, self.optimizer.steps
+        """Copies of what an epoch changes (parameters and optimizer state), to roll back a diverged epoch."""
+        optimizer = self.optimizer.state_dict()
+        buffers = {name: [_copy(array) for array in arrays] for name, arrays in optimizer["buffers"].items()}
+        return self.network.copy_parameters(), {"steps": optimizer["steps"], "buffers": buffers}
 
     def _restore(self, snapshot):
-        parameters, self.optimizer.state, self.optimizer.steps = snapshot
+        parameters, optimizer = snapshot
         self.network.set_parameters(parameters)
+        self.optimizer.load_state_dict(optimizer)
 
-    # -- inference ---------------------------------------------------------------------------
+    # -- inference ---------------------------------------------------------------------------------
 
     def predict(self, x):
         """Class labels (classification) or outputs (regression), in the namespace ``x`` came in."""
@@ -259,106 +256,56 @@ class Model:
 
     def _like_input(self, result, x):
         """Hand results back as NumPy when the input was host data and the model is elsewhere."""
-        if not self.backend.is_numpy and not _is_foreign_array(x):
+        if not self.backend.is_numpy and not is_foreign_array(x):
             return to_numpy(result)
         return result
 
     def _require_trained(self):
-        if self.network is None:
+        if self.network is None or self.backend is None:
             raise XpnetError("the model has not been trained yet: call fit first, or xpnet.load a saved model")
 
-    # -- data placement and checks ---------------------------------------------------------------
+    # -- data placement and checks -----------------------------------------------------------------
 
     def _choose_backend(self, x):
-        if self.backend is None:
-            use_data = self.device == "auto" and _is_foreign_array(x)
-            backend = select(x if use_data else self.device)
-            backend.require_float(self.config.dtype)
-            self.backend = backend
+        """The backend, chosen once: from the device setting, or (``"auto"``) from foreign data or a
+        network of your own; that network's parameters are moved there."""
+        if self.backend is not None:
+            return
+        given = self.network.parameters()[0] if self.network is not None else x
+        backend = backend_for(self.device, given)
+        backend.require_float(self.config.dtype)
+        if self.network is not None:
+            self.network.set_parameters([backend.asarray(p) for p in self.network.parameters()])
+        self.backend = backend
 
     def _prepare_inputs(self, x, role: str):
         if self.backend is None:
             self._choose_backend(x)
-        x = self.backend.asarray(x, dtype=self.dtype)
-        if x.ndim != 2 or x.shape[0] == 0:
-            fix = (
-                "for one sample use x.reshape(1, -1)"
-                if x.ndim == 1
-                else "flatten images first, e.g. x.reshape(len(x), -1)"
-            )
-            raise XpnetError(
-                f"{role} inputs must be a 2-D array (samples, features) with at least one sample, "
-                f"got shape {tuple(x.shape)}; {fix}"
-            )
-        if not bool(self.backend.xp.all(self.backend.xp.isfinite(x))):
-            raise XpnetError(f"{role} inputs contain NaN or infinite values: clean or impute them first")
-        if self.network is not None and x.shape[1] != self.network.n_inputs:
-            raise XpnetError(f"{role} inputs have {x.shape[1]} features but the model expects {self.network.n_inputs}")
-        return x
+        n_inputs = None if self.network is None else self.network.n_inputs
+        return inputs.checked_inputs(self.backend, x, self.dtype, role, n_inputs)
 
     def _prepare(self, x, y, role: str):
         x = self._prepare_inputs(x, role)
-        y = self._prepare_targets(y, role)
+        if self.classify:
+            y, width = inputs.checked_labels(self.backend, y, role, self._classes())
+            if width is not None and self.n_classes is None:
+                self.n_classes = width
+        else:
+            y = self.backend.asarray(y, dtype=self.dtype)
         if y.shape[0] != x.shape[0]:
             raise XpnetError(f"{role} data has {x.shape[0]} samples but {y.shape[0]} labels: they must match")
         return x, y
 
-    def _prepare_targets(self, y, role: str):
-        xp = self.backend.xp
-        if not self.classify:
-            return self.backend.asarray(y, dtype=self.dtype)
-        y = self.backend.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]  # a column of labels, not one-hot rows of a single class
-        elif y.ndim == 2:
-            self._one_hot_width(y.shape[1], role)
-            y = xp.argmax(y, axis=1)
-        if y.ndim != 1:
-            raise XpnetError(f"{role} labels must be 1-D class indices or 2-D one-hot rows, got shape {tuple(y.shape)}")
-        if xp.isdtype(y.dtype, "real floating"):
-            if not bool(xp.all(y == xp.round(y))):
-                raise XpnetError(f"{role} labels must be whole numbers 0..K-1; for real-valued targets use loss='mse'")
-        elif not xp.isdtype(y.dtype, "integral"):
-            raise XpnetError(
-                f"{role} labels must be integers 0..K-1, got dtype {y.dtype}: map them first, "
-                "e.g. classes, y = numpy.unique(y, return_inverse=True)"
-            )
-        y = xp.astype(y, xp.int64)
-        lowest, highest = int(xp.min(y)), int(xp.max(y))
-        if lowest < 0:
-            raise XpnetError(
-                f"{role} labels must be 0..K-1 but include {lowest}: map them first, "
-                "e.g. numpy.unique(y, return_inverse=True)"
-            )
-        if self.n_classes is not None and highest >= self.n_classes:
-            raise XpnetError(
-                f"{role} labels include {highest} but the model has {self.n_classes} classes (0..{self.n_classes - 1})"
-            )
-        return y
-
-    def _one_hot_width(self, width: int, role: str) -> None:
-        """One-hot rows state the number of classes, even of classes absent from this data."""
-        if self.n_classes is None:
-            self.n_classes = width
-        elif width != self.n_classes:
-            raise XpnetError(f"{role} one-hot rows have {width} columns but the model has {self.n_classes} classes")
-
-    def _check_target_widths(self, y, y_val):
-        """Regression targets need one column per output, in training and validation alike: checked
-        before training, which would otherwise stop at the first mismatched loss."""
-        outputs = _target_width(y) if self.network is None else self.network.n_outputs
-        for role, targets in (("training", y), ("validation", y_val)):
-            if targets is not None and _target_width(targets) != outputs:
-                raise XpnetError(
-                    f"{role} targets have {_target_width(targets)} columns but the model has {outputs} outputs"
-                )
+    def _classes(self) -> int | None:
+        """The number of classes once known: set, or fixed by a network of your own."""
+        if self.n_classes is None and self.network is not None and self.classify:
+            self.n_classes = self.network.n_outputs
+        return self.n_classes
 
     def _n_outputs(self, y, y_val) -> int:
-        xp = self.backend.xp
         if not self.classify:
-            return _target_width(y)
-        highest = max(int(xp.max(labels)) for labels in (y, y_val) if labels is not None)
-        return max(highest + 1, 2)
+            return inputs.target_width(y)
+        return inputs.class_count(self.backend.xp, y, y_val)
 
     def _split_validation(self, x, y):
         xp = self.backend.xp
@@ -393,11 +340,42 @@ class Model:
             dtype=self.dtype,
         )
 
-    # -- persistence ---------------------------------------------------------------------------
 
-    def save(self, path) -> None:
-        """Write model, optimizer state, settings and history to ``path`` atomically (no pickle)."""
-        persistence.save(self, path)
+def load(path, device="cpu") -> Model:
+    """Read a model saved by ``Model.save`` (or a checkpoint) onto ``device`` (``"cpu"``, ``"cuda:0"``,
+    a namespace...); a file that is not a valid model raises ``ModelFileError`` naming it."""
+    state, _ = model_file.read(path)
+    return from_file(state, path, device)
+
+
+def from_file(state: dict, path, device="cpu") -> Model:
+    """``Model.from_state`` for a state read from ``path``, whose errors name the file."""
+    try:
+        return Model.from_state(state, device)
+    except StateError as error:
+        raise ModelFileError(f"{path}: {one_line(error)}") from None
+
+
+def _settings_for(network: Network, config: TrainConfig, settings: dict) -> TrainConfig:
+    """``config`` for a network of your own: its settings of the built-in network are refused, and the
+    dtype is the network's."""
+    given = [name for name in NETWORK_SETTINGS if name in settings]
+    if given:
+        raise SettingError(
+            f"network= replaces the built-in network that {', '.join(given)} describe: drop "
+            f"{'it' if len(given) == 1 else 'them'}, or leave network out"
+        )
+    if not isinstance(network, Network) or not network.parameters():
+        raise SettingError(f"network must be an xpnet.Network with parameters, got {network!r}")
+    parameter = network.parameters()[0]
+    xp = array_namespace(parameter)
+    dtype = next((name for name in DTYPES if parameter.dtype == getattr(xp, name)), None)
+    if dtype is None or settings.get("dtype", dtype) != dtype:
+        raise SettingError(
+            f"the network's parameters are {parameter.dtype} but dtype={settings.get('dtype')!r}: "
+            f"give the network float32 or float64 parameters and leave dtype out"
+        )
+    return config.replace(dtype=dtype)
 
 
 def _batch_hook(callbacks):
@@ -409,44 +387,10 @@ def _batch_hook(callbacks):
     return lambda batch: [hook(batch) for hook in hooks]
 
 
-def _target_width(y) -> int:
-    return 1 if y.ndim == 1 else y.shape[1]
-
-
-def _is_foreign_array(x) -> bool:
-    return array_api_compat.is_array_api_obj(x) and not isinstance(x, np.ndarray)
+def _copy(array):
+    return array_namespace(array).asarray(array, copy=True)
 
 
 def _fraction(count, total: int) -> float | None:
     """``count / total`` as a float, reading the device scalar once (None for regression)."""
     return None if count is None else int(count) / total
-
-
-def _scale_hint(input_scale: float) -> str:
-    if input_scale > 10:
-        return (
-            f"inputs reach {input_scale:g}: scale them to about [0, 1] (for 8-bit pixels, divide by 255) "
-            "or standardise each feature; "
-        )
-    return ""
-
-
-def _divergence_message(epoch: int, lr: float, input_scale: float, config: TrainConfig) -> str:
-    return (
-        f"training diverged in epoch {epoch}: the loss became NaN or infinite with learning rate {lr:g} "
-        f"({config.optimizer}). Try a learning rate 10x smaller (lr={lr / 10:g}); "
-        + _scale_hint(input_scale)
-        + "the model keeps the weights from before this epoch."
-    )
-
-
-def _chance_level_message(record, chance: float, input_scale: float, config: TrainConfig) -> str:
-    return (
-        f"training accuracy is {100 * record['train_accuracy']:.1f}% after {record['epoch']} epochs, "
-        f"{'below' if record['train_accuracy'] < 0.8 * chance else 'about'} chance level ({100 * chance:.1f}%): "
-        "the network is not learning. Likely causes: "
-        + _scale_hint(input_scale)
-        + f"the learning rate {config.lr:g} may be too high or too low for {config.optimizer} "
-        "(try 1e-3 for adam, 0.1 for sgd); labels may not match their inputs (shuffled separately, "
-        "or off by one)."
-    )

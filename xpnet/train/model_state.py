@@ -1,0 +1,198 @@
+"""A ``Model``'s whole state as one flat description, and the model rebuilt from it.
+
+The description is a dict of arrays and JSON values: the settings, the number of classes, the history,
+the network's layers and parameters (``param/<layer>.<name>``), the optimizer's step count and buffers
+(``optimizer/<buffer>/<index>``), early stopping's counters and best weights (``best/<layer>.<name>``),
+and, inside an epoch, the position and its running sums (``progress/...``). Each part describes itself
+(``Network``, the optimizer, ``EarlyStopping``, ``EpochPosition``); this module only gathers them.
+Model files, checkpoints and pickled estimators all go through it, and so they share one layout: the
+model file format (version 1).
+
+A description may come from a stranger's file, so ``model_from_state`` checks every value against the
+others before it places a single array on the device, and raises ``StateError`` naming what is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import array_api_compat
+import numpy as np
+
+from xpnet.arrays.backend import select
+from xpnet.errors import StateError, XpnetError, one_line
+from xpnet.nn.layers import Dense
+from xpnet.nn.network import PARAMETER_PREFIX, Network
+from xpnet.train.config import TrainConfig
+from xpnet.train.history import check_history
+from xpnet.train.loop import EpochPosition
+
+if TYPE_CHECKING:
+    from xpnet.train.model import Model
+
+OPTIMIZER_PREFIX = "optimizer/"
+BEST_PREFIX = "best/"
+POSITION_PREFIX = "progress/"
+
+
+def state_of(model: Model) -> dict:
+    """``model``'s state: the live arrays (not copies) and JSON values, laid out as described above."""
+    state = {
+        "config": model.config.to_dict(),
+        "n_classes": model.n_classes,
+        "history": model.history,
+        "trained_on": str(model.backend),
+        **model.network.state_dict(),
+    }
+    optimizer = model.optimizer.state_dict()
+    state["optimizer_steps"] = optimizer["steps"]
+    for buffer, arrays in optimizer["buffers"].items():
+        state |= {f"{OPTIMIZER_PREFIX}{buffer}/{index}": array for index, array in enumerate(arrays)}
+    if model.early_stopping is not None:
+        stopper = model.early_stopping.state_dict()
+        best = stopper.pop("best_parameters")
+        state["early_stopping"] = stopper
+        if best is not None:
+            state |= {BEST_PREFIX + name: array for name, array in zip(model.network.parameter_names(), best)}
+    position = model.position
+    if position is not None and position.next_batch > 0:
+        position = position.state_dict()
+        sums = {"total_loss": position.pop("total_loss"), "correct": position.pop("correct")}
+        state["progress"] = position
+        state |= {POSITION_PREFIX + name: array for name, array in sums.items() if array is not None}
+    return state
+
+
+def model_from_state(state: dict, device="cpu") -> Model:
+    """A ``Model`` on ``device`` holding what ``state`` describes (host arrays, as a file or a pickle
+    gives them); ``StateError`` where the description is not that of a valid model."""
+    from xpnet.train.model import Model  # the model module saves through this one
+
+    config = _config(state)
+    check_history(state.get("history"))
+    steps, n_classes = state.get("optimizer_steps"), state.get("n_classes")
+    if type(steps) is not int or steps < 0:
+        raise StateError(f"optimizer step count {steps!r} is invalid; the file is corrupt")
+    if n_classes is not None and (type(n_classes) is not int or n_classes < 1):
+        raise StateError(f"number of classes {n_classes!r} is invalid; the file is corrupt")
+    _check_parameters(state, config.dtype)
+    host_network = Network.from_state(state)
+    parameters = dict(zip(host_network.parameter_names(), host_network.parameters()))
+    _check_outputs(host_network, config, n_classes)
+
+    model = Model(config, device=device)
+    model.backend = select(device)
+    place = model.backend.asarray
+    model.network = Network.from_state(state, place)
+    model.n_classes = n_classes
+    model.history = state["history"]
+    used = {PARAMETER_PREFIX + name for name in parameters}
+    used |= _load_optimizer(model, state, steps, list(parameters.values()), place)
+    used |= _load_early_stopping(model, state, parameters, place)
+    used |= _load_position(model, state, config, place)
+    unexpected = sorted(name for name, value in state.items() if _is_array(value) and name not in used)
+    if unexpected:
+        raise StateError(f"unexpected array {unexpected[0]!r}; the file is corrupt or from a custom xpnet")
+    return model
+
+
+def _config(state: dict) -> TrainConfig:
+    settings = state.get("config")
+    if not isinstance(settings, dict):
+        raise StateError("model settings are missing; the file is corrupt")
+    try:
+        config = TrainConfig.from_dict(settings)
+        config.make_optimizer()
+        if type(config.seed) is not int:
+            raise XpnetError(f"seed {config.seed!r} is not an integer")
+    except (XpnetError, TypeError, ValueError, OverflowError) as error:
+        raise StateError(f"model settings are invalid ({one_line(error)}); the file is corrupt") from None
+    return config
+
+
+def _check_parameters(state: dict, dtype: str) -> None:
+    """Every parameter array is of the model's dtype and finite, before any layer is built of it."""
+    for name, array in state.items():
+        if not name.startswith(PARAMETER_PREFIX) or not isinstance(array, np.ndarray):
+            continue
+        layer = name.removeprefix(PARAMETER_PREFIX).split(".")[0]
+        if array.dtype != np.dtype(dtype):
+            raise StateError(f"layer {layer} holds {array.dtype} but the model uses {dtype}")
+        if not np.all(np.isfinite(array)):
+            raise StateError(f"layer {layer} holds NaN or infinite weights; the file is corrupt")
+
+
+def _check_outputs(network: Network, config: TrainConfig, n_classes) -> None:
+    """A classifier has one output per class; a regression model has no classes."""
+    if not any(isinstance(layer, Dense) for layer in network.layers):
+        raise StateError("the model has no Dense layer; the file is corrupt")
+    expected = network.n_outputs if config.loss == "cross_entropy" else None
+    if n_classes != expected:
+        raise StateError(
+            f"{n_classes} classes for {network.n_outputs} outputs with loss {config.loss}; the file is corrupt"
+        )
+
+
+def _load_optimizer(model: Model, state: dict, steps: int, parameters: list, place) -> set[str]:
+    """The optimizer's buffers (all or none), each checked against its parameter; the names used."""
+    buffers = model.optimizer.buffers
+    names = [name for name in state if name.startswith(OPTIMIZER_PREFIX) and name.count("/") == 2]
+    present = {name.split("/")[1] for name in names}
+    if present and present != set(buffers):
+        raise StateError(f"optimizer state has buffers {sorted(present)} but the optimizer uses {sorted(buffers)}")
+    arrays = {buffer: [] for buffer in buffers} if present else {}
+    for buffer in arrays:
+        for index, parameter in enumerate(parameters):
+            name = f"{OPTIMIZER_PREFIX}{buffer}/{index}"
+            array = state.get(name)
+            if not isinstance(array, np.ndarray):
+                raise StateError(f"model state lacks the array {name!r}; the file is corrupt")
+            if array.shape != parameter.shape or array.dtype != parameter.dtype:
+                raise StateError(
+                    f"optimizer {buffer} {index} is {array.dtype} {array.shape} for a parameter of "
+                    f"{parameter.dtype} {parameter.shape}"
+                )
+            arrays[buffer].append(place(array))
+    model.optimizer.load_state_dict({"steps": steps, "buffers": arrays})
+    return {f"{OPTIMIZER_PREFIX}{buffer}/{index}" for buffer in arrays for index in range(len(parameters))}
+
+
+def _load_early_stopping(model: Model, state: dict, parameters: dict, place) -> set[str]:
+    """Early stopping's counters and best weights, for a model that stops early; the names used."""
+    values = state.get("early_stopping")
+    if values is None or model.early_stopping is None:
+        return set()
+    if not isinstance(values, dict):
+        raise StateError("the early-stopping state is malformed; the file is corrupt")
+    names = [BEST_PREFIX + name for name in parameters]
+    best = [state.get(name) for name in names]
+    if all(array is None for array in best):
+        best = None
+    else:
+        for array, parameter in zip(best, parameters.values()):
+            if not isinstance(array, np.ndarray) or array.shape != parameter.shape or array.dtype != parameter.dtype:
+                raise StateError("the best weights kept by early stopping do not match the model")
+    model.early_stopping.load_state_dict({**values, "best_parameters": best}, place)
+    return set(names) if best is not None else set()
+
+
+def _load_position(model: Model, state: dict, config: TrainConfig, place) -> set[str]:
+    """Where an epoch stopped and its running sums, for a model stopped inside one; the names used."""
+    values = state.get("progress")
+    if values is None:
+        return set()
+    if not isinstance(values, dict):
+        raise StateError("the position inside the epoch is invalid; the file is corrupt")
+    sums = {name: state.get(POSITION_PREFIX + name) for name in ("total_loss", "correct")}
+    model.position = EpochPosition.from_state(
+        {**values, **sums},
+        epochs_done=len(model.history),
+        dtype=config.dtype,
+        classify=config.loss == "cross_entropy",
+        place=place,
+    )
+    return {POSITION_PREFIX + name for name in sums}
+
+
+def _is_array(value) -> bool:
+    return array_api_compat.is_array_api_obj(value)
