@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xpnet.arrays import memory
 from xpnet.arrays.backend import numpy_backend
 from xpnet.errors import DatasetError
-from xpnet.train import memory
 
 # UTF-8, with or without the byte-order mark that spreadsheet programs put first.
 CSV_ENCODING = "utf-8-sig"
