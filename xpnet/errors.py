@@ -20,3 +20,10 @@ class XpnetWarning(UserWarning):
 
 class DatasetError(XpnetError):
     """A dataset file is missing, corrupt or malformed; the message names the file and the fix."""
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type's name when it has none): the reason xpnet's
+    one-line error messages quote from a library's exception."""
+    message = str(error).strip()
+    return message.splitlines()[0] if message else type(error).__name__

@@ -16,7 +16,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from xpnet.errors import XpnetError
+from xpnet.errors import XpnetError, one_line
 
 
 class BackendError(XpnetError):
@@ -117,7 +117,7 @@ def _cuda_backend(index: int) -> Backend:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CuPy raises its own runtime errors when no driver is present
         raise BackendError(
-            f"CUDA was requested but no usable GPU was found ({_one_line(error)}); "
+            f"CUDA was requested but no usable GPU was found ({one_line(error)}); "
             "check the NVIDIA driver (nvidia-smi), or use the CPU (device='cpu', --device cpu)"
         ) from None
     if index >= count:
@@ -135,10 +135,6 @@ def _default_device(xp: ModuleType) -> Any:
 
 def _library_name(xp: ModuleType) -> str:
     return xp.__name__.removeprefix("array_api_compat.").split(".")[0]
-
-
-def _one_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 _NAMESPACES: dict[tuple[type, ...], ModuleType] = {}

@@ -20,7 +20,7 @@ import numpy as np
 
 from xpnet.arrays import memory
 from xpnet.arrays.backend import numpy_backend
-from xpnet.errors import DatasetError
+from xpnet.errors import DatasetError, one_line
 
 # UTF-8, with or without the byte-order mark that spreadsheet programs put first.
 CSV_ENCODING = "utf-8-sig"
@@ -46,7 +46,7 @@ def read_csv(path) -> tuple[list[str] | None, np.ndarray]:
             values = _loadtxt(path, skip, np.float64)
     except ValueError as error:
         _raise_first_bad_cell(path, header, len(first))
-        raise DatasetError(f"{path}: cannot read as CSV ({_reason(error)}); pass comma-separated numbers") from None
+        raise DatasetError(f"{path}: cannot read as CSV ({one_line(error)}); pass comma-separated numbers") from None
     if values.shape[0] == 0:
         raise DatasetError(f"{path}: the CSV has a header but no data rows; add one row per sample")
     return header, values
@@ -69,7 +69,7 @@ def read_npy(path) -> np.ndarray:
             handle.seek(0)
             array = np.lib.format.read_array(handle, allow_pickle=False)
     except READ_ERRORS as error:
-        raise DatasetError(f"{path}: cannot read as .npy ({_reason(error)}); save it with numpy.save") from None
+        raise DatasetError(f"{path}: cannot read as .npy ({one_line(error)}); save it with numpy.save") from None
     return _numeric(path, "the array", array)
 
 
@@ -94,7 +94,7 @@ def read_npz(path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     except DatasetError:
         raise
     except READ_ERRORS as error:
-        raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
+        raise DatasetError(f"{path}: cannot read as .npz ({one_line(error)}); save it with numpy.savez") from None
 
 
 def npz_keys(path) -> list[str]:
@@ -104,7 +104,7 @@ def npz_keys(path) -> list[str]:
         with zipfile.ZipFile(path) as archive:
             return [info.filename.removesuffix(".npy") for info in archive.infolist()]
     except READ_ERRORS as error:
-        raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
+        raise DatasetError(f"{path}: cannot read as .npz ({one_line(error)}); save it with numpy.savez") from None
 
 
 # What a damaged file or archive can raise from zipfile, zlib or NumPy's .npy header parser (which
@@ -165,7 +165,7 @@ def _entry_bytes(path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.Z
         try:
             return _array_bytes(stream, info.file_size)
         except READ_ERRORS as error:
-            reason = _reason(error)
+            reason = one_line(error)
             raise DatasetError(f"{path}: cannot read {key} ({reason}); save plain numbers with numpy.savez") from None
 
 
@@ -206,11 +206,6 @@ def _numeric(path: Path, name: str, array: np.ndarray) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise DatasetError(f"{path}: {name} has dtype {array.dtype}; store plain numbers (integers or floats)")
     return array
-
-
-def _reason(error: Exception) -> str:
-    """A short, one-line reason."""
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _first_row(path: Path) -> list[str]:
