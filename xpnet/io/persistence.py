@@ -26,7 +26,7 @@ import numpy as np
 from xpnet.arrays.backend import select, to_numpy
 from xpnet.errors import XpnetError
 from xpnet.io.atomic import atomic_write
-from xpnet.io.tabular import READ_ERRORS, read_npy_header
+from xpnet.io.npy import READ_ERRORS, read_npy_header
 from xpnet.nn.layers import Activation, Dense, Dropout
 from xpnet.nn.network import Network
 from xpnet.train import loop
