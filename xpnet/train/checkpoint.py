@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, NamedTuple
 from xpnet.errors import XpnetError
 from xpnet.io import persistence
 from xpnet.io.atomic import leftovers
+from xpnet.io.runs import CHECKPOINT_FILE
 from xpnet.train.callbacks import Callback
 
 if TYPE_CHECKING:
     from xpnet.train.model import Model
 
-CHECKPOINT_FILE = "checkpoint.npz"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
