@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import xpnet
+from xpnet.arrays.memory import Limit
 from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
 from xpnet.train import memory
 
@@ -60,7 +61,7 @@ def test_zero_epochs_are_refused(digits):
 
 def test_a_million_hidden_units_on_a_small_machine_are_refused_before_allocating(digits, monkeypatch):
     x, y, _, _ = digits
-    monkeypatch.setattr(memory, "memory_limit", lambda backend: memory.Limit(2**30, "available memory (MemAvailable)"))
+    monkeypatch.setattr(memory, "memory_limit", lambda backend: Limit(2**30, "available memory (MemAvailable)"))
     model = xpnet.Model(hidden=[10**6], epochs=1)
     tracemalloc.start()
     try:

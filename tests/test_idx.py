@@ -8,9 +8,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from xpnet.arrays import memory
 from xpnet.datasets.idx import CHUNK_BYTES, encode_idx, read_idx
 from xpnet.errors import DatasetError, XpnetError
-from xpnet.train import memory
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from xpnet.errors import DatasetError
-from xpnet.io.tabular import DEFLATE_MAX_RATIO, check_memory
+from xpnet.io.npy import DEFLATE_MAX_RATIO, check_memory
 
 # Type codes of the IDX format and the big-endian NumPy dtypes they name.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

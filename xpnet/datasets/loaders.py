@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from xpnet.datasets import download
+from xpnet.datasets.csv_file import read_csv
 from xpnet.datasets.download import RemoteFile, Source
 from xpnet.datasets.idx import read_idx
 from xpnet.errors import DatasetError
-from xpnet.io.tabular import npz_keys, read_csv, read_npy, read_npz
+from xpnet.io.npy import npz_keys, read_npy, read_npz
 
 DIGITS_PIXEL_MAX = 16.0
 PIXEL_MAX = 255.0

@@ -25,7 +25,7 @@ import numpy as np
 from xpnet.arrays.backend import to_numpy
 from xpnet.errors import ModelFileError
 from xpnet.io.atomic import atomic_write
-from xpnet.io.tabular import READ_ERRORS, read_npy_header
+from xpnet.io.npy import READ_ERRORS, read_npy_header
 
 FORMAT = "xpnet-model"
 FORMAT_VERSION = 1

@@ -21,9 +21,9 @@ import numpy as np
 from xpnet.arrays.backend import Backend
 from xpnet.errors import XpnetError
 from xpnet.io.atomic import atomic_write, leftovers
-from xpnet.train.checkpoint import CHECKPOINT_FILE
 
 CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.npz"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.npz"
 CONFUSION_FILE = "confusion.json"

@@ -27,10 +27,10 @@ from typing import NamedTuple
 from xpnet.errors import CheckpointError, ModelFileError, TrainingInterrupted, XpnetError
 from xpnet.io import model_file
 from xpnet.io.atomic import leftovers
+from xpnet.io.runs import CHECKPOINT_FILE
 from xpnet.train.callbacks import Callback
 from xpnet.train.model import Model, from_file
 
-CHECKPOINT_FILE = "checkpoint.npz"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 

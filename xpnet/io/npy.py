@@ -1,11 +1,11 @@
-"""Readers for CSV, ``.npy`` and ``.npz`` files, with one-line errors that say where the file is wrong.
+"""Bounded reading of ``.npy`` files and ``.npz`` (zip) archives that may come from strangers.
 
-They return the numbers as stored; labels, scaling and the train/test layout are ``xpnet.datasets``'s job.
+Every size a header or zip entry claims is checked against the file and free memory before anything is
+allocated, so a damaged or hostile file fails with one ``DatasetError`` line, never by exhausting memory.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import os
@@ -18,45 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from xpnet.arrays import memory
 from xpnet.arrays.backend import numpy_backend
-from xpnet.errors import DatasetError
-from xpnet.train import memory
+from xpnet.errors import DatasetError, one_line
 
-# UTF-8, with or without the byte-order mark that spreadsheet programs put first.
-CSV_ENCODING = "utf-8-sig"
 # Deflate turns at most 1032 bytes into one (258-byte matches in two bits), so a deflated stream
 # claiming more than this many times its own size is lying.
 DEFLATE_MAX_RATIO = 1032
 # The magic string, version and length field of a .npy file, then the longest header NumPy reads
 # (its default max_header_size).
 _NPY_PREFIX_BYTES = 12 + 10_000
-
-
-def read_csv(path) -> tuple[list[str] | None, np.ndarray]:
-    """The header (``None`` when the first row is numeric) and the cells as a (rows, columns) array:
-    int64 when every cell is a whole number, else float64."""
-    path = Path(path)
-    first = _first_row(path)
-    header = None if all(_is_number(cell) for cell in first) else [cell.strip() for cell in first]
-    skip = 1 if header else 0
-    try:
-        try:
-            values = _loadtxt(path, skip, np.int64)
-        except (ValueError, OverflowError):
-            values = _loadtxt(path, skip, np.float64)
-    except ValueError as error:
-        _raise_first_bad_cell(path, header, len(first))
-        raise DatasetError(f"{path}: cannot read as CSV ({_reason(error)}); pass comma-separated numbers") from None
-    if values.shape[0] == 0:
-        raise DatasetError(f"{path}: the CSV has a header but no data rows; add one row per sample")
-    return header, values
-
-
-def _loadtxt(path: Path, skip: int, dtype) -> np.ndarray:
-    """NumPy's C parser; whole numbers parse about ten times faster as int64 than as float64."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported by read_csv instead
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=dtype, encoding=CSV_ENCODING)
 
 
 def read_npy(path) -> np.ndarray:
@@ -69,7 +40,9 @@ def read_npy(path) -> np.ndarray:
             handle.seek(0)
             array = np.lib.format.read_array(handle, allow_pickle=False)
     except READ_ERRORS as error:
-        raise DatasetError(f"{path}: cannot read as .npy ({_reason(error)}); save it with numpy.save") from None
+        raise DatasetError(
+            f"{path}: cannot read as .npy ({one_line(error, first_line=True)}); save it with numpy.save"
+        ) from None
     return _numeric(path, "the array", array)
 
 
@@ -94,7 +67,9 @@ def read_npz(path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     except DatasetError:
         raise
     except READ_ERRORS as error:
-        raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
+        raise DatasetError(
+            f"{path}: cannot read as .npz ({one_line(error, first_line=True)}); save it with numpy.savez"
+        ) from None
 
 
 def npz_keys(path) -> list[str]:
@@ -104,7 +79,9 @@ def npz_keys(path) -> list[str]:
         with zipfile.ZipFile(path) as archive:
             return [info.filename.removesuffix(".npy") for info in archive.infolist()]
     except READ_ERRORS as error:
-        raise DatasetError(f"{path}: cannot read as .npz ({_reason(error)}); save it with numpy.savez") from None
+        raise DatasetError(
+            f"{path}: cannot read as .npz ({one_line(error, first_line=True)}); save it with numpy.savez"
+        ) from None
 
 
 # What a damaged file or archive can raise from zipfile, zlib or NumPy's .npy header parser (which
@@ -165,7 +142,7 @@ def _entry_bytes(path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.Z
         try:
             return _array_bytes(stream, info.file_size)
         except READ_ERRORS as error:
-            reason = _reason(error)
+            reason = one_line(error, first_line=True)
             raise DatasetError(f"{path}: cannot read {key} ({reason}); save plain numbers with numpy.savez") from None
 
 
@@ -206,54 +183,3 @@ def _numeric(path: Path, name: str, array: np.ndarray) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise DatasetError(f"{path}: {name} has dtype {array.dtype}; store plain numbers (integers or floats)")
     return array
-
-
-def _reason(error: Exception) -> str:
-    """A short, one-line reason."""
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
-def _first_row(path: Path) -> list[str]:
-    """The first non-blank CSV row; an empty file or a missing one is an error."""
-    try:
-        with open(path, newline="", encoding=CSV_ENCODING) as handle:
-            for row in csv.reader(handle):
-                if row:
-                    return row
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file; check the path") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: cannot read as CSV text ({error}); pass a comma-separated text file") from None
-    raise DatasetError(f"{path}: the CSV file is empty; it needs a header row and one row per sample")
-
-
-def _raise_first_bad_cell(path: Path, header: list[str] | None, width: int) -> None:
-    """Find the first row of the wrong width or the first non-numeric cell, and say where it is."""
-    with open(path, newline="", encoding=CSV_ENCODING) as handle:
-        rows = csv.reader(handle)
-        if header:
-            next(rows)
-        for row in rows:
-            if not row:
-                continue
-            line = rows.line_num
-            if len(row) != width:
-                raise DatasetError(
-                    f"{path}: line {line} has {len(row)} columns but the first row has {width}; "
-                    "every row needs the same columns"
-                )
-            for column, cell in enumerate(row):
-                if not _is_number(cell):
-                    name = header[column] if header else f"{column + 1}"
-                    raise DatasetError(
-                        f"{path}: line {line}, column {name}: {cell!r} is not a number; every cell must be a number"
-                    )
-
-
-def _is_number(cell: str) -> bool:
-    """Whether the CSV cell parses as a float (NaN and infinities included; they are refused later)."""
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True

@@ -1,0 +1,66 @@
+"""The memory guard: its estimate covers what a run really allocates, and a run over the limit is one
+clear line."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+from xpnet.cli import main
+from xpnet.report import plots
+from xpnet.train import memory
+
+GIB = 2**30
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_estimate_covers_what_a_run_allocates_without_exceeding_it_much(tmp_path, monkeypatch):
+    """Measured with tracemalloc (which sees NumPy's allocations) over a whole command, from the check
+    on: training, the test set evaluated each epoch, the results evaluated and predicted after it."""
+    monkeypatch.setattr(plots, "available", lambda: False)  # matplotlib's objects are not the network's
+    in_use_at_check = []
+    check_fits = memory.check_fits
+
+    def recording_check_fits(*arguments, **options):
+        in_use_at_check.append(tracemalloc.get_traced_memory()[0])
+        check_fits(*arguments, **options)
+
+    monkeypatch.setattr(memory, "check_fits", recording_check_fits)
+    hidden = 20000
+    tracemalloc.start()
+    try:
+        assert main(["--hidden", str(hidden), "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    needed = peak - in_use_at_check[0]  # the command's own check comes first, before the model's
+    # 64 inputs, 10 classes, float32, Adam's 2 buffers, batches of 32, the digits' 359 test images.
+    estimate = memory.training_bytes([64, hidden, 10], 4, 2, 32, evaluation_rows=359)
+    assert needed <= estimate <= 1.5 * needed, (needed / 2**20, estimate / 2**20)
+
+
+def test_a_million_hidden_units_under_a_real_address_space_limit_are_one_clear_line(tmp_path):
+    """``ulimit -v 4 GiB``: training would fit (3 GiB), but evaluating the test set would not."""
+
+    def limit_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (4 * GIB, 4 * GIB))
+
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "xpnet", "--hidden", "1000000", "--epochs", "1", "--out", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"},
+        preexec_fn=limit_address_space,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("xpnet: error: a network with layer sizes [64, 1000000, 10] needs about 6.0 GiB")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "use fewer or narrower hidden layers" in result.stderr
+    assert not run_dir.exists()  # a run refused before it started leaves no folder behind
