@@ -1,24 +1,29 @@
 """A custom layer: subclass ``xpnet.Layer``, keep parameters in ``params`` and their gradients in
-``grads`` under the same names, and prove the backward pass with ``xpnet.gradcheck``.
+``grads`` under the names listed in ``PARAMETERS``, prove the backward pass with ``xpnet.gradcheck``,
+then train it with ``Model.fit`` and save it like any model (``xpnet.register_layer`` makes the type
+known by name, so a saved file can be loaded again without running anything from it).
 
 The layer is PReLU, a ReLU whose negative slope is learned per feature.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
+import numpy as np
 from array_api_compat import array_namespace
 
 import xpnet
 from xpnet.arrays import streams
-from xpnet.nn import losses
-from xpnet.optim import optimizers
-from xpnet.train import loop
 
 EPOCHS = 2 if os.environ.get("XPNET_EXAMPLE_QUICK") else 30  # XPNET_EXAMPLE_QUICK=1: a smoke test
 
 
+@xpnet.register_layer
 class PReLU(xpnet.Layer):
     """``x`` where positive, ``slope * x`` elsewhere, with one learned slope per feature."""
+
+    PARAMETERS = ("slope",)
 
     def __init__(self, slope):
         super().__init__()
@@ -59,27 +64,28 @@ def digits_network(layer_class, backend, seed=0):
 
 
 backend = xpnet.select("cpu")
-x_train, y_train, x_test, y_test = (backend.asarray(a) for a in xpnet.load_digits())
+x_train, y_train, x_test, y_test = xpnet.load_digits()
 
 # 1. Prove the backward pass: every gradient against central finite differences, in float64.
-errors = xpnet.gradcheck(digits_network(PReLU, backend), x_train[:16], y_train[:16])
+x_check, y_check = backend.asarray(x_train[:16]), backend.asarray(y_train[:16])
+errors = xpnet.gradcheck(digits_network(PReLU, backend), x_check, y_check)
 print(f"PReLU passes gradcheck: largest relative error {max(errors.values()):.1e}")
 try:
-    xpnet.gradcheck(digits_network(PReLUWithABug, backend), x_train[:16], y_train[:16])
+    xpnet.gradcheck(digits_network(PReLUWithABug, backend), x_check, y_check)
 except xpnet.GradientMismatch as mismatch:
     print(f"the buggy PReLU is caught: {mismatch}")
 
-# 2. Train with it, using the same inner loop as xpnet.Model.
-network = digits_network(PReLU, backend)
-optimizer = optimizers.make("adam")
-for epoch in range(EPOCHS):
-    order = streams.RandomStream(backend, 0, streams.SHUFFLE, epoch).permutation(x_train.shape[0])
-    dropout_rng = streams.RandomStream(backend, 0, streams.DROPOUT, epoch)
-    loop.train_epoch(
-        network, optimizer, losses.softmax_cross_entropy, x_train, y_train,
-        lr=1e-3, batch_size=32, order=order, dropout_rng=dropout_rng, classify=True,
-    )  # fmt: skip
-_, correct = loop.evaluate(network, losses.softmax_cross_entropy, x_test, y_test, classify=True)
-slopes, xp = network.layers[1].params["slope"], backend.xp
-print(f"test accuracy {100 * int(correct) / y_test.shape[0]:.2f}% after {EPOCHS} epochs")
-print(f"learned negative slopes range from {float(xp.min(slopes)):.2f} to {float(xp.max(slopes)):.2f}")
+# 2. Train it like any model: Model.fit runs the same loop, checks and callbacks as the built-in MLP.
+model = xpnet.Model(network=digits_network(PReLU, backend), optimizer="adam", lr=1e-3, epochs=EPOCHS)
+model.fit(x_train, y_train)
+print(f"test accuracy {100 * model.evaluate(x_test, y_test)['accuracy']:.2f}% after {EPOCHS} epochs")
+slopes = np.asarray(model.network.layers[1].params["slope"])
+print(f"learned negative slopes range from {slopes.min():.2f} to {slopes.max():.2f}")
+
+# 3. Save and load it: the file names the layer type "PReLU", which the registry knows.
+with tempfile.TemporaryDirectory() as folder:
+    path = Path(folder) / "prelu.npz"
+    model.save(path)
+    same = xpnet.load(path)
+    assert np.array_equal(same.predict_proba(x_test), model.predict_proba(x_test))
+    print(f"saved and loaded: {type(same.network.layers[1]).__name__} layer, same predictions")

@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from xpnet import datasets
 from xpnet.arrays.backend import Backend, select
 from xpnet.cli import options
@@ -177,15 +175,9 @@ def check_memory(config: TrainConfig, data, backend: Backend) -> None:
     """Refuse a network whose training, or whose evaluation of the test (or validation) set, would not
     fit in memory: before the model or its checkpoint is allocated."""
     x_train, y_train, x_test, y_test = data
-    sizes = [x_train.shape[1], *config.hidden, int(max(y_train.max(), y_test.max())) + 1]
-    memory.check_fits(
-        sizes,
-        np.dtype(config.dtype).itemsize,
-        len(config.make_optimizer().buffers),
-        config.batch_size,
-        backend,
-        evaluation_rows=max(len(x_test), round(config.val_split * len(x_train))),
-    )
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    evaluation_rows = max(len(x_test), round(config.val_split * len(x_train)))
+    memory.check_model_fits(config, x_train.shape[1], n_classes, backend, evaluation_rows)
 
 
 def _plot(run_dir) -> str | None:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from xpnet.arrays.backend import Backend
 from xpnet.arrays.memory import GIB, memory_limit
 from xpnet.errors import XpnetError
+from xpnet.train.config import TrainConfig
 from xpnet.train.loop import EVALUATION_BATCH_SIZE
 
 # Arrays kept per parameter besides the optimizer buffers: the parameter, its gradient, and the
@@ -64,3 +67,18 @@ def check_fits(
             f"but {backend} has {limit.available / GIB:.1f} GiB left, limited by {limit.source}: "
             "use fewer or narrower hidden layers, or a smaller batch size"
         )
+
+
+def check_model_fits(
+    config: TrainConfig, n_inputs: int, n_outputs: int, backend: Backend, evaluation_rows: int
+) -> None:
+    """``check_fits`` for the network ``config`` describes between ``n_inputs`` and ``n_outputs``: the
+    one sizing that ``Model`` (before building) and the command (before loading anything) both use."""
+    check_fits(
+        [n_inputs, *config.hidden, n_outputs],
+        np.dtype(config.dtype).itemsize,
+        len(config.make_optimizer().buffers),
+        config.batch_size,
+        backend,
+        evaluation_rows=evaluation_rows,
+    )

@@ -12,8 +12,6 @@ import math
 import time
 from collections.abc import Sequence
 
-import numpy as np
-
 from xpnet.arrays import streams
 from xpnet.arrays.backend import Backend, array_namespace, backend_for, is_foreign_array, to_numpy
 from xpnet.arrays.precision import tf32_matmuls
@@ -322,17 +320,12 @@ class Model:
         )
 
     def _build(self, n_inputs: int, n_outputs: int, evaluation_rows: int):
-        sizes = [n_inputs, *self.config.hidden, n_outputs]
-        itemsize = np.dtype(self.config.dtype).itemsize
-        buffers = len(self.optimizer.buffers)
-        memory.check_fits(
-            sizes, itemsize, buffers, self.config.batch_size, self.backend, evaluation_rows=evaluation_rows
-        )
+        memory.check_model_fits(self.config, n_inputs, n_outputs, self.backend, evaluation_rows)
         if self.classify:
             self.n_classes = n_outputs
         rng = streams.RandomStream(self.backend, self.config.seed, streams.INIT)
         self.network = Network.mlp(
-            sizes,
+            [n_inputs, *self.config.hidden, n_outputs],
             rng,
             activation=self.config.activation,
             init=self.config.init,
