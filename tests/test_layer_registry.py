@@ -83,7 +83,7 @@ def test_another_class_under_a_taken_name_is_refused(registered_scale):
 
 @pytest.mark.parametrize("not_a_layer", [int, object(), "Dense"])
 def test_only_layer_classes_can_be_registered(not_a_layer):
-    with pytest.raises(SettingError, match="register_layer takes a subclass of xpnet.Layer"):
+    with pytest.raises(SettingError, match=r"register_layer takes a subclass of xpnet\.Layer"):
         xpnet.register_layer(not_a_layer)
 
 
@@ -96,7 +96,7 @@ def test_an_unregistered_name_is_refused_by_name_and_nothing_is_imported(name):
 
 
 def test_a_model_file_naming_an_unregistered_layer_is_refused(tmp_path, registered_scale):
-    x, y, x_test, _ = xpnet.load_digits()
+    x, y, _, _ = xpnet.load_digits()
     model = xpnet.Model(network=scale_network(), epochs=1, batch_size=256)
     model.fit(x, y)
     model.save(tmp_path / "scale.npz")

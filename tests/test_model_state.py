@@ -25,7 +25,7 @@ def host_state(model) -> dict:
 
 
 def test_a_file_holds_exactly_the_state_description(digits, tmp_path):
-    x, y, x_test, y_test = digits
+    x, y, _, _ = digits
     model = xpnet.Model(hidden=[8], epochs=2, early_stopping=3, val_split=0.2, batch_size=128)
     model.fit(x, y)
     model.save(tmp_path / "model.npz")
@@ -94,7 +94,7 @@ def mlp(backend, dtype=np.float32, seed=0) -> xpnet.Network:
 
 def test_a_network_of_your_own_trains_like_the_built_in_one(digits):
     """``Model(network=...)`` given the network ``Model`` would build trains to the same weights."""
-    x, y, x_test, _ = digits
+    x, y, _, _ = digits
     settings = {"epochs": 2, "batch_size": 64, "seed": 0}
     built = xpnet.Model(hidden=[16], **settings)
     built.fit(x, y)
@@ -126,7 +126,7 @@ def test_settings_of_the_built_in_network_are_refused_beside_your_own(settings, 
 
 
 def test_something_else_than_a_network_is_refused():
-    with pytest.raises(SettingError, match="network must be an xpnet.Network with parameters"):
+    with pytest.raises(SettingError, match=r"network must be an xpnet\.Network with parameters"):
         xpnet.Model(network=[xpnet.Activation("relu")])
 
 
