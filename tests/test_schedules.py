@@ -71,5 +71,5 @@ def test_the_training_config_builds_its_schedule_over_its_epochs():
 def test_bad_schedules_are_refused_by_name():
     with pytest.raises(XpnetError, match="unknown schedule 'linear': choose one of constant, step, cosine"):
         Schedule("linear")
-    with pytest.raises(XpnetError, match="schedule needs warmup_epochs >= 0"):
+    with pytest.raises(XpnetError, match="step_size must be a positive integer, got 0"):
         Schedule("step", step_size=0)

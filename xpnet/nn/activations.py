@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
+from xpnet import validation
 from xpnet.arrays.backend import array_namespace
-from xpnet.errors import XpnetError
 
 _GELU_SCALE = math.sqrt(2.0 / math.pi)
 _GELU_CUBIC = 0.044715
@@ -80,19 +80,16 @@ def gelu_derivative(z, a):
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * inner_derivative
 
 
-ACTIVATIONS = {
-    "identity": (identity, identity_derivative),
-    "relu": (relu, relu_derivative),
-    "leaky_relu": (leaky_relu, leaky_relu_derivative),
-    "tanh": (tanh, tanh_derivative),
-    "sigmoid": (sigmoid, sigmoid_derivative),
+ACTIVATIONS = {  # in alphabetical order, as the messages list them
     "gelu": (gelu, gelu_derivative),
+    "identity": (identity, identity_derivative),
+    "leaky_relu": (leaky_relu, leaky_relu_derivative),
+    "relu": (relu, relu_derivative),
+    "sigmoid": (sigmoid, sigmoid_derivative),
+    "tanh": (tanh, tanh_derivative),
 }
 
 
 def get(name: str):
     """Return ``(function, derivative)`` for an activation name, or a clear error listing the names."""
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise XpnetError(f"unknown activation {name!r}: choose one of {', '.join(sorted(ACTIVATIONS))}") from None
+    return ACTIVATIONS[validation.choice("activation", name, ACTIVATIONS)]

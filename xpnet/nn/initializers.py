@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
+from xpnet import validation
 from xpnet.arrays.streams import RandomStream
-from xpnet.errors import XpnetError
 
 
 def _he_variance(fan_in: int, fan_out: int) -> float:
@@ -26,9 +26,7 @@ INITIALIZERS = tuple(f"{scheme}_{shape}" for scheme in _VARIANCES for shape in (
 
 def initial_weights(name: str, fan_in: int, fan_out: int, dtype, rng: RandomStream):
     """A ``(fan_in, fan_out)`` weight matrix drawn by the scheme ``name``, e.g. ``"he_normal"``."""
-    scheme, _, distribution = name.partition("_")
-    if scheme not in _VARIANCES or distribution not in ("normal", "uniform"):
-        raise XpnetError(f"unknown init {name!r}: choose one of {', '.join(INITIALIZERS)}")
+    scheme, _, distribution = validation.choice("init", name, INITIALIZERS).partition("_")
     std = math.sqrt(_VARIANCES[scheme](fan_in, fan_out))
     shape = (fan_in, fan_out)
     if distribution == "normal":

@@ -11,6 +11,7 @@ and only registered types are ever built from one, with nothing imported or exec
 
 from __future__ import annotations
 
+from xpnet import validation
 from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
 from xpnet.errors import SettingError, StateError, XpnetError
@@ -155,9 +156,7 @@ class Dropout(Layer):
 
     def __init__(self, rate: float):
         super().__init__()
-        if not 0.0 <= rate < 1.0:
-            raise XpnetError(f"dropout rate must be in [0, 1), got {rate}")
-        self.rate = rate
+        self.rate = validation.fraction("dropout", rate)
 
     def forward(self, x, *, training=False, rng=None):
         if not training or self.rate == 0.0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from array_api_compat import device
 
+from xpnet import validation
 from xpnet.arrays.backend import array_namespace
 from xpnet.errors import XpnetError
 
@@ -63,7 +64,5 @@ LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mean_squared_error}
 
 
 def get(name: str):
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise XpnetError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}") from None
+    """The loss function named ``name``: ``(outputs, targets) -> (loss, gradient)``."""
+    return LOSSES[validation.choice("loss", name, LOSSES)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from xpnet.errors import XpnetError
+from xpnet import validation
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -27,13 +27,10 @@ class Schedule:
     min_lr: float = 0.0
 
     def __post_init__(self):
-        if self.kind not in SCHEDULES:
-            raise XpnetError(f"unknown schedule {self.kind!r}: choose one of {', '.join(SCHEDULES)}")
-        if self.warmup_epochs < 0 or self.step_size < 1 or self.total_epochs < 1:
-            raise XpnetError(
-                "schedule needs warmup_epochs >= 0, step_size >= 1 and total_epochs >= 1, got "
-                f"{self.warmup_epochs}, {self.step_size} and {self.total_epochs}"
-            )
+        validation.choice("schedule", self.kind, SCHEDULES)
+        validation.whole("warmup_epochs", self.warmup_epochs, minimum=0)
+        validation.whole("step_size", self.step_size, minimum=1)
+        validation.whole("total_epochs", self.total_epochs, minimum=1)
 
     def lr(self, base_lr: float, epoch: int) -> float:
         """Learning rate for ``epoch`` (0-based)."""

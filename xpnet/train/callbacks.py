@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 
+from xpnet import validation
 from xpnet.arrays.backend import array_namespace
 from xpnet.errors import StateError, XpnetError
+from xpnet.train.config import EARLY_STOPPING_PATIENCE
 
 NEEDS_VALIDATION = "early stopping needs validation data: set val_split (e.g. 0.1) or pass validation_data"
 
@@ -38,9 +40,7 @@ class EarlyStopping(Callback):
     weights of the best epoch (``restore_best``)."""
 
     def __init__(self, patience: int, *, restore_best: bool = True, min_delta: float = 0.0):
-        if patience < 1:
-            raise XpnetError(f"early stopping patience must be >= 1 epoch, got {patience}")
-        self.patience = patience
+        self.patience = validation.whole(EARLY_STOPPING_PATIENCE, patience, minimum=1)
         self.restore_best = restore_best
         self.min_delta = min_delta
         # Kept across fit calls (and saved in checkpoints), so a resumed run keeps counting.

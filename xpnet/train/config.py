@@ -7,12 +7,9 @@ use these names, so a setting means the same thing wherever it is written.
 from __future__ import annotations
 
 import dataclasses
-import math
-import operator
 from dataclasses import dataclass
 
-import numpy as np
-
+from xpnet import validation
 from xpnet.errors import SettingError
 from xpnet.nn import activations, losses
 from xpnet.nn.initializers import INITIALIZERS
@@ -22,6 +19,7 @@ DTYPES = ("float32", "float64")
 # The fraction of the training data held out when early stopping is asked for without a validation
 # split (scikit-learn's validation_fraction default).
 EARLY_STOPPING_VAL_SPLIT = 0.1
+EARLY_STOPPING_PATIENCE = "early stopping patience (in epochs)"
 
 
 @dataclass
@@ -49,33 +47,25 @@ class TrainConfig:
 
     def __post_init__(self):
         self.hidden = _as_sizes(self.hidden)
-        self.seed = _whole("seed", self.seed, minimum=0)
-        _check_choice("activation", self.activation, activations.ACTIVATIONS)
-        _check_choice("init", self.init, ("auto", *INITIALIZERS))
-        _check_choice("loss", self.loss, losses.LOSSES)
-        _check_choice("optimizer", self.optimizer, optimizers.OPTIMIZERS)
-        _check_choice("schedule", self.schedule, schedules.SCHEDULES)
-        _check_choice("dtype", self.dtype, DTYPES)
-        for name in ("dropout", "lr", "weight_decay", "val_split"):
-            _finite(name, getattr(self, name))
+        self.seed = validation.whole("seed", self.seed, minimum=0)
+        validation.choice("activation", self.activation, activations.ACTIVATIONS)
+        validation.choice("init", self.init, ("auto", *INITIALIZERS))
+        validation.choice("loss", self.loss, losses.LOSSES)
+        validation.choice("optimizer", self.optimizer, optimizers.OPTIMIZERS)
+        validation.choice("schedule", self.schedule, schedules.SCHEDULES)
+        validation.choice("dtype", self.dtype, DTYPES)
+        validation.fraction("dropout", self.dropout)
+        validation.learning_rate(self.lr)
         if self.momentum is not None:
-            _finite("momentum", self.momentum)
-        if not 0.0 <= self.dropout < 1.0:
-            raise SettingError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not self.lr > 0:
-            raise SettingError(f"learning rate must be positive, got {self.lr}; try 0.001 with adam")
-        if self.momentum is not None and not 0.0 <= self.momentum < 1.0:
-            raise SettingError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise SettingError(f"weight decay must be >= 0, got {self.weight_decay}")
-        self.batch_size = _whole("batch size", self.batch_size, minimum=1)
-        self.epochs = _whole("epochs", self.epochs, minimum=1)
+            validation.fraction("momentum", self.momentum)
+        validation.non_negative("weight_decay", self.weight_decay)
+        self.batch_size = validation.whole("batch size", self.batch_size, minimum=1)
+        self.epochs = validation.whole("epochs", self.epochs, minimum=1)
         if self.early_stopping is not None:
-            self.early_stopping = _whole("early stopping patience (in epochs)", self.early_stopping, minimum=1)
-        if not 0.0 <= self.val_split < 1.0:
-            raise SettingError(f"val_split must be in [0, 1), got {self.val_split}")
-        self.tf32 = _flag("tf32", self.tf32)
-        self.warmup_epochs = _whole("warmup_epochs", self.warmup_epochs, minimum=0)
+            self.early_stopping = validation.whole(EARLY_STOPPING_PATIENCE, self.early_stopping, minimum=1)
+        validation.fraction("val_split", self.val_split)
+        self.tf32 = validation.flag("tf32", self.tf32)
+        self.warmup_epochs = validation.whole("warmup_epochs", self.warmup_epochs, minimum=0)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -120,40 +110,3 @@ def _as_sizes(hidden) -> tuple[int, ...]:
     if any(size < 1 for size in sizes) or any(int(s) != s for s in hidden):
         raise SettingError(f"hidden layer widths must be positive integers, got {list(hidden)}")
     return sizes
-
-
-def _whole(label: str, value, *, minimum: int) -> int:
-    """``value`` as a plain int (NumPy integers too, so settings stay JSON-friendly), at least ``minimum``.
-    Booleans are refused: ``True`` is an int to Python but never a count the user meant."""
-    kind = "a positive integer" if minimum == 1 else "a non-negative integer"
-    try:
-        whole = operator.index(value)
-    except TypeError:
-        raise SettingError(f"{label} must be {kind}, got {value!r}") from None
-    if isinstance(value, bool | np.bool_):
-        raise SettingError(f"{label} must be {kind}, got {value!r}")
-    if whole < minimum:
-        raise SettingError(f"{label} must be {kind}, got {value!r}")
-    return whole
-
-
-def _finite(name: str, value) -> None:
-    """Refuse NaN and infinity, which pass every range check below them (``nan < 0`` is false)."""
-    try:
-        finite = math.isfinite(value)
-    except TypeError:
-        raise SettingError(f"{name} must be a number, got {value!r}") from None
-    if not finite:
-        raise SettingError(f"{name} must be a finite number, got {value!r}")
-
-
-def _flag(name: str, value) -> bool:
-    """``value`` as a plain bool (NumPy's ``bool_`` too, as grid searches over arrays produce)."""
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    raise SettingError(f"{name} must be true or false, got {value!r}")
-
-
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise SettingError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}")
