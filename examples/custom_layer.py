@@ -9,9 +9,9 @@ import os
 from array_api_compat import array_namespace
 
 import xpnet
+from xpnet import optim
 from xpnet.arrays import streams
 from xpnet.nn import losses
-from xpnet.optim import optimizers
 from xpnet.train import loop
 
 EPOCHS = 2 if os.environ.get("XPNET_EXAMPLE_QUICK") else 30  # XPNET_EXAMPLE_QUICK=1: a smoke test
@@ -71,7 +71,7 @@ except xpnet.GradientMismatch as mismatch:
 
 # 2. Train with it, using the same inner loop as xpnet.Model.
 network = digits_network(PReLU, backend)
-optimizer = optimizers.make("adam")
+optimizer = optim.make("adam")
 for epoch in range(EPOCHS):
     order = streams.RandomStream(backend, 0, streams.SHUFFLE, epoch).permutation(x_train.shape[0])
     dropout_rng = streams.RandomStream(backend, 0, streams.DROPOUT, epoch)

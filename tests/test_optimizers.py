@@ -8,7 +8,7 @@ from conftest import assert_array, import_torch, on
 
 from xpnet import XpnetError
 from xpnet.arrays.backend import to_numpy
-from xpnet.optim.optimizers import OPTIMIZERS, make
+from xpnet.optim import OPTIMIZERS, make
 
 torch = import_torch()
 

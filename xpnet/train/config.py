@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xpnet import optim
 from xpnet.errors import SettingError
 from xpnet.nn import activations, losses
 from xpnet.nn.initializers import INITIALIZERS
-from xpnet.optim import optimizers, schedules
+from xpnet.optim import schedules
 
 DTYPES = ("float32", "float64")
 # The fraction of the training data held out when early stopping is asked for without a validation
@@ -53,7 +54,7 @@ class TrainConfig:
         _check_choice("activation", self.activation, activations.ACTIVATIONS)
         _check_choice("init", self.init, ("auto", *INITIALIZERS))
         _check_choice("loss", self.loss, losses.LOSSES)
-        _check_choice("optimizer", self.optimizer, optimizers.OPTIMIZERS)
+        _check_choice("optimizer", self.optimizer, optim.OPTIMIZERS)
         _check_choice("schedule", self.schedule, schedules.SCHEDULES)
         _check_choice("dtype", self.dtype, DTYPES)
         for name in ("dropout", "lr", "weight_decay", "val_split"):
@@ -103,8 +104,8 @@ class TrainConfig:
             return self
         return self.replace(val_split=EARLY_STOPPING_VAL_SPLIT)
 
-    def make_optimizer(self) -> optimizers.Optimizer:
-        return optimizers.make(self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay)
+    def make_optimizer(self) -> optim.Optimizer:
+        return optim.make(self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay)
 
     def make_schedule(self) -> schedules.Schedule:
         return schedules.Schedule(self.schedule, total_epochs=self.epochs, warmup_epochs=self.warmup_epochs)

@@ -13,7 +13,7 @@ from array_api_compat import device
 from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
 from xpnet.nn.network import Network
-from xpnet.optim.optimizers import Optimizer
+from xpnet.optim import Optimizer
 
 EVALUATION_BATCH_SIZE = 4096
 
