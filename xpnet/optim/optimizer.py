@@ -3,14 +3,14 @@ parameter by the variant ``kernels.choose`` picks.
 
 Optimizer state (velocities, moment estimates, the step count) is explicit: it lives in
 ``optimizer.state`` and ``optimizer.steps``, survives across steps and across ``fit`` calls, and is
-saved with the model. The update rules follow ``torch.optim`` exactly, so results can be checked
-against it.
+saved with the model (``state_dict`` and ``load_state_dict``). The update rules follow
+``torch.optim`` exactly, so results can be checked against it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from xpnet.arrays.backend import array_namespace
 from xpnet.errors import XpnetError
@@ -61,6 +61,16 @@ class Optimizer:
             buffers = [self.state[name][index] for name in self.buffers]
             update = kernels.choose(self.variants, param, grad, *buffers)
             update(self.settings, step, param, grad, *buffers)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step count and the live buffers, one array per parameter in parameter order (no buffers
+        before the first step): what a checkpoint keeps."""
+        return {"steps": self.steps, "buffers": {name: list(arrays) for name, arrays in self.state.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Adopt the step count and buffers of ``state_dict()``, arrays already on the device and shaped."""
+        self.steps = state["steps"]
+        self.state = {name: list(arrays) for name, arrays in state["buffers"].items()}
 
     def hyperparameters(self) -> dict:
         return asdict(self.settings)
