@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import CallLog, small_epoch_setup
 
+from xpnet import optim
 from xpnet.arrays import streams
 from xpnet.arrays.backend import Backend, BackendError, cuda_available, numpy_backend, select, to_numpy
 from xpnet.arrays.precision import tf32_matmuls
@@ -19,7 +20,6 @@ from xpnet.datasets import load_digits
 from xpnet.nn import losses
 from xpnet.nn.layers import Activation, Dense
 from xpnet.nn.network import Network
-from xpnet.optim import optimizers
 from xpnet.train import loop
 from xpnet.train.callbacks import Callback
 from xpnet.train.model import Model, load
@@ -173,7 +173,7 @@ def train_with_xpnet(backend: Backend, parameters, x, y, orders, optimizer: str,
     """Train a copy of ``parameters`` with xpnet's own loop on ``backend``; return the weights on the host."""
     w1, b1, w2, b2 = (backend.asarray(p.copy()) for p in parameters)  # the optimizer updates them in place
     network = Network([Dense(w1, b1), Activation("relu"), Dense(w2, b2)])
-    update = optimizers.make(optimizer)
+    update = optim.make(optimizer)
     x_device = backend.asarray(x, dtype=backend.xp.float32)
     y_device = backend.asarray(y, dtype=backend.xp.int64)
     for order in orders:

@@ -415,3 +415,12 @@ def test_real_mnist_download_verified_by_published_checksums(tmp_path, monkeypat
     assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
     for name in loaders.IDX_NAMES.values():
         assert (tmp_path / "cache" / "mnist" / name).read_bytes() == (source / name).read_bytes()
+
+
+def test_a_csv_whose_later_bytes_are_not_utf8_is_refused_in_one_line(tmp_path):
+    """The first row decodes, a later byte does not (found by the fuzz test): a DatasetError, not a
+    UnicodeDecodeError from NumPy's parser."""
+    path = tmp_path / "broken.csv"
+    path.write_bytes(b"\x00\r\x00\xc2")
+    with pytest.raises(DatasetError, match=r"broken\.csv: cannot read as CSV text \('utf-8' codec can't decode"):
+        datasets.load(str(path))

@@ -8,6 +8,7 @@ import pytest
 from conftest import assert_array, import_torch, on, torch_activations
 
 from xpnet import Activation, Dense, Dropout, GradientMismatch, Layer, Network, gradcheck
+from xpnet.arrays.backend import numpy_backend
 from xpnet.arrays.backend import to_numpy as to_host
 from xpnet.arrays.streams import RandomStream
 from xpnet.nn import losses
@@ -140,3 +141,17 @@ def test_gradcheck_catches_a_wrong_backward_pass(backend):
     network.layers[1] = WrongTanh()
     with pytest.raises(GradientMismatch, match="differs from finite differences"):
         gradcheck(network, on(backend, problem["x"]), on(backend, problem["labels"]))
+
+
+def test_backward_without_input_gradient_fills_the_same_parameter_gradients():
+    network = Network.mlp([5, 8, 3], RandomStream(numpy_backend(), 0, 0), dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((6, 5))
+    grad_output = np.random.default_rng(2).standard_normal((6, 3))
+    network.forward(x, training=True)
+    grad_input = network.backward(grad_output)
+    full = [np.copy(g) for g in network.gradients()]
+    network.forward(x, training=True)
+    assert network.backward(grad_output, input_gradient=False) is None
+    assert grad_input.shape == x.shape
+    for a, b in zip(full, network.gradients()):
+        np.testing.assert_array_equal(a, b)

@@ -8,7 +8,7 @@ from conftest import assert_array, import_torch, on
 
 from xpnet import XpnetError
 from xpnet.arrays.backend import to_numpy
-from xpnet.optim.optimizers import OPTIMIZERS, make
+from xpnet.optim import OPTIMIZERS, make
 
 torch = import_torch()
 
@@ -95,7 +95,47 @@ def test_bad_optimizer_settings_are_refused_by_name():
         make("rmsprop")
     with pytest.raises(XpnetError, match="Nesterov momentum needs momentum > 0"):
         make("nesterov", momentum=0.0)
-    with pytest.raises(XpnetError, match="weight decay must be >= 0, got -1"):
+    with pytest.raises(XpnetError, match="weight_decay must be >= 0, got -1"):
         make("adam", weight_decay=-1)
     with pytest.raises(XpnetError, match=r"momentum must be in \[0, 1\), got 1.5"):
         make("momentum", momentum=1.5)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_fresh_optimizer_given_the_state_dict_continues_exactly_as_the_original(backend, name):
+    xp = backend.xp
+    initial, gradients = host_run(3)
+    original = make(name)
+    assert original.state_dict() == {"steps": 0, "buffers": {}}
+    params = [on(backend, p) for p in initial]
+    for step_gradients in gradients[:3]:
+        original.step(params, [on(backend, g) for g in step_gradients], 0.05)
+    state = original.state_dict()
+    assert state["steps"] == 3 and set(state["buffers"]) == set(original.buffers)
+    for buffer, arrays in state["buffers"].items():
+        assert all(a is b for a, b in zip(arrays, original.state[buffer], strict=True))  # live, not copies
+    resumed = make(name)
+    copies = {buffer: [xp.asarray(a, copy=True) for a in arrays] for buffer, arrays in state["buffers"].items()}
+    resumed.load_state_dict({"steps": state["steps"], "buffers": copies})
+    resumed_params = [xp.asarray(p, copy=True) for p in params]
+    for step_gradients in gradients[3:]:
+        original.step(params, [on(backend, g) for g in step_gradients], 0.05)
+        resumed.step(resumed_params, [on(backend, g) for g in step_gradients], 0.05)
+    assert resumed.steps == original.steps == N_STEPS
+    for resumed_param, param in zip(resumed_params, params, strict=True):
+        assert_array(resumed_param, to_numpy(param), backend, dtype=xp.float32, rtol=0)
+    for buffer, arrays in original.state.items():
+        for resumed_array, array in zip(resumed.state[buffer], arrays, strict=True):
+            assert_array(resumed_array, to_numpy(array), backend, dtype=xp.float32, rtol=0)
+
+
+def test_load_state_dict_adopts_the_other_optimizers_arrays():
+    initial, gradients = host_run(4)
+    original = make("adam")
+    original.step(initial, gradients[0], 0.01)
+    adopted = make("adam")
+    adopted.load_state_dict(original.state_dict())
+    assert adopted.steps == 1
+    assert adopted.state.keys() == original.state.keys()
+    for buffer, arrays in adopted.state.items():
+        assert all(a is b for a, b in zip(arrays, original.state[buffer], strict=True))

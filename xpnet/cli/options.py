@@ -13,12 +13,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from xpnet import optim
 from xpnet.cli.config_file import read_config
 from xpnet.errors import DatasetError, XpnetError
 from xpnet.io import runs
 from xpnet.nn import activations
 from xpnet.nn.initializers import INITIALIZERS
-from xpnet.optim import optimizers, schedules
+from xpnet.optim import schedules
 from xpnet.train.config import DTYPES, EARLY_STOPPING_VAL_SPLIT, TrainConfig
 
 # How each option type is named in errors about config files, with a valid TOML example.
@@ -94,9 +95,7 @@ OPTIONS = (
     Option(
         "dropout", float, "network", f"dropout rate after each hidden layer (default: {_DEFAULTS.dropout:g})", "RATE"
     ),
-    Option(
-        "optimizer", str, "optimizer", f"{_choices(optimizers.OPTIMIZERS)} (default: {_DEFAULTS.optimizer})", "NAME"
-    ),
+    Option("optimizer", str, "optimizer", f"{_choices(optim.OPTIMIZERS)} (default: {_DEFAULTS.optimizer})", "NAME"),
     Option("lr", float, "optimizer", f"learning rate (default: {_DEFAULTS.lr:g})", "LR"),
     Option("momentum", float, "optimizer", "SGD momentum (default: 0.9 for momentum/nesterov, 0 for sgd)", "M"),
     Option("weight_decay", float, "optimizer", f"L2 weight decay (default: {_DEFAULTS.weight_decay:g})", "L2"),

@@ -166,7 +166,7 @@ def write_results(run_dir, model: Model, dataset: str, x_test, y_test, warning_m
 
 def resolved_options(config: TrainConfig) -> dict:
     """What ``init="auto"`` and an unset ``momentum`` stood for in this run (``Network.mlp`` and
-    ``optimizers.make`` decide; ``config.json`` records both)."""
+    ``optim.make`` decide; ``config.json`` records both)."""
     init = network.resolved_init(config.init, config.activation)
     return {"init": init, "momentum": config.make_optimizer().hyperparameters().get("momentum")}
 

@@ -29,6 +29,10 @@ def read_csv(path) -> tuple[list[str] | None, np.ndarray]:
             values = _loadtxt(path, skip, np.int64)
         except (ValueError, OverflowError):
             values = _loadtxt(path, skip, np.float64)
+    except UnicodeDecodeError as error:  # past the first row, which _first_row decoded
+        raise DatasetError(
+            f"{path}: cannot read as CSV text ({one_line(error, first_line=True)}); pass a comma-separated text file"
+        ) from None
     except ValueError as error:
         _raise_first_bad_cell(path, header, len(first))
         raise DatasetError(

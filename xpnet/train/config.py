@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from xpnet import validation
+from xpnet import optim, validation
 from xpnet.errors import SettingError
 from xpnet.nn import activations, losses
 from xpnet.nn.initializers import INITIALIZERS
-from xpnet.optim import optimizers, schedules
+from xpnet.optim import schedules
 
 DTYPES = ("float32", "float64")
 # The fraction of the training data held out when early stopping is asked for without a validation
@@ -51,7 +51,7 @@ class TrainConfig:
         validation.choice("activation", self.activation, activations.ACTIVATIONS)
         validation.choice("init", self.init, ("auto", *INITIALIZERS))
         validation.choice("loss", self.loss, losses.LOSSES)
-        validation.choice("optimizer", self.optimizer, optimizers.OPTIMIZERS)
+        validation.choice("optimizer", self.optimizer, optim.OPTIMIZERS)
         validation.choice("schedule", self.schedule, schedules.SCHEDULES)
         validation.choice("dtype", self.dtype, DTYPES)
         validation.fraction("dropout", self.dropout)
@@ -93,8 +93,8 @@ class TrainConfig:
             return self
         return self.replace(val_split=EARLY_STOPPING_VAL_SPLIT)
 
-    def make_optimizer(self) -> optimizers.Optimizer:
-        return optimizers.make(self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay)
+    def make_optimizer(self) -> optim.Optimizer:
+        return optim.make(self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay)
 
     def make_schedule(self) -> schedules.Schedule:
         return schedules.Schedule(self.schedule, total_epochs=self.epochs, warmup_epochs=self.warmup_epochs)

@@ -15,7 +15,7 @@ from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
 from xpnet.errors import StateError
 from xpnet.nn.network import Network
-from xpnet.optim.optimizers import Optimizer
+from xpnet.optim import Optimizer
 
 EVALUATION_BATCH_SIZE = 4096
 

@@ -1,0 +1,108 @@
+"""The one place that decides how an optimizer update runs on the arrays it is given.
+
+Each rule (``sgd``, ``adam``) is written once in array-API code, the reference, and twice more for
+NumPy. The array API has no ``out=``, so the reference makes a parameter-sized temporary for each
+operation and streams it through main memory; the ``chunked`` variant applies the same operations in
+the same order (so with the same rounding) in place, one cache-sized chunk at a time, and the
+``fused`` variant is one pass compiled by Numba (the ``fast`` extra). ``choose`` picks one;
+``tests/test_optim_kernels.py`` checks all three give the same bits. ``XPNET_FASTPATH=0`` in the
+environment, or ``disabled()``, keeps the reference.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+# Elements per chunk: the chunk of each operand and the scratch buffer (256 KiB each in float32)
+# fit together in a 1 MiB L2 cache.
+CHUNK = 65536
+
+# Numba is imported (about 0.4 s) only once a parameter of at least MIN_SIZE elements is updated, so
+# small networks such as the default digits run never pay for it; after that every parameter,
+# however small, takes the kernels, which also saves NumPy's per-call overhead on biases.
+MIN_SIZE = 1 << 16
+
+available = importlib.util.find_spec("numba") is not None
+_loaded = False
+_enabled = os.environ.get("XPNET_FASTPATH", "1") != "0"
+
+Update = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Variants:
+    """One update rule three ways, each called as ``(settings, step, param, grad, *buffers)`` and
+    updating in place: ``reference`` (array API), ``chunked`` (NumPy) and ``fused`` (Numba)."""
+
+    reference: Update
+    chunked: Update
+    fused: Update
+
+
+def choose(variants: Variants, param, *others) -> Update:
+    """The variant for these arrays: the reference unless the fast path is on and every array is a
+    C-contiguous NumPy array of the parameter's float dtype; then the Numba kernel where ``wanted``,
+    the NumPy chunks otherwise."""
+    dtype = getattr(param, "dtype", None)
+    in_place = all(
+        type(array) is np.ndarray and array.dtype == dtype and array.flags.c_contiguous for array in (param, *others)
+    )
+    if not (_enabled and in_place and dtype.kind == "f"):
+        return variants.reference
+    return variants.fused if wanted(param.size) else variants.chunked
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Use the reference (array API) updates inside the ``with`` block."""
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def wanted(size: int) -> bool:
+    """Whether a parameter of ``size`` elements should be updated by a compiled kernel."""
+    return available and (_loaded or size >= MIN_SIZE)
+
+
+def chunks(*arrays) -> Iterator[tuple]:
+    """Matching flat chunks of same-sized arrays, plus a scratch chunk of the same length."""
+    size = arrays[0].size
+    scratch = np.empty(min(size, CHUNK), dtype=arrays[0].dtype)
+    if size <= CHUNK:  # one chunk: the arrays themselves (an element-wise update needs no flattening)
+        yield (*arrays, scratch.reshape(arrays[0].shape))
+        return
+    flat = [array.reshape(-1) for array in arrays]
+    for start in range(0, size, CHUNK):
+        stop = min(start + CHUNK, size)
+        yield (*(array[start:stop] for array in flat), scratch[: stop - start])
+
+
+def compiled(function: Callable) -> Callable:
+    """``function`` compiled by Numba at its first call, so that only a run that uses a kernel imports
+    Numba: cached on disk, no GIL, and IEEE division (``error_model="numpy"``: Python's zero-division
+    checks would stop vectorisation)."""
+
+    @functools.cache
+    def kernel():
+        global _loaded
+        import numba
+
+        _loaded = True
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(function)
+
+    @functools.wraps(function)
+    def call(*args):
+        return kernel()(*args)
+
+    return call

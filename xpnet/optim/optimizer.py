@@ -1,0 +1,88 @@
+"""The optimizer base class: the rule's settings, its state and the step loop that updates each
+parameter by the variant ``kernels.choose`` picks.
+
+Optimizer state (velocities, moment estimates, the step count) is explicit: it lives in
+``optimizer.state`` and ``optimizer.steps``, survives across steps and across ``fit`` calls, and is
+saved with the model (``state_dict`` and ``load_state_dict``). The update rules follow
+``torch.optim`` exactly, so results can be checked against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from xpnet import validation
+from xpnet.arrays.backend import array_namespace
+from xpnet.optim import kernels
+
+
+class Settings(Protocol):
+    """A rule's hyperparameters, as a frozen dataclass; every rule has a weight decay."""
+
+    weight_decay: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """What changes from one step to the next: the learning rate and the step's number (1 for the first)."""
+
+    lr: float
+    number: int
+
+
+def setting(name: str) -> property:
+    """A read-only attribute that reads the field ``name`` of the optimizer's settings."""
+    return property(lambda optimizer: getattr(optimizer.settings, name), doc=f"``settings.{name}``")
+
+
+class Optimizer:
+    """Base class: ``settings`` holds the hyperparameters, ``state`` maps a buffer name to one array
+    per parameter, ``steps`` counts the updates and ``variants`` are the ways to apply the rule."""
+
+    buffers: tuple[str, ...] = ()
+    variants: kernels.Variants
+    weight_decay = setting("weight_decay")
+
+    def __init__(self, settings: Settings):
+        validation.non_negative("weight_decay", settings.weight_decay)
+        self.settings = settings
+        self.steps = 0
+        self.state: dict[str, list] = {}
+
+    def step(self, params: list, grads: list, lr: float) -> None:
+        """Apply one update to every parameter in place."""
+        if not self.state:
+            self.state = {name: [_zeros_like(p) for p in params] for name in self.buffers}
+        self.steps += 1
+        step = Step(lr, self.steps)
+        for index, (param, grad) in enumerate(zip(params, grads)):
+            buffers = [self.state[name][index] for name in self.buffers]
+            update = kernels.choose(self.variants, param, grad, *buffers)
+            update(self.settings, step, param, grad, *buffers)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step count and the live buffers, one array per parameter in parameter order (no buffers
+        before the first step): what a checkpoint keeps."""
+        return {"steps": self.steps, "buffers": {name: list(arrays) for name, arrays in self.state.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Adopt the step count and buffers of ``state_dict()``, arrays already on the device and shaped."""
+        self.steps = state["steps"]
+        self.state = {name: list(arrays) for name, arrays in state["buffers"].items()}
+
+    def hyperparameters(self) -> dict:
+        return asdict(self.settings)
+
+    def config(self) -> dict:
+        return {"name": type(self).__name__.lower(), **self.hyperparameters()}
+
+
+def decayed(param, grad, weight_decay: float):
+    """The gradient with L2 weight decay folded in (coupled decay, as in torch.optim.SGD/Adam); a new
+    array only with decay."""
+    return grad + weight_decay * param if weight_decay else grad
+
+
+def _zeros_like(array):
+    return array_namespace(array).zeros_like(array)
