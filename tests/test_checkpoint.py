@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet.errors import XpnetError
+from xpnet.errors import SettingError
 from xpnet.io import model_file
 from xpnet.train import checkpoint
 from xpnet.train.callbacks import Callback
@@ -219,7 +219,9 @@ def test_resume_needs_a_checkpoint(tmp_path, digits):
 
 @pytest.mark.parametrize("every_steps", [0, -3, 2.5])
 def test_a_bad_checkpoint_interval_is_refused(tmp_path, every_steps):
-    with pytest.raises(XpnetError, match="checkpoint interval must be a positive number of steps"):
+    with pytest.raises(
+        SettingError, match=r"checkpoint interval \(in optimizer steps\) must be a positive integer, got"
+    ):
         checkpoint.Checkpointer(tmp_path, every_steps=every_steps)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import itertools
 
+from xpnet import validation
 from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
-from xpnet.errors import StateError, XpnetError, one_line
+from xpnet.errors import SettingError, StateError, XpnetError, one_line
 from xpnet.nn.layers import Activation, Dense, Dropout, Layer, registered_layer
 
 # Parameter arrays in a network's state are named PARAMETER_PREFIX + "<layer index>.<name>".
@@ -50,8 +51,9 @@ class Network:
     ) -> Network:
         """A multi-layer perceptron ``sizes[0] -> ... -> sizes[-1]`` with ``activation`` and optional
         dropout after each hidden layer and a linear output layer."""
-        if len(sizes) < 2 or any(int(size) < 1 for size in sizes):
-            raise XpnetError(f"layer sizes must be positive integers, got {list(sizes)}")
+        if len(sizes) < 2:
+            raise SettingError(f"an MLP needs at least an input and an output size, got {list(sizes)}")
+        sizes = [validation.whole("layer size", size, minimum=1) for size in sizes]
         init = resolved_init(init, activation)
         dtype = rng.backend.xp.float32 if dtype is None else dtype
         layers: list[Layer] = []

@@ -24,6 +24,7 @@ import signal
 from pathlib import Path
 from typing import NamedTuple
 
+from xpnet import validation
 from xpnet.errors import CheckpointError, ModelFileError, TrainingInterrupted, XpnetError
 from xpnet.io import model_file
 from xpnet.io.atomic import leftovers
@@ -32,6 +33,7 @@ from xpnet.train.callbacks import Callback
 from xpnet.train.model import Model, from_file
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+CHECKPOINT_INTERVAL = "checkpoint interval (in optimizer steps)"
 
 
 RESUME_COMMAND = "python -m xpnet --resume {run_dir}"
@@ -43,8 +45,8 @@ class Checkpointer(Callback):
     the callbacks, so the records it saves hold what the others add to them."""
 
     def __init__(self, run_dir, *, every_steps: int | None = None, resume_command: str = RESUME_COMMAND):
-        if every_steps is not None and (type(every_steps) is not int or every_steps < 1):
-            raise XpnetError(f"checkpoint interval must be a positive number of steps, got {every_steps!r}")
+        if every_steps is not None:
+            every_steps = validation.whole(CHECKPOINT_INTERVAL, every_steps, minimum=1)
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / CHECKPOINT_FILE
         self.every_steps = every_steps

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Sequence
 
+from xpnet import validation
 from xpnet.arrays import streams
 from xpnet.arrays.backend import Backend, array_namespace, backend_for, is_foreign_array, to_numpy
 from xpnet.arrays.precision import tf32_matmuls
@@ -100,11 +101,9 @@ class Model:
         copied to the model's device once. ``n_classes`` fixes K up front when ``y`` may not show every
         class yet (incremental training on chunks of data).
         """
-        epochs = self.config.epochs if epochs is None else int(epochs)
-        if epochs < 1:
-            raise XpnetError(f"epochs must be a positive integer, got {epochs}")
+        epochs = self.config.epochs if epochs is None else validation.whole("epochs", epochs, minimum=1)
         if n_classes is not None:
-            self._expect_classes(int(n_classes))
+            self._expect_classes(validation.whole("n_classes", n_classes, minimum=1))
         self._choose_backend(x)
         with self.backend.active(), tf32_matmuls(self.backend, self.config.tf32):
             self._fit(x, y, validation_data, epochs, callbacks)
@@ -140,8 +139,6 @@ class Model:
     def _expect_classes(self, n_classes: int):
         if not self.classify:
             raise XpnetError("n_classes applies to classifiers (loss='cross_entropy'), not to loss='mse'")
-        if n_classes < 1:
-            raise XpnetError(f"n_classes must be a positive integer, got {n_classes}")
         if self.network is None:
             self.n_classes = n_classes
         elif n_classes != self._classes():
