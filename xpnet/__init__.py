@@ -10,8 +10,7 @@ from xpnet.nn.network import Network
 from xpnet.train.callbacks import Callback, EarlyStopping
 from xpnet.train.config import TrainConfig
 from xpnet.train.model import Model, load
-
-__version__ = "0.1.0"
+from xpnet.version import __version__
 
 __all__ = [
     "Activation",
@@ -29,6 +28,7 @@ __all__ = [
     "TrainingDiverged",
     "XpnetError",
     "XpnetWarning",
+    "__version__",
     "gradcheck",
     "load",
     "load_digits",

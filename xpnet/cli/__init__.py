@@ -12,11 +12,11 @@ import argparse
 import sys
 import warnings
 
-from xpnet import __version__
 from xpnet.cli import check, evaluate, info, plot, predict, train
 from xpnet.cli.warning_log import WarningLog
 from xpnet.errors import XpnetError, one_line
 from xpnet.train.checkpoint import TrainingInterrupted
+from xpnet.version import __version__
 
 USAGE_ERROR = 2
 INTERRUPTED = 130

@@ -21,6 +21,7 @@ import numpy as np
 from xpnet.arrays.backend import Backend
 from xpnet.errors import XpnetError
 from xpnet.io.atomic import atomic_write, leftovers
+from xpnet.version import __version__
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -165,9 +166,7 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     if "xpnet" not in found:  # running from a source checkout
-        import xpnet
-
-        found["xpnet"] = xpnet.__version__
+        found["xpnet"] = __version__
     return found
 
 

@@ -76,7 +76,9 @@ class Model:
     @classmethod
     def from_state(cls, state: dict, device="cpu") -> Model:
         """The model ``state`` describes (host arrays), on ``device``; ``StateError`` if it is not valid."""
-        return model_state.model_from_state(state, device)
+        model = cls(model_state.settings_of(state), device=device)
+        model_state.load_state(model, state)
+        return model
 
     def save(self, path) -> None:
         """Write model, optimizer state, settings and history to ``path`` atomically (no pickle)."""

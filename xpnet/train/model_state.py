@@ -8,8 +8,10 @@ and, inside an epoch, the position and its running sums (``progress/...``). Each
 Model files, checkpoints and pickled estimators all go through it, and so they share one layout: the
 model file format (version 1).
 
-A description may come from a stranger's file, so ``model_from_state`` checks every value against the
-others before it places a single array on the device, and raises ``StateError`` naming what is wrong.
+A description may come from a stranger's file, so ``settings_of`` and ``load_state`` check every value
+against the others before they place a single array on the device, and raise ``StateError`` naming what
+is wrong. ``Model.from_state`` builds the model from the settings and has it filled here, so this module
+imports the model module only for its type hints, and the two never import each other when they run.
 """
 
 from __future__ import annotations
@@ -63,12 +65,11 @@ def state_of(model: Model) -> dict:
     return state
 
 
-def model_from_state(state: dict, device="cpu") -> Model:
-    """A ``Model`` on ``device`` holding what ``state`` describes (host arrays, as a file or a pickle
-    gives them); ``StateError`` where the description is not that of a valid model."""
-    from xpnet.train.model import Model  # the model module saves through this one
-
-    config = _config(state)
+def load_state(model: Model, state: dict) -> None:
+    """Fill ``model``, new and built from ``settings_of(state)``, with what ``state`` describes (host
+    arrays, as a file or a pickle gives them), on the model's device; ``StateError`` where the description
+    is not that of a valid model."""
+    config = model.config
     check_history(state.get("history"))
     steps, n_classes = state.get("optimizer_steps"), state.get("n_classes")
     if type(steps) is not int or steps < 0:
@@ -80,8 +81,7 @@ def model_from_state(state: dict, device="cpu") -> Model:
     parameters = dict(zip(host_network.parameter_names(), host_network.parameters()))
     _check_outputs(host_network, config, n_classes)
 
-    model = Model(config, device=device)
-    model.backend = select(device)
+    model.backend = select(model.device)
     place = model.backend.asarray
     model.network = Network.from_state(state, place)
     model.n_classes = n_classes
@@ -93,10 +93,10 @@ def model_from_state(state: dict, device="cpu") -> Model:
     unexpected = sorted(name for name, value in state.items() if _is_array(value) and name not in used)
     if unexpected:
         raise StateError(f"unexpected array {unexpected[0]!r}; the file is corrupt or from a custom xpnet")
-    return model
 
 
-def _config(state: dict) -> TrainConfig:
+def settings_of(state: dict) -> TrainConfig:
+    """The model settings ``state`` holds; ``StateError`` where they are missing or invalid."""
     settings = state.get("config")
     if not isinstance(settings, dict):
         raise StateError("model settings are missing; the file is corrupt")
