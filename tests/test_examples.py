@@ -20,7 +20,7 @@ EXPECTED = {
     "custom_layer.py": ["PReLU passes gradcheck", "the buggy PReLU is caught: gradient of input", "test accuracy"],
 }
 # Examples with a test of their own elsewhere (they need an extra, or take longer).
-TESTED_ELSEWHERE = {"sklearn_swap.py": "tests/test_sklearn.py"}
+TESTED_ELSEWHERE = {"sklearn_swap.py": "tests/sklearn/test_sklearn.py"}
 EXAMPLES = [REPO / "examples" / name for name in sorted(EXPECTED)]
 # Each seed network's line: "784-20-10, posts 000-002: test accuracy 96.02% (hoped for 85%: reached) ..."
 SEED_RESULT = re.compile(r"^(\d+(?:-\d+)+), .*: test accuracy ([\d.]+)% \(hoped for (\d+)%: (\w+)\)", re.MULTILINE)

@@ -5,7 +5,7 @@ NumPy. The array API has no ``out=``, so the reference makes a parameter-sized t
 operation and streams it through main memory; the ``chunked`` variant applies the same operations in
 the same order (so with the same rounding) in place, one cache-sized chunk at a time, and the
 ``fused`` variant is one pass compiled by Numba (the ``fast`` extra). ``choose`` picks one;
-``tests/test_optim_kernels.py`` checks all three give the same bits. ``XPNET_FASTPATH=0`` in the
+``tests/optim/test_optim_kernels.py`` checks all three give the same bits. ``XPNET_FASTPATH=0`` in the
 environment, or ``disabled()``, keeps the reference.
 """
 

@@ -15,7 +15,7 @@ from xpnet.report import plots
 from xpnet.train import memory
 
 GIB = 2**30
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_estimate_covers_what_a_run_allocates_without_exceeding_it_much(tmp_path, monkeypatch):

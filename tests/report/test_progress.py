@@ -18,7 +18,7 @@ import xpnet
 from xpnet.report.console import EpochBars, EpochLines, console_progress, epoch_line
 from xpnet.train.callbacks import Callback
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RUNNING = re.compile(r"loss (\d+\.\d{4})(?:, ([\d.]+)(k?) samples/s)?\]")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import xpnet
 from xpnet.train import checkpoint
 
-FIXTURES = Path(__file__).parent / "fixtures" / "format_v1"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "format_v1"
 
 
 def regression_targets(x):

@@ -26,7 +26,7 @@ from xpnet.datasets.idx import encode_idx
 from xpnet.report import plots
 from xpnet.train.config import EARLY_STOPPING_VAL_SPLIT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 METRICS_KEYS = {"dataset", "backend", "device", "dtype", "epochs", "test_loss", "test_accuracy", "warnings"}
 EPOCH_KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"}
 

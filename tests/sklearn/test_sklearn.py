@@ -281,7 +281,7 @@ def test_cuda_device_answers_numpy(digits):
 def test_the_swap_example_runs_with_either_import(library, tmp_path):
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     source = (root / "examples" / "sklearn_swap.py").read_text()
     xpnet_import = "from xpnet.sklearn import MLPClassifier\n"
     assert source.count(xpnet_import) == 1

@@ -22,7 +22,7 @@ import pytest
 from xpnet.io import model_file, runs
 from xpnet.train import checkpoint
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # 45 steps per epoch; a checkpoint every 20 steps and after each epoch.
 OPTIONS = ["--dataset", "digits", "--hidden", "32", "--dropout", "0.1", "--epochs", "100"]
 OPTIONS += ["--checkpoint-every", "20", "--device", "cpu"]

@@ -15,7 +15,7 @@ from xpnet.cli import main, train
 from xpnet.io import runs
 from xpnet.train import checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OPTIONS = ["--epochs", "3", "--hidden", "16", "--checkpoint-every", "10", "--quiet", "--device", "cpu"]
 RESULT_FILES = (runs.MODEL_FILE, runs.CONFUSION_FILE, runs.METRICS_FILE)
 

@@ -14,7 +14,7 @@ import pytest
 from xpnet.arrays.backend import cuda_available
 from xpnet.cli import main
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

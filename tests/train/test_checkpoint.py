@@ -344,7 +344,7 @@ except xpnet.XpnetError as error:
 
 def test_a_real_write_failure_keeps_the_last_good_checkpoint(tmp_path):
     """The operating system refuses the write (a file-size limit, as a full disk would)."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, "-c", FILE_SIZE_LIMITED_RUN, str(tmp_path)],
         capture_output=True,
