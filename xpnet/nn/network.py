@@ -110,10 +110,9 @@ class Network:
         return {"layers": [layer.config() for layer in self.layers], **parameters}
 
     @classmethod
-    def from_state(cls, state: dict, place=lambda array: array) -> Network:
-        """Rebuild a network from ``state_dict()``'s description; ``place`` moves each parameter (a host
-        array, say) onto the device. Only registered layer types are built; a malformed description
-        raises ``StateError`` naming the layer."""
+    def from_state(cls, state: dict) -> Network:
+        """Rebuild a network from ``state_dict()``'s description, with the arrays it holds. Only
+        registered layer types are built; a malformed description raises ``StateError`` naming the layer."""
         configs = state.get("layers")
         if not isinstance(configs, list) or not configs or not all(isinstance(item, dict) for item in configs):
             raise StateError("the layer list is missing or malformed; the file is corrupt")
@@ -124,7 +123,7 @@ class Network:
             missing = [name for name in names if name not in state]
             if missing:
                 raise StateError(f"model state lacks the array {missing[0]!r}; the file is corrupt")
-            parameters = {name: place(state[key]) for name, key in zip(layer_type.PARAMETERS, names)}
+            parameters = {name: state[key] for name, key in zip(layer_type.PARAMETERS, names)}
             settings = {key: value for key, value in config.items() if key != "type"}
             try:
                 layers.append(layer_type.from_config(settings, parameters))

@@ -49,7 +49,8 @@ class Model:
         self.network = network
         self.optimizer = self.config.make_optimizer()
         self.history: list[dict] = []
-        self.n_classes: int | None = None
+        # A classifier's number of classes: fixed by a network of your own, else by fit.
+        self.n_classes = network.n_outputs if network is not None and self.classify else None
         self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
         # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
         self.position: loop.EpochPosition | None = None
@@ -143,8 +144,8 @@ class Model:
             raise XpnetError("n_classes applies to classifiers (loss='cross_entropy'), not to loss='mse'")
         if self.network is None:
             self.n_classes = n_classes
-        elif n_classes != self._classes():
-            raise XpnetError(f"the model was built for {self._classes()} classes, not n_classes={n_classes}")
+        elif n_classes != self.n_classes:
+            raise XpnetError(f"the model was built for {self.n_classes} classes, not n_classes={n_classes}")
 
     def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
         loss_function = losses.get(self.config.loss)
@@ -284,7 +285,7 @@ class Model:
     def _prepare(self, x, y, role: str):
         x = self._prepare_inputs(x, role)
         if self.classify:
-            y, width = inputs.checked_labels(self.backend, y, role, self._classes())
+            y, width = inputs.checked_labels(self.backend, y, role, self.n_classes)
             if width is not None and self.n_classes is None:
                 self.n_classes = width
         else:
@@ -292,12 +293,6 @@ class Model:
         if y.shape[0] != x.shape[0]:
             raise XpnetError(f"{role} data has {x.shape[0]} samples but {y.shape[0]} labels: they must match")
         return x, y
-
-    def _classes(self) -> int | None:
-        """The number of classes once known: set, or fixed by a network of your own."""
-        if self.n_classes is None and self.network is not None and self.classify:
-            self.n_classes = self.network.n_outputs
-        return self.n_classes
 
     def _n_outputs(self, y, y_val) -> int:
         if not self.classify:

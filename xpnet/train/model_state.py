@@ -77,13 +77,14 @@ def load_state(model: Model, state: dict) -> None:
     if n_classes is not None and (type(n_classes) is not int or n_classes < 1):
         raise StateError(f"number of classes {n_classes!r} is invalid; the file is corrupt")
     _check_parameters(state, config.dtype)
-    host_network = Network.from_state(state)
-    parameters = dict(zip(host_network.parameter_names(), host_network.parameters()))
-    _check_outputs(host_network, config, n_classes)
+    network = Network.from_state(state)
+    parameters = dict(zip(network.parameter_names(), network.parameters()))  # on the host, for the checks
+    _check_outputs(network, config, n_classes)
 
     model.backend = select(model.device)
     place = model.backend.asarray
-    model.network = Network.from_state(state, place)
+    network.set_parameters([place(array) for array in parameters.values()])
+    model.network = network
     model.n_classes = n_classes
     model.history = state["history"]
     used = {PARAMETER_PREFIX + name for name in parameters}
