@@ -38,7 +38,7 @@ def host_layers(state: dict, target: str) -> list[HostLayer]:
         if kind not in EXPORTABLE:
             raise XpnetError(
                 f"layer {index} is a {kind}, which the {target} export cannot express: it writes only "
-                f"{', '.join(EXPORTABLE)} layers"
+                f"{', '.join(EXPORTABLE[:-1])} and {EXPORTABLE[-1]} layers"
             )
         prefix = f"{PARAMETER_PREFIX}{index}."
         parameters = {
