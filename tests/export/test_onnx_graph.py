@@ -14,6 +14,7 @@ from real_data import real_mnist_folder
 
 import xpnet
 from xpnet import datasets
+from xpnet.arrays.backend import to_numpy
 from xpnet.errors import XpnetError
 from xpnet.export import onnx_graph
 from xpnet.io.atomic import leftovers
@@ -64,7 +65,7 @@ def assert_same_predictions(ort, model: xpnet.Model, path, x) -> float:
     for name, array in outputs.items():
         assert array.dtype == np.dtype(model.config.dtype) and array.shape == probabilities.shape, name
     np.testing.assert_allclose(outputs[onnx_graph.PROBABILITIES], probabilities, rtol=0, atol=tolerance)
-    logits = loop.predict_outputs(model.network, x)
+    logits = to_numpy(loop.predict_outputs(model.network, model.backend.asarray(x)))
     np.testing.assert_allclose(outputs[onnx_graph.LOGITS], logits, rtol=tolerance, atol=tolerance)
     np.testing.assert_array_equal(np.argmax(outputs[onnx_graph.PROBABILITIES], axis=1), model.predict(x))
     return float(np.max(np.abs(outputs[onnx_graph.PROBABILITIES] - probabilities)))
@@ -79,6 +80,14 @@ def test_onnxruntime_predicts_what_xpnet_predicts(ort, digits, tmp_path, activat
     _, _, x_test, _ = digits
     assert len(x_test) == DIGITS_TEST_ROWS
     assert_same_predictions(ort, model, path, rows(x_test, batch).astype(dtype))
+
+
+def test_a_model_trained_on_any_backend_exports_its_weights(ort, digits, backend, tmp_path):
+    """Weights on a device or in another library (torch, array-api-strict, CuPy) reach the file as they are."""
+    x, y, x_test, _ = digits
+    model = xpnet.Model(hidden=[16], activation="tanh", epochs=2, batch_size=64, device=backend)
+    model.fit(x, y)
+    assert_same_predictions(ort, model, xpnet.export_onnx(model, tmp_path / "model.onnx"), x_test)
 
 
 def test_the_graph_has_a_node_per_layer_and_a_dynamic_batch(onnx, tmp_path):
