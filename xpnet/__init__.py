@@ -4,6 +4,7 @@ array API standard, and runs on NumPy, CuPy, PyTorch or any other array-API libr
 from xpnet.arrays.backend import Backend, select
 from xpnet.datasets import load_digits
 from xpnet.errors import GradientMismatch, ModelFileError, TrainingDiverged, XpnetError, XpnetWarning
+from xpnet.export import export_onnx, from_torch, torch_sequential, torch_state_dict
 from xpnet.nn.gradcheck import gradcheck
 from xpnet.nn.layers import Activation, Dense, Dropout, Layer, register_layer
 from xpnet.nn.network import Network
@@ -29,9 +30,13 @@ __all__ = [
     "XpnetError",
     "XpnetWarning",
     "__version__",
+    "export_onnx",
+    "from_torch",
     "gradcheck",
     "load",
     "load_digits",
     "register_layer",
     "select",
+    "torch_sequential",
+    "torch_state_dict",
 ]

@@ -148,3 +148,17 @@ def test_a_torch_network_trains_where_it_lives(digits):
     assert model.backend.name == "torch"
     assert all(isinstance(p, torch.Tensor) for p in model.network.parameters())
     assert model.predict(x_test).shape == (len(x_test),)
+
+
+def test_a_network_from_elsewhere_makes_a_model_ready_to_predict(digits, tmp_path):
+    """``Model.from_network``: weights trained elsewhere predict, save and load without a ``fit``."""
+    _, _, x_test, _ = digits
+    network = mlp(xpnet.select("cpu"), seed=3)
+    expected = np.argmax(network.forward(x_test), axis=1)
+    model = xpnet.Model.from_network(network, lr=0.01)
+    assert (model.n_classes, model.history, model.config.lr) == (10, [], 0.01)
+    np.testing.assert_array_equal(model.predict(x_test), expected)
+    model.save(tmp_path / "elsewhere.npz")
+    np.testing.assert_array_equal(xpnet.load(tmp_path / "elsewhere.npz").predict(x_test), expected)
+    with pytest.raises(SettingError, match=r"network= replaces the built-in network that hidden describe"):
+        xpnet.Model.from_network(network, hidden=[8])

@@ -12,8 +12,9 @@ import math
 from xpnet import validation
 from xpnet.arrays.backend import array_namespace
 
-_GELU_SCALE = math.sqrt(2.0 / math.pi)
-_GELU_CUBIC = 0.044715
+# Public: the exporters (xpnet.export) write the same formulas with the same constants.
+GELU_SCALE = math.sqrt(2.0 / math.pi)
+GELU_CUBIC = 0.044715
 LEAKY_RELU_SLOPE = 0.01
 
 
@@ -70,13 +71,13 @@ def sigmoid_derivative(z, a):
 def gelu(z):
     """GELU, tanh approximation (as PyTorch's ``approximate='tanh'``): the standard has no erf."""
     xp = array_namespace(z)
-    return 0.5 * z * (1.0 + xp.tanh(_GELU_SCALE * (z + _GELU_CUBIC * z * z * z)))
+    return 0.5 * z * (1.0 + xp.tanh(GELU_SCALE * (z + GELU_CUBIC * z * z * z)))
 
 
 def gelu_derivative(z, a):
     xp = array_namespace(z)
-    t = xp.tanh(_GELU_SCALE * (z + _GELU_CUBIC * z * z * z))
-    inner_derivative = _GELU_SCALE * (1.0 + 3.0 * _GELU_CUBIC * z * z)
+    t = xp.tanh(GELU_SCALE * (z + GELU_CUBIC * z * z * z))
+    inner_derivative = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * z * z)
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * inner_derivative
 
 

@@ -81,6 +81,15 @@ class Model:
         model_state.load_state(model, state)
         return model
 
+    @classmethod
+    def from_network(cls, network: Network, *, device="cpu", **settings) -> Model:
+        """A model holding ``network``'s weights as they are (trained elsewhere, say), ready to predict,
+        save or train on; ``settings`` as for ``Model(network=...)``."""
+        model = cls(network=network, device=device, **settings)
+        model._choose_backend(None)
+        model._classes()
+        return model
+
     def save(self, path) -> None:
         """Write model, optimizer state, settings and history to ``path`` atomically (no pickle)."""
         model_file.write(path, self.state_dict())
