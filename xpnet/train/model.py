@@ -87,7 +87,6 @@ class Model:
         save or train on; ``settings`` as for ``Model(network=...)``."""
         model = cls(network=network, device=device, **settings)
         model._choose_backend(None)
-        model._classes()
         return model
 
     def save(self, path) -> None:
