@@ -24,10 +24,19 @@ class RandomStream:
 
     def __init__(self, backend: Backend, seed: int, *key: int):
         self.backend = backend
-        self._draw = _uniform_source(backend, np.random.SeedSequence([seed, *key]))
+        self.seed, self.key = seed, key
+        # Made on the first draw: a stream per minibatch (``child``) costs nothing where no layer draws.
+        self._draw = None
+
+    def child(self, *key: int) -> RandomStream:
+        """The stream named by this one's name followed by ``key`` (say, one per minibatch and slot of
+        data-parallel training), independent of this one and of every other child."""
+        return RandomStream(self.backend, self.seed, *self.key, *key)
 
     def uniform(self, shape: tuple[int, ...], dtype) -> object:
         """Floats in [0, 1) of ``dtype`` on the backend's device."""
+        if self._draw is None:
+            self._draw = _uniform_source(self.backend, np.random.SeedSequence([self.seed, *self.key]))
         return self._draw(shape, dtype)
 
     def normal(self, shape: tuple[int, ...], dtype) -> object:

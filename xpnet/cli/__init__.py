@@ -12,7 +12,7 @@ import argparse
 import sys
 import warnings
 
-from xpnet.cli import check, evaluate, export, info, plot, predict, train
+from xpnet.cli import check, evaluate, export, info, jobs, plot, predict, train
 from xpnet.cli.warning_log import WarningLog
 from xpnet.errors import XpnetError, one_line
 from xpnet.train.checkpoint import TrainingInterrupted
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in TOP_LEVEL_FLAGS):
         argv.insert(0, train.NAME)
     try:
+        world = jobs.join(argv)
         args, unknown = build_parser().parse_known_args(argv)
         if unknown:
             raise XpnetError(f"unrecognized arguments: {' '.join(unknown)}; see 'xpnet {args.command} --help'")
@@ -63,18 +64,26 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == train.NAME:
                 warnings.filterwarnings("ignore", message=NUMPY_FLOATING_POINT, category=RuntimeWarning)
             args.warnings = WarningLog()
+            args.world = world
             warnings.showwarning = args.warnings.show
             return COMMANDS[args.command].run(args)
     except XpnetError as error:
-        print(f"xpnet: error: {one_line(error)}", file=sys.stderr)
+        _report(f"xpnet: error: {one_line(error)}")
         return USAGE_ERROR
     except TrainingInterrupted as stop:  # a checkpoint was written: say how to resume
-        print(f"xpnet: {one_line(stop)}", file=sys.stderr)
+        _report(f"xpnet: {one_line(stop)}")
         return stop.exit_code
     except MemoryError as error:  # NumPy's _ArrayMemoryError and CuPy's OutOfMemoryError among them
         detail = f" ({one_line(error)})" if str(error) else ""
-        print(f"xpnet: error: out of memory{detail}; {OUT_OF_MEMORY_FIX}", file=sys.stderr)
+        _report(f"xpnet: error: out of memory{detail}; {OUT_OF_MEMORY_FIX}")
         return USAGE_ERROR
     except KeyboardInterrupt:
-        print("xpnet: interrupted", file=sys.stderr)
+        _report("xpnet: interrupted")
         return INTERRUPTED
+
+
+def _report(line: str) -> None:
+    """Print ``line`` on stderr, unless this is a rank other than 0 of an MPI job (which reports
+    nothing that every rank meets alike; see ``xpnet.cli.jobs``)."""
+    if jobs.speaks():
+        print(line, file=sys.stderr)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from xpnet import optim
 from xpnet.cli.config_file import read_config
+from xpnet.distributed import parallel
 from xpnet.errors import DatasetError, XpnetError
 from xpnet.io import runs
 from xpnet.nn import activations
@@ -60,6 +61,9 @@ RUN_DEFAULTS = {
     "checkpoint_every": None,
     "quiet": False,
     "json": False,
+    "distributed": False,
+    "reduction": parallel.REDUCTIONS[0],
+    "micro_batches": parallel.DEFAULT_MICRO_BATCHES,
 }
 
 OPTIONS = (
@@ -139,6 +143,29 @@ OPTIONS = (
         int,
         "output",
         "also checkpoint every N optimizer steps (a checkpoint is always written after each epoch)",
+        "N",
+    ),
+    Option(
+        "distributed",
+        bool,
+        "distributed",
+        "train one model data-parallel over the ranks of an MPI job (mpiexec -n N python -m xpnet --distributed); "
+        "alone, a world of one (needs pip install 'xpnet[mpi]')",
+    ),
+    Option(
+        "reduction",
+        str,
+        "distributed",
+        "ordered: the same weights, bit for bit, on any number of ranks up to --micro-batches (default); "
+        "allreduce: less communication, reproducible for a fixed number of ranks",
+        "NAME",
+    ),
+    Option(
+        "micro_batches",
+        int,
+        "distributed",
+        "shares each minibatch is cut into with --reduction ordered, at least the number of ranks "
+        f"(default: {parallel.DEFAULT_MICRO_BATCHES})",
         "N",
     ),
     Option("quiet", bool, "output", "print nothing but errors (warnings are still recorded in metrics.json)"),

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from xpnet import datasets
 from xpnet.arrays.backend import Backend, select
-from xpnet.cli import options
+from xpnet.cli import jobs, options
 from xpnet.cli.warning_log import WarningLog
+from xpnet.distributed.checkpoint import RankCheckpointer
+from xpnet.distributed.parallel import DataParallel
 from xpnet.errors import XpnetError
 from xpnet.io import runs
 from xpnet.nn import network
@@ -23,6 +25,8 @@ from xpnet.train import checkpoint, memory
 from xpnet.train.callbacks import TestSetMetrics
 from xpnet.train.config import TrainConfig
 from xpnet.train.model import Model
+
+RANKS_KEY = "ranks"
 
 NAME = "train"
 # Options that describe where and how a run is watched, not what it computes: --resume may change them.
@@ -43,49 +47,99 @@ def add_parser(subcommands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    world = args.world
     if args.resume:
-        settings = resumed_settings(args)
+        settings = world.together(lambda: resumed_settings(args))
         starting = contextlib.nullcontext(Path(args.resume))
     else:
-        settings = options.resolve(args)
+        settings = world.together(lambda: options.resolve(args))
         starting = runs.new_run_dir(settings.run["out"])
     run_options = settings.run
-    args.warnings.quiet = run_options["quiet"]
-    backend = select(run_options["device"])  # an unavailable device fails before anything is written or loaded
-    # The folder is claimed and config.json written before the data loads (a download can take
-    # minutes); a failed start removes the folder again.
-    with starting as run_dir:
-        if not args.resume:
+    args.warnings.quiet = run_options["quiet"] or not world.is_root
+    world = world.together(lambda: jobs.world_for(world, run_options["distributed"]))
+    parallel = world.together(lambda: data_parallel(world, run_options, args.resume))
+    device = world.together(lambda: parallel.world.device(run_options["device"]) if parallel else run_options["device"])
+    backend = world.together(lambda: select(device))  # an unavailable device fails before anything is written
+    # The folder is claimed and config.json written (by rank 0) before the data loads (a download can
+    # take minutes); a failed start removes the folder again.
+    with jobs.entered_on_root(world, starting) as run_dir:
+        if not args.resume and world.is_root:
             recorded = {**settings.options(), "out": str(run_dir)}
             record = runs.config_record(recorded, resolved_options(settings.config), backend)
-            runs.write_json(run_dir / runs.CONFIG_FILE, record)
-        data = datasets.load(run_options["dataset"], data_dir=run_options["data_dir"], quiet=run_options["quiet"])
-        check_memory(settings.config, data, backend)
-    for leftover in runs.leftover_files(run_dir, OUTPUT_FILES):
-        with contextlib.suppress(OSError):
-            leftover.unlink()
+            runs.write_json(run_dir / runs.CONFIG_FILE, {**record, **_ranks(parallel)})
+        data = world.together(
+            lambda: datasets.load(run_options["dataset"], data_dir=run_options["data_dir"], quiet=args.warnings.quiet)
+        )
+        world.together(lambda: check_memory(settings.config, data, backend))
+    if world.is_root:
+        for leftover in runs.leftover_files(run_dir, OUTPUT_FILES):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
     if args.resume:
-        model, epochs_left = checkpoint.resume(run_dir, run_options["device"])
+        model, epochs_left = world.together(lambda: checkpoint.resume(run_dir, device))
     else:
-        model, epochs_left = Model(settings.config, device=run_options["device"]), settings.config.epochs
-    return train_and_report(model, epochs_left, data, run_dir, run_options, args.warnings)
+        model, epochs_left = Model(settings.config, device=device), settings.config.epochs
+    if parallel is not None:
+        model.epoch_runner = parallel
+    with jobs.rank_errors_end_the_job(world):
+        return train_and_report(model, epochs_left, data, run_dir, run_options, args.warnings, parallel)
+
+
+def data_parallel(world, run_options: dict, resumed: str | None) -> DataParallel | None:
+    """The epoch runner of a ``--distributed`` run (None otherwise). A run summed by a plain allreduce
+    resumes only on the number of ranks it started on, whose order of additions it depends on."""
+    if not run_options["distributed"]:
+        for name in ("reduction", "micro_batches"):
+            if run_options[name] != options.RUN_DEFAULTS[name]:
+                raise XpnetError(f"{options.BY_NAME[name].flag} applies to --distributed runs: add --distributed")
+        return None
+    parallel = DataParallel(world, reduction=run_options["reduction"], micro_batches=run_options["micro_batches"])
+    if resumed and parallel.reduction == "allreduce":
+        started_on = runs.read_json(Path(resumed) / runs.CONFIG_FILE).get(RANKS_KEY)
+        if started_on != world.size:
+            raise XpnetError(
+                f"the run in {resumed} sums gradients with --reduction allreduce on {started_on} ranks, whose order "
+                f"of additions depends on their number: resume it with mpiexec -n {started_on}"
+            )
+    return parallel
+
+
+def _ranks(parallel: DataParallel | None) -> dict:
+    """What config.json records of a distributed run beyond its options: the number of ranks."""
+    return {} if parallel is None else {RANKS_KEY: parallel.world.size}
 
 
 def train_and_report(
-    model: Model, epochs_left: int, data, run_dir: Path, run_options: dict, warning_log: WarningLog
+    model: Model,
+    epochs_left: int,
+    data,
+    run_dir: Path,
+    run_options: dict,
+    warning_log: WarningLog,
+    parallel: DataParallel | None = None,
 ) -> int:
     """Train the epochs left, write the results and print the summary. Ctrl-C and SIGTERM stop
-    training after a step with a checkpoint; once training has ended they wait for the results."""
+    training after a step with a checkpoint; once training has ended they wait for the results.
+    With ``parallel``, every rank trains and rank 0 alone writes and prints."""
+    is_root = parallel is None or parallel.world.is_root
     console = sys.stderr if run_options["json"] else sys.stdout
-    progress = console_progress(console, quiet=run_options["quiet"])
+    progress = console_progress(console, quiet=run_options["quiet"] or not is_root)
     x_train, y_train, x_test, y_test = data
-    checkpointer = checkpoint.Checkpointer(run_dir, every_steps=run_options["checkpoint_every"])
+    every_steps = run_options["checkpoint_every"]
+    if parallel is None:
+        checkpointer = checkpoint.Checkpointer(run_dir, every_steps=every_steps)
+    else:
+        # A distributed run resumes under a launcher, the same command on every rank.
+        resume = f"mpiexec -n {parallel.world.size} {checkpoint.RESUME_COMMAND}"
+        checkpointer = RankCheckpointer(run_dir, parallel, every_steps=every_steps, resume_command=resume)
     started = time.perf_counter()
     with checkpoint.stop_on_signals(checkpointer):
         if epochs_left:
             callbacks = [TestSetMetrics(x_test, y_test), *filter(None, [progress]), checkpointer]
             model.fit(x_train, y_train, epochs=epochs_left, callbacks=callbacks)
         seconds = time.perf_counter() - started
+        if not is_root:
+            return 0
         metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test, warning_log.messages)
         plot_note = _plot(run_dir)
     if checkpointer.stop_signal is not None:

@@ -75,8 +75,13 @@ class Checkpointer(Callback):
     def on_epoch_begin(self, epoch, n_batches):
         self.n_batches = n_batches
 
+    def stopping(self) -> int | None:
+        """The signal to stop on now, if one asked for a stop: the one this process received (a
+        data-parallel run's ranks agree on theirs first, see ``xpnet.distributed.checkpoint``)."""
+        return self.stop_signal
+
     def on_batch_end(self, batch):
-        if self.stop_signal is not None:
+        if self.stopping() is not None:
             self.save()
             raise self._interrupted()
         last_batch = batch + 1 == self.n_batches  # the epoch's checkpoint follows at once
@@ -85,7 +90,7 @@ class Checkpointer(Callback):
 
     def on_epoch_end(self, record):
         self.save()
-        if self.stop_signal is not None:
+        if self.stopping() is not None:
             raise self._interrupted()
 
     def on_train_end(self, model):
@@ -117,11 +122,12 @@ class Checkpointer(Callback):
         )
 
     def _interrupted(self) -> TrainingInterrupted:
-        name = signal.Signals(self.stop_signal).name
+        stop_signal = self.stopping()
+        name = signal.Signals(stop_signal).name
         return TrainingInterrupted(
             f"stopped by {name} {_position(self.model.epochs_done, self.model.position)}; "
             f"checkpoint saved in {self.run_dir}; resume with: {self.resume_command.format(run_dir=self.run_dir)}",
-            self.stop_signal,
+            stop_signal,
         )
 
 

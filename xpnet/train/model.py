@@ -54,6 +54,9 @@ class Model:
         self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
         # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
         self.position: loop.EpochPosition | None = None
+        # What trains one epoch, with loop.train_epoch's arguments: that function, or another way of
+        # taking the same steps (xpnet.distributed.DataParallel spreads each over MPI processes).
+        self.epoch_runner = loop.train_epoch
 
     @property
     def classify(self) -> bool:
@@ -171,7 +174,7 @@ class Model:
                 callback.on_epoch_begin(epoch + 1, n_batches)
             before = self._snapshot()
             started = time.perf_counter()
-            train_loss, train_correct = loop.train_epoch(
+            train_loss, train_correct = self.epoch_runner(
                 self.network,
                 self.optimizer,
                 loss_function,

@@ -1,0 +1,85 @@
+"""The command as one rank of an MPI job (``mpiexec -n N python -m xpnet --distributed ...``).
+
+Every rank runs the same command. Errors that every rank meets alike (a bad option, a missing
+dataset, a diverged run, a stop on a signal) are reported once, by rank 0; an error only one rank
+meets (a checkpoint rank 0 cannot write) is reported by that rank, which then ends the whole job,
+since the others would wait for it forever. A lone process (no launcher) is a world of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+
+from xpnet.distributed import launcher
+from xpnet.distributed.world import JobError, World
+from xpnet.errors import TrainingDiverged, XpnetError, one_line
+from xpnet.train.checkpoint import TrainingInterrupted
+
+USAGE_ERROR = 2
+
+
+class Lone:
+    """A process on its own, as a ``World`` of one that needs no MPI: what it does, it does for all."""
+
+    rank, size, is_root = 0, 1, True
+
+    def together(self, action):
+        return action()
+
+    from_root = together
+
+
+LONE = Lone()
+
+
+def join(argv: list[str]):
+    """The MPI world when a launcher started this process as one of several ranks, once every rank is
+    found to run the same command line; ``LONE`` for a process started on its own."""
+    if launcher.launched_size() < 2:
+        return LONE
+    world = World()
+    world.require_same("command lines", shlex.join(argv))
+    return world
+
+
+def speaks() -> bool:
+    """Whether this process reports errors: any lone process, and rank 0 of a launched job."""
+    return launcher.launched_rank() in (None, 0)
+
+
+def world_for(world, distributed: bool):
+    """The world a run trains over: ``world`` for a distributed run (MPI's world of one when no
+    launcher started it); a launched job of several ranks without ``--distributed`` is refused."""
+    if distributed:
+        return World() if world is LONE else world
+    if world.size > 1:
+        raise JobError(
+            f"this process is one of {world.size} ranks of an MPI job, but --distributed was not given: add it to "
+            "train one model over them, or start a single process"
+        )
+    return world
+
+
+@contextlib.contextmanager
+def entered_on_root(world, context):
+    """Enter ``context`` on rank 0 alone (a run folder to claim) and give every rank what it yields;
+    its failure is every rank's. A failure of the block on any rank leaves it through ``context``."""
+    with contextlib.ExitStack() as stack:
+        yield world.from_root(lambda: stack.enter_context(context))
+
+
+@contextlib.contextmanager
+def rank_errors_end_the_job(world):
+    """Errors of this rank alone (not a ``JobError``, a divergence or an agreed stop, which every rank
+    raises at once) are reported with the rank's number, and end every rank of the job."""
+    try:
+        yield
+    except (JobError, TrainingDiverged, TrainingInterrupted):
+        raise
+    except (XpnetError, MemoryError) as error:
+        if world.size == 1:
+            raise
+        print(f"xpnet: error: rank {world.rank}: {one_line(error)}", file=sys.stderr, flush=True)
+        world.abort(USAGE_ERROR)

@@ -1,0 +1,165 @@
+"""One epoch of data-parallel training: ``DataParallel`` takes ``train.loop.train_epoch``'s place
+(``Model.epoch_runner``) and takes the same steps, each spread over the ranks of an MPI world.
+
+Every rank holds the whole dataset and model and derives the same shuffle from the run's seed; the
+batch size stays the global batch. Each minibatch is cut into slots (contiguous shares of its rows);
+a rank computes the gradient of its slots, the slots' gradients are summed across the ranks, and
+every rank takes the same optimizer step, so the ranks hold one model (compared once per epoch).
+
+The two reductions:
+
+- ``"ordered"`` (the default): the batch is cut into ``micro_batches`` slots whatever the number of
+  ranks; every rank receives every slot's gradient (an allgather) and adds them in slot order. The
+  arithmetic does not depend on how the slots are spread, so 1, 2 or 4 ranks (any number up to
+  ``micro_batches``) end with bit-identical weights and metrics, and a run may resume on another
+  number of ranks. The price: each step moves ``micro_batches`` gradient copies instead of one.
+- ``"allreduce"``: one slot per rank, summed by MPI's (or NCCL's) allreduce. The least communication;
+  the order of additions is the library's, so results are reproducible for a fixed number of ranks.
+
+A slot's dropout masks come from a stream named by (seed, DROPOUT, epoch, batch, slot), so they do
+not depend on which rank draws them. The buffer of a step also carries each slot's summed loss and
+correct count (so the metrics are those of the whole batch) and each rank's stop request (so a
+signal to any rank stops every rank after the same step).
+"""
+
+from __future__ import annotations
+
+import math
+
+from array_api_compat import device
+
+from xpnet import validation
+from xpnet.arrays.backend import Backend, array_namespace, to_numpy
+from xpnet.distributed.exchange import exchange_for
+from xpnet.distributed.world import World
+from xpnet.errors import SettingError
+from xpnet.train.checkpoint import STOP_SIGNALS
+from xpnet.train.loop import EpochPosition, batch_bounds, count_correct
+
+REDUCTIONS = ("ordered", "allreduce")
+DEFAULT_MICRO_BATCHES = 4
+# After the gradients, a slot's row holds its summed loss, its correct count and one flag per stop signal.
+LOSS, CORRECT, STOPS = 0, 1, 2
+
+
+class DataParallel:
+    """Trains one epoch like ``train.loop.train_epoch``, with each step shared by the ranks of ``world``
+    (``MPI.COMM_WORLD`` by default). Give it to ``Model.epoch_runner``, or use ``fit``."""
+
+    def __init__(
+        self, world: World | None = None, *, reduction: str = "ordered", micro_batches: int = DEFAULT_MICRO_BATCHES
+    ):
+        self.world = world if world is not None else World()
+        self.reduction = validation.choice("reduction", reduction, REDUCTIONS)
+        self.micro_batches = validation.whole("micro_batches", micro_batches, minimum=1)
+        if self.reduction == "ordered" and self.world.size > self.micro_batches:
+            raise SettingError(
+                f"{self.world.size} ranks cannot share {self.micro_batches} micro-batches per step: give at least "
+                f"as many micro-batches as ranks (--micro-batches {self.world.size}), or --reduction allreduce"
+            )
+        # This rank's stop request (the signal it received) and the one every rank agreed on at the last step.
+        self.stop_requested: int | None = None
+        self.stop_agreed: int | None = None
+        self._exchanges: dict = {}
+
+    @property
+    def slots(self) -> int:
+        """The number of shares each minibatch is cut into."""
+        return self.micro_batches if self.reduction == "ordered" else self.world.size
+
+    def __call__(
+        self,
+        network,
+        optimizer,
+        loss_function,
+        x,
+        y,
+        *,
+        lr: float,
+        batch_size: int,
+        order,
+        dropout_rng,
+        classify: bool,
+        on_batch_end=None,
+        position: EpochPosition | None = None,
+    ):
+        """``train.loop.train_epoch`` on this rank's share of each step: the same arguments, the same
+        results (device scalars: mean loss and correct count over the whole epoch, of every rank)."""
+        xp = array_namespace(x)
+        position = position or EpochPosition(0)
+        if position.total_loss is None:
+            position.total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
+            position.correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
+        params = network.parameters()
+        sizes = [math.prod(param.shape) for param in params]
+        n_gradients = sum(sizes)
+        per_rank = -(-self.slots // self.world.size)
+        mine = range(min(self.world.rank * per_rank, self.slots), min((self.world.rank + 1) * per_rank, self.slots))
+        bounds = batch_bounds(x.shape[0], batch_size)
+        for batch in range(position.next_batch, len(bounds)):
+            rows = xp.zeros((per_rank, n_gradients + STOPS + len(STOP_SIGNALS)), dtype=x.dtype, device=device(x))
+            batch_rows = bounds[batch][1] - bounds[batch][0]
+            for row, slot in enumerate(mine):
+                start, stop = slot_bounds(*bounds[batch], slot, self.slots)
+                if start == stop:  # a batch smaller than the slots: this one is empty
+                    continue
+                indices = order[start:stop]
+                x_slot, y_slot = xp.take(x, indices, axis=0), xp.take(y, indices, axis=0)
+                outputs = network.forward(x_slot, training=True, rng=dropout_rng.child(batch, slot))
+                loss, grad_outputs = loss_function(outputs, y_slot)
+                # The loss is the slot's mean; weighted by the slot's share, the slots add up to the batch's.
+                network.backward(grad_outputs * ((stop - start) / batch_rows), input_gradient=False)
+                offset = 0
+                for gradient, size in zip(network.gradients(), sizes):
+                    rows[row, offset : offset + size] = xp.reshape(gradient, (-1,))
+                    offset += size
+                rows[row, n_gradients + LOSS] = loss * (stop - start)
+                if classify:
+                    rows[row, n_gradients + CORRECT] = xp.astype(count_correct(outputs, y_slot), x.dtype)
+            if self.stop_requested is not None:
+                rows[0, n_gradients + STOPS + STOP_SIGNALS.index(self.stop_requested)] = 1
+            total = self._sum(self._exchange(dropout_rng.backend), rows)
+            gradients, offset = [], 0
+            for param, size in zip(params, sizes):
+                gradients.append(xp.reshape(total[offset : offset + size], param.shape))
+                offset += size
+            optimizer.step(params, gradients, lr)
+            position.total_loss += total[n_gradients + LOSS]
+            if classify:
+                position.correct += xp.astype(total[n_gradients + CORRECT], xp.int64)
+            position.next_batch = batch + 1
+            self.stop_agreed = _agreed_signal(to_numpy(total[n_gradients + STOPS :]))
+            if on_batch_end is not None:
+                on_batch_end(batch)
+        self.world.check_parameters((to_numpy(param).tobytes() for param in params), position.epoch + 1)
+        return position.total_loss / x.shape[0], position.correct
+
+    def _sum(self, exchange, rows):
+        """The sum of every rank's rows: the library's allreduce, or all gathered and added in slot order."""
+        if self.reduction == "allreduce":
+            return exchange.reduce_sum(rows[0, :])
+        gathered = exchange.gather(rows)
+        xp = array_namespace(gathered)
+        total = xp.asarray(gathered[0, :], copy=True)
+        for slot in range(1, self.slots):
+            total += gathered[slot, :]
+        return total
+
+    def _exchange(self, backend: Backend):
+        """The exchange for ``backend``'s arrays, made once (NCCL's communicator is made collectively)."""
+        key = (backend.name, str(backend.device))
+        if key not in self._exchanges:
+            self._exchanges[key] = exchange_for(self.world, backend)
+        return self._exchanges[key]
+
+
+def slot_bounds(start: int, stop: int, slot: int, slots: int) -> tuple[int, int]:
+    """Rows ``(first, end)`` of share ``slot`` of ``slots`` of the minibatch ``start:stop``: contiguous,
+    sizes differing by at most one, empty where the batch has fewer rows than slots."""
+    rows = stop - start
+    return start + slot * rows // slots, start + (slot + 1) * rows // slots
+
+
+def _agreed_signal(flags) -> int | None:
+    """The stop signal the ranks agree on from the summed flags: the first in ``STOP_SIGNALS`` any asked for."""
+    return next((signal for signal, count in zip(STOP_SIGNALS, flags) if count > 0), None)
