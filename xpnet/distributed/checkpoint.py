@@ -9,7 +9,7 @@ step, where rank 0 writes the checkpoint the others stop without.
 from __future__ import annotations
 
 from xpnet.distributed.parallel import DataParallel
-from xpnet.train.checkpoint import RESUME_COMMAND, Checkpointer
+from xpnet.train.checkpoint import RESUME_COMMAND, Checkpointer, stop_on_signals
 
 
 class RankCheckpointer(Checkpointer):
@@ -40,3 +40,12 @@ class RankCheckpointer(Checkpointer):
     def save(self, *, finished: bool = False) -> None:
         if self.parallel.world.is_root:
             super().save(finished=finished)
+
+
+def fit(parallel: DataParallel, model, x, y, run_dir, *, every_steps=None, callbacks=(), **fit_options) -> list[dict]:
+    """``parallel.fit`` with rank 0 writing ``run_dir/checkpoint.npz`` every epoch (and every
+    ``every_steps`` steps), every rank stopping after the same step on SIGINT or SIGTERM
+    (``TrainingInterrupted``); resume with ``xpnet.checkpoint.resume`` on every rank."""
+    checkpointer = RankCheckpointer(run_dir, parallel, every_steps=every_steps)
+    with stop_on_signals(checkpointer):
+        return parallel.fit(model, x, y, callbacks=[*callbacks, checkpointer], **fit_options)

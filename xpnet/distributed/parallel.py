@@ -62,6 +62,17 @@ class DataParallel:
         self.stop_agreed: int | None = None
         self._exchanges: dict = {}
 
+    def fit(self, model, x, y, **fit_options) -> list[dict]:
+        """``model.fit(x, y, **fit_options)`` with every step shared by the ranks: call it on every rank
+        with the same data and settings (``xpnet.distributed.checkpoint.fit`` adds checkpoints)."""
+        model.epoch_runner = self
+        return model.fit(x, y, **fit_options)
+
+    def device(self, requested="auto"):
+        """The device this rank should train on: one GPU per rank for ``"cuda"`` (or ``"auto"`` where
+        CuPy sees GPUs), chosen by the rank's place on its node; anything else as given."""
+        return self.world.device(requested)
+
     @property
     def slots(self) -> int:
         """The number of shares each minibatch is cut into."""
@@ -87,9 +98,7 @@ class DataParallel:
         results (device scalars: mean loss and correct count over the whole epoch, of every rank)."""
         xp = array_namespace(x)
         position = position or EpochPosition(0)
-        if position.total_loss is None:
-            position.total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
-            position.correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
+        position.start_sums(x, classify=classify)
         params = network.parameters()
         sizes = [math.prod(param.shape) for param in params]
         n_gradients = sum(sizes)

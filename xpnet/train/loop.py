@@ -30,6 +30,13 @@ class EpochPosition:
     total_loss: object = None
     correct: object = None
 
+    def start_sums(self, x, *, classify: bool) -> None:
+        """Zero running sums on ``x``'s device and of its dtype, where the epoch has none yet."""
+        if self.total_loss is None:
+            xp = array_namespace(x)
+            self.total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
+            self.correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
+
     def state_dict(self) -> dict:
         """Epoch and batch as numbers, the running sums as arrays (``correct`` None for regression)."""
         return {
