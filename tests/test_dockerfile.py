@@ -86,22 +86,24 @@ def test_the_base_image_is_a_cuda_12_runtime_image_replaceable_by_a_build_argume
 
 def test_xpnet_is_installed_with_the_extra_named_by_a_build_argument(stages):
     builder = next(stage for stage in stages.values() if any("pip install" in run for run in values(stage, "RUN")))
-    assert "EXTRAS=cuda,plot" in values(builder, "ARG")
+    assert "EXTRAS=cuda,plot,mpi" in values(builder, "ARG")
     install = next(run for run in values(builder, "RUN") if "pip install" in run)
     assert "--no-cache-dir" in install
     target = re.search(r'"(/src[^"]*)"', install).group(1)
-    for extras, expected in (("cuda,plot", "/src[cuda,plot]"), ("plot", "/src[plot]"), ("", "/src")):
+    for extras, expected in (("cuda,plot,mpi", "/src[cuda,plot,mpi]"), ("plot", "/src[plot]"), ("", "/src")):
         expanded = subprocess.run(
             ["sh", "-c", f'printf %s "{target}"'], env={"EXTRAS": extras}, capture_output=True, text=True, check=True
         )
         assert expanded.stdout == expected
 
 
-def test_the_cuda_extra_exists_in_the_package():
+def test_the_extras_of_the_image_exist_in_the_package():
     tomllib = pytest.importorskip("tomllib")
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(requirement.startswith("cupy-cuda12x") for requirement in extras["cuda"])
     assert any(requirement.startswith("matplotlib") for requirement in extras["plot"])
+    # The image's mpiexec and mpi4py (python -m xpnet --distributed): MPICH's wheel, from the package registry.
+    assert {requirement.split(">")[0] for requirement in extras["mpi"]} == {"mpi4py", "mpich"}
 
 
 def test_the_final_stage_copies_the_virtual_environment_and_carries_no_build_tools(stages):

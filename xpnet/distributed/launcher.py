@@ -54,11 +54,21 @@ def threads_per_rank(local_size: int, cores: int | None = None) -> int:
 def share_cores_among_ranks() -> int | None:
     """Under a launcher that puts several ranks on this node, set every BLAS thread-count variable to
     this rank's share of the cores, unless the user set any of them (their choice wins). Returns the
-    count set, or None. Call it before NumPy is imported: ``xpnet/__init__.py`` does, first thing."""
+    count set, or None. It works only before NumPy is imported (``xpnet/__init__.py`` calls it first
+    thing); where NumPy came first, ``world.World`` limits the threads with threadpoolctl."""
     local_size = _first_whole(LOCAL_SIZE_VARIABLES)
-    if local_size is None or local_size < 2 or any(name in os.environ for name in THREAD_VARIABLES):
+    if local_size is None or local_size < 2 or user_chose_threads():
         return None
     threads = threads_per_rank(local_size)
     for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
+        os.environ[name] = _SET_HERE[name] = str(threads)
     return threads
+
+
+def user_chose_threads() -> bool:
+    """Whether a thread-count variable holds a value that this module did not put there."""
+    return any(name in os.environ and os.environ[name] != _SET_HERE.get(name) for name in THREAD_VARIABLES)
+
+
+# The thread counts share_cores_among_ranks set, told apart from the user's own.
+_SET_HERE: dict[str, str] = {}

@@ -9,7 +9,6 @@ only rank 0 reports them.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 
 from xpnet.distributed import launcher
@@ -135,10 +134,10 @@ class World:
 
 
 def limit_blas_threads(local_size: int) -> None:
-    """Where ``launcher`` could not set the thread count before NumPy loaded (a launcher it does not
-    know) and the user set none, limit BLAS threads to this rank's share with threadpoolctl, if it is
-    installed (it is optional: ``pip install threadpoolctl``)."""
-    if local_size < 2 or any(name in os.environ for name in launcher.THREAD_VARIABLES):
+    """Unless the user chose a thread count, limit BLAS threads to this rank's share of the node's cores
+    with threadpoolctl, if it is installed (it is optional: ``pip install threadpoolctl``). This covers
+    what ``launcher`` cannot: a launcher it does not know, or NumPy imported before xpnet."""
+    if local_size < 2 or launcher.user_chose_threads():
         return
     try:
         import threadpoolctl

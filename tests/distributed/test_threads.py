@@ -1,0 +1,66 @@
+"""Ranks on one node share its cores: each rank's BLAS gets its share of threads (set before NumPy
+loads, or by threadpoolctl where NumPy came first), unless the user chose a thread count."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from xpnet.distributed import launcher
+
+pytest.importorskip("mpi4py")
+pytest.importorskip("threadpoolctl")
+
+from mpi_jobs import MPIEXEC, environment
+
+BLAS_THREADS = (
+    "import threadpoolctl; "
+    "print(max(pool['num_threads'] for pool in threadpoolctl.threadpool_info() if pool['user_api'] == 'blas'))"
+)
+
+
+def rank_threads(code: str, **extra: str) -> list[int]:
+    """What each of 2 ranks prints after running ``code``, then ``BLAS_THREADS``."""
+    env = {name: value for name, value in environment(**extra).items() if name not in launcher.THREAD_VARIABLES}
+    result = subprocess.run(
+        [MPIEXEC, "-n", "2", sys.executable, "-c", f"{code}; {BLAS_THREADS}"],
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return [int(line) for line in result.stdout.split()]
+
+
+@pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
+@pytest.mark.parametrize(
+    "code",
+    ["import xpnet", "import numpy; from xpnet.distributed.world import World; World()"],
+    ids=["xpnet-before-numpy", "numpy-first"],
+)
+def test_two_ranks_each_get_half_the_cores(code):
+    assert rank_threads(code) == [launcher.threads_per_rank(2)] * 2
+
+
+@pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
+def test_a_thread_count_the_user_chose_wins():
+    # Two threads on each of two ranks (OpenBLAS caps a count at the cores it sees, which a rank's share is not).
+    chosen = min(2, launcher.threads_per_rank(1))
+    assert rank_threads("from xpnet.distributed.world import World; World()", OPENBLAS_NUM_THREADS="2") == [chosen] * 2
+
+
+def test_threads_are_shared_only_under_a_launcher_of_several_local_ranks(monkeypatch):
+    monkeypatch.setattr(launcher, "_SET_HERE", {})
+    for name in launcher.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MPI_LOCALNRANKS", "1")
+    assert launcher.share_cores_among_ranks() is None
+    monkeypatch.setenv("MPI_LOCALNRANKS", "4")
+    assert launcher.share_cores_among_ranks() == launcher.threads_per_rank(4)
+    assert launcher.threads_per_rank(4, cores=16) == 4 and launcher.threads_per_rank(4, cores=2) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    assert launcher.user_chose_threads()
+    assert launcher.share_cores_among_ranks() is None
