@@ -15,9 +15,10 @@ pytest.importorskip("threadpoolctl")
 
 from mpi_jobs import MPIEXEC, environment
 
+# One write per rank, so that the launcher cannot interleave the ranks' lines.
 BLAS_THREADS = (
-    "import threadpoolctl; "
-    "print(max(pool['num_threads'] for pool in threadpoolctl.threadpool_info() if pool['user_api'] == 'blas'))"
+    "import sys, threadpoolctl; sys.stdout.write("
+    "f\"{max(pool['num_threads'] for pool in threadpoolctl.threadpool_info() if pool['user_api'] == 'blas')}\\n\")"
 )
 
 
