@@ -40,19 +40,17 @@ def timed_fit(model, x, y, parallel=None) -> tuple[float, float]:
     if parallel is not None:
         plain_sum = parallel._sum
 
-        def timed_sum(exchange, rows):
+        def timed_sum(*arguments):
             started = time.perf_counter()
-            total = plain_sum(exchange, rows)
+            total = plain_sum(*arguments)
             summing[0] += time.perf_counter() - started
             return total
 
         parallel._sum = timed_sum
-        fit = parallel.fit
-    else:
-        fit = model.fit
-    fit(model, x, y, epochs=1) if parallel else fit(x, y, epochs=1)
+        model.epoch_runner = parallel
+    model.fit(x, y, epochs=1)
     summing[0] = 0.0
-    history = fit(model, x, y, epochs=1) if parallel else fit(x, y, epochs=1)
+    history = model.fit(x, y, epochs=1)
     steps = x.shape[0] // BATCH
     return history[-1]["seconds"] / steps, summing[0] / steps
 
@@ -96,7 +94,8 @@ def _blas_threads() -> int | str:
         import threadpoolctl
     except ImportError:
         return "?"
-    return max((pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"), default=1)
+    pools = threadpoolctl.threadpool_info()
+    return max((pool["num_threads"] for pool in pools if pool["user_api"] == "blas"), default=1)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,20 @@ class HostExchange:
 
     def __init__(self, world: World, backend: Backend):
         self.world, self.backend = world, backend
+        self._received = np.empty((0, 0))
 
     def gather(self, rows):
-        """``(ranks * len(rows), width)``: every rank's rows, rank 0's first."""
+        """``(ranks * len(rows), width)``: every rank's rows, rank 0's first, in a buffer reused by the
+        next call (a fresh one would cost a page fault per 4 KiB every step)."""
         send = np.ascontiguousarray(to_numpy(rows))
-        received = np.empty((self.world.size * send.shape[0], send.shape[1]), dtype=send.dtype)
-        self.world.comm.Allgather(send, received)
-        return self.backend.asarray(received)
+        shape = (self.world.size * send.shape[0], send.shape[1])
+        if self._received.shape != shape or self._received.dtype != send.dtype:
+            self._received = np.empty(shape, dtype=send.dtype)
+        self.world.comm.Allgather(send, self._received)
+        return self.backend.asarray(self._received)
 
     def reduce_sum(self, row):
-        """The element-wise sum of every rank's ``row``."""
+        """The element-wise sum of every rank's ``row`` (in place, for a NumPy row)."""
         buffer = np.ascontiguousarray(to_numpy(row))
         self.world.comm.Allreduce(self.world.mpi.IN_PLACE, buffer)
         return self.backend.asarray(buffer)

@@ -105,12 +105,16 @@ class DataParallel:
         per_rank = -(-self.slots // self.world.size)
         mine = range(min(self.world.rank * per_rank, self.slots), min((self.world.rank + 1) * per_rank, self.slots))
         bounds = batch_bounds(x.shape[0], batch_size)
+        # The epoch's buffers, reused by every step (fresh ones would cost a page fault per 4 KiB each time).
+        rows = xp.zeros((per_rank, n_gradients + STOPS + len(STOP_SIGNALS)), dtype=x.dtype, device=device(x))
+        total = xp.zeros((rows.shape[1],), dtype=x.dtype, device=device(x))
         for batch in range(position.next_batch, len(bounds)):
-            rows = xp.zeros((per_rank, n_gradients + STOPS + len(STOP_SIGNALS)), dtype=x.dtype, device=device(x))
+            rows[:, n_gradients:] = 0
             batch_rows = bounds[batch][1] - bounds[batch][0]
             for row, slot in enumerate(mine):
                 start, stop = slot_bounds(*bounds[batch], slot, self.slots)
                 if start == stop:  # a batch smaller than the slots: this one is empty
+                    rows[row, :] = 0
                     continue
                 indices = order[start:stop]
                 x_slot, y_slot = xp.take(x, indices, axis=0), xp.take(y, indices, axis=0)
@@ -127,7 +131,7 @@ class DataParallel:
                     rows[row, n_gradients + CORRECT] = xp.astype(count_correct(outputs, y_slot), x.dtype)
             if self.stop_requested is not None:
                 rows[0, n_gradients + STOPS + STOP_SIGNALS.index(self.stop_requested)] = 1
-            total = self._sum(self._exchange(dropout_rng.backend), rows)
+            total = self._sum(self._exchange(dropout_rng.backend), rows, total)
             gradients, offset = [], 0
             for param, size in zip(params, sizes):
                 gradients.append(xp.reshape(total[offset : offset + size], param.shape))
@@ -143,13 +147,13 @@ class DataParallel:
         self.world.check_parameters((to_numpy(param).tobytes() for param in params), position.epoch + 1)
         return position.total_loss / x.shape[0], position.correct
 
-    def _sum(self, exchange, rows):
-        """The sum of every rank's rows: the library's allreduce, or all gathered and added in slot order."""
+    def _sum(self, exchange, rows, total):
+        """The sum of every rank's rows: the library's allreduce (of ``rows``' first, in place where it
+        can), or all gathered and added in slot order into ``total``."""
         if self.reduction == "allreduce":
             return exchange.reduce_sum(rows[0, :])
         gathered = exchange.gather(rows)
-        xp = array_namespace(gathered)
-        total = xp.asarray(gathered[0, :], copy=True)
+        total[:] = gathered[0, :]
         for slot in range(1, self.slots):
             total += gathered[slot, :]
         return total
