@@ -13,8 +13,8 @@ import sys
 import warnings
 
 from xpnet.cli import check, evaluate, info, plot, predict, train
-from xpnet.cli.warning_log import WarningLog
 from xpnet.errors import XpnetError, one_line
+from xpnet.runner.warning_log import WarningLog
 from xpnet.train.checkpoint import TrainingInterrupted
 from xpnet.version import __version__
 

@@ -4,6 +4,9 @@
 is loaded, so an unwritable folder fails at once; ``model.npz`` and ``confusion.json`` follow
 training, and ``metrics.json`` is written last: its presence marks a finished run, which is never
 overwritten. A folder holding anything but an unstarted run's ``config.json`` is never written into.
+
+While a process trains in a run folder it holds the folder's lock (``.run.lock``, see ``xpnet.io.locks``):
+a second ``train``, ``--resume`` or sweep trial in the same folder is refused, naming that process.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from xpnet.arrays.backend import Backend
 from xpnet.errors import XpnetError
+from xpnet.io import locks
 from xpnet.io.atomic import atomic_write, leftovers
 from xpnet.version import __version__
 
@@ -28,6 +32,8 @@ CHECKPOINT_FILE = "checkpoint.npz"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.npz"
 CONFUSION_FILE = "confusion.json"
+# Held (flock) by the process that trains in the folder; the kernel releases it when that process ends.
+LOCK_FILE = ".run.lock"
 # Files whose presence means the folder already holds a finished (or saved) run.
 FINISHED_RUN_FILES = (METRICS_FILE, MODEL_FILE)
 # What a run writes through this module and the checkpointer (the plots come from xpnet.report.plots).
@@ -37,29 +43,58 @@ VERSIONED_PACKAGES = ("xpnet", "numpy", "array-api-compat", "cupy-cuda12x", "cup
 
 
 @contextlib.contextmanager
-def new_run_dir(out: str | Path | None):
-    """Create the run folder (``out``, or ``runs/<timestamp>``) and yield it for the run's start.
+def new_run_dir(out: str | Path | None, keep_lock: contextlib.ExitStack | None = None):
+    """Create the run folder (``out``, or ``runs/<timestamp>``), lock it, and yield it for the run's start.
 
     Only a new or empty folder, or one holding nothing but the ``config.json`` of an xpnet run that
-    never trained, is used: any other content is refused rather than overwritten. If the block fails
-    (the dataset cannot be loaded, say), the folders this call created are removed again.
+    never trained, is used: any other content is refused rather than overwritten, and a folder whose
+    lock another process holds is refused naming it. If the block fails (the dataset cannot be loaded,
+    say), the folders this call created are removed again. The lock is held for the block, or until
+    ``keep_lock`` closes when one is given (a run holds it until its results are written).
     """
     folder = Path(out) if out is not None else _timestamped(DEFAULT_PARENT)
     created = _topmost_missing(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        content = {entry.name for entry in folder.iterdir()} - {path.name for path in leftover_files(folder)}
     except OSError as error:
         raise XpnetError(
             f"cannot create run folder {folder}: {error.strerror or error}; choose a writable --out"
         ) from None
+    with contextlib.ExitStack() as block:
+        try:
+            _claim(folder, keep_lock or block)
+            yield folder
+        except BaseException:
+            if created is not None:
+                _remove_created(folder, created)
+            raise
+
+
+def lock(folder: Path):
+    """Hold ``folder``'s run lock for a block; ``FolderInUse`` naming the process that holds it."""
+    return locks.hold(Path(folder) / LOCK_FILE, f"run folder {folder}")
+
+
+def _claim(folder: Path, holder: contextlib.ExitStack) -> None:
+    """Lock ``folder`` into ``holder`` and check that it holds no run. A lock file already there is
+    taken first, so a folder in use is refused as such; otherwise the content is checked before the
+    lock file is made (a refused folder is left as it was), and again once it is held."""
+    if (folder / LOCK_FILE).exists():
+        holder.enter_context(lock(folder))
+        _check_unused(folder, _content(folder))
+        return
+    _check_unused(folder, _content(folder))
+    holder.enter_context(lock(folder))
+    _check_unused(folder, _content(folder))
+
+
+def _content(folder: Path) -> set[str]:
+    """The names in ``folder`` that a run would have to overwrite (not its lock, nor killed writes)."""
     try:
-        _check_unused(folder, content)
-        yield folder
-    except BaseException:
-        if created is not None:
-            _remove_created(folder, created)
-        raise
+        names = {entry.name for entry in folder.iterdir()}
+    except OSError as error:
+        raise XpnetError(f"cannot read run folder {folder}: {error.strerror or error}; choose another --out") from None
+    return names - {LOCK_FILE} - {path.name for path in leftover_files(folder)}
 
 
 def _check_unused(folder: Path, content: set[str]) -> None:
