@@ -39,6 +39,8 @@ FINISHED_RUN_FILES = (METRICS_FILE, MODEL_FILE)
 # What a run writes through this module and the checkpointer (the plots come from xpnet.report.plots).
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, CONFUSION_FILE, METRICS_FILE)
 DEFAULT_PARENT = Path("runs")
+# An epoch's validation metrics, in metrics.json where the run held data out for validation.
+VALIDATION_KEYS = ("val_loss", "val_accuracy")
 VERSIONED_PACKAGES = ("xpnet", "numpy", "array-api-compat", "cupy-cuda12x", "cupy", "torch", "array-api-strict")
 
 
@@ -224,26 +226,30 @@ def metrics_record(
 ) -> dict:
     """The content of ``metrics.json``: exactly these keys, accuracies as fractions, ``seconds`` per
     epoch of training, and the warnings of the command that finished the run (shown or not). Each
-    history record must carry ``test_loss`` and ``test_accuracy``."""
+    history record must carry ``test_loss`` and ``test_accuracy``; ``val_loss`` and ``val_accuracy``
+    are recorded for runs with validation data (what a sweep chooses by)."""
     return {
         "dataset": dataset,
         "backend": backend.name,
         "device": device_label(backend),
         "dtype": dtype,
-        "epochs": [
-            {
-                "epoch": record["epoch"],
-                "train_loss": record["train_loss"],
-                "train_accuracy": record["train_accuracy"],
-                "test_loss": record["test_loss"],
-                "test_accuracy": record["test_accuracy"],
-                "seconds": record["seconds"],
-            }
-            for record in history
-        ],
+        "epochs": [_epoch_record(record) for record in history],
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
         "warnings": list(warning_messages),
+    }
+
+
+def _epoch_record(record: dict) -> dict:
+    validation = {key: record[key] for key in VALIDATION_KEYS if key in record}
+    return {
+        "epoch": record["epoch"],
+        "train_loss": record["train_loss"],
+        "train_accuracy": record["train_accuracy"],
+        **validation,
+        "test_loss": record["test_loss"],
+        "test_accuracy": record["test_accuracy"],
+        "seconds": record["seconds"],
     }
 
 
