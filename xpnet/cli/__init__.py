@@ -1,5 +1,5 @@
 """The ``xpnet`` command. ``python -m xpnet [OPTIONS]`` trains (bare options mean ``train``);
-``evaluate``, ``predict``, ``check``, ``info`` and ``plot`` are the other subcommands.
+``evaluate``, ``predict``, ``check``, ``info``, ``plot`` and ``sweep`` are the other subcommands.
 
 Bad input of any kind ends with exit code 2 and one line on stderr, ``xpnet: error: ...``, saying
 what was wrong and what to do, never a traceback. Warnings print once each as ``xpnet: warning: ...``
@@ -12,19 +12,16 @@ import argparse
 import sys
 import warnings
 
-from xpnet.cli import check, evaluate, info, plot, predict, train
+from xpnet.cli import check, evaluate, info, plot, predict, sweep, train
 from xpnet.errors import XpnetError, one_line
-from xpnet.runner.warning_log import WarningLog
+from xpnet.runner.warning_log import NUMPY_FLOATING_POINT, WarningLog
 from xpnet.train.checkpoint import TrainingInterrupted
 from xpnet.version import __version__
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
-COMMANDS = {module.NAME: module for module in (train, evaluate, predict, check, info, plot)}
+COMMANDS = {module.NAME: module for module in (train, evaluate, predict, check, info, plot, sweep)}
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
-# NumPy's floating-point warnings ("overflow encountered in cast", ...). Once training blows up they
-# come from every layer of every batch, and the divergence guard already names the cause and the fix.
-NUMPY_FLOATING_POINT = r"(overflow|underflow|invalid value|divide by zero) encountered in"
 OUT_OF_MEMORY_FIX = "free memory, or ask for less: a smaller --hidden or --batch-size, or fewer inputs to predict"
 
 
