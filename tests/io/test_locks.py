@@ -40,9 +40,9 @@ def test_a_second_process_is_refused_naming_the_holder_and_a_sigkill_frees_the_l
     holder = start_holder(tmp_path)
     try:
         assert locks.is_held(tmp_path / runs.LOCK_FILE)
-        with pytest.raises(FolderInUse, match=rf"run folder {tmp_path} is in use by process {holder.pid} on host "):
-            with runs.lock(tmp_path):
-                pass
+        refused = rf"run folder {tmp_path} is in use by process {holder.pid} on host "
+        with pytest.raises(FolderInUse, match=refused), runs.lock(tmp_path):
+            pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()

@@ -138,7 +138,7 @@ def _train(
             model.fit(x_train, y_train, epochs=epochs_left, callbacks=watching)
         seconds = time.perf_counter() - started
         metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test, warning_log.messages)
-        plot_note = _plot(run_dir)
+        plot_note = draw_pictures(run_dir)
     if checkpointer.stop_signal is not None:
         name = signal.Signals(checkpointer.stop_signal).name
         raise checkpoint.TrainingInterrupted(
@@ -176,7 +176,7 @@ def check_memory(config: TrainConfig, data, backend: Backend) -> None:
     memory.check_model_fits(config, x_train.shape[1], n_classes, backend, evaluation_rows)
 
 
-def _plot(run_dir) -> str | None:
+def draw_pictures(run_dir) -> str | None:
     """Draw the run's pictures when matplotlib is there; otherwise say how to get them. The results
     are written by then, so a failure here says they are safe and how to draw the pictures later."""
     if not plots.available():

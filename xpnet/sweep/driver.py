@@ -52,10 +52,10 @@ def run_sweep(path, out=None, jobs: int | None = None, *, quiet: bool = False) -
     from its checkpoint. ``quiet`` shows no progress bar."""
     sweep = spec.read(path)
     jobs = validation.whole("jobs", sweep.settings["jobs"] if jobs is None else jobs, minimum=1)
-    sweep_dir = folder.prepare(sweep, out)
     base = resolve_values(sweep.base).run
     select(base["device"])  # a device that is not here fails now, not in every trial
     datasets.load(base["dataset"], data_dir=base["data_dir"], quiet=quiet)
+    sweep_dir = folder.prepare(sweep, out)
     study = engine.open_study(sweep, sweep_dir, sweep.settings["seed"])
     claims.fail_abandoned(study, sweep_dir)  # the trials of a previous run's lost workers
     devices = worker_devices(base["device"], jobs)

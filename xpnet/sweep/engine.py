@@ -10,8 +10,10 @@ covers workers whose sweep folders are not shared (``claims`` covers those that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import warnings
 from pathlib import Path
 
 from xpnet.errors import XpnetError, one_line
@@ -31,18 +33,29 @@ HEARTBEAT_GRACE_SECONDS = 120
 
 
 def optuna():
-    """The ``optuna`` module, quiet but for warnings; a one-line error naming the extra where it is missing."""
+    """The ``optuna`` module, logging only errors (the summary says how each trial ended, and why one
+    failed); a one-line error naming the extra where it is missing."""
     try:
         import optuna
     except ImportError:
         raise XpnetError(f"sweeps need Optuna, which is not installed: {INSTALL_HINT}") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna
 
 
 def retry_callback():
     """Optuna's callback that queues a failed trial again with the same parameters (``MAX_RETRIES``)."""
-    return optuna().storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+    library = optuna()
+    with _stable_enough(library):
+        return library.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+
+
+@contextlib.contextmanager
+def _stable_enough(library):
+    """Optuna calls its retries and heartbeats experimental (since 2.8); xpnet relies on them as they are."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", library.exceptions.ExperimentalWarning)
+        yield
 
 
 def storage(spec: Sweep, sweep_dir: Path):
@@ -58,12 +71,13 @@ def storage(spec: Sweep, sweep_dir: Path):
             raise XpnetError(f"cannot open the sweep's journal {path}: {error.strerror or error}") from None
         return library.storages.JournalStorage(backend)
     try:
-        return library.storages.RDBStorage(
-            location,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=HEARTBEAT_GRACE_SECONDS,
-            heartbeat_stale_trial_callback=retry_callback(),
-        )
+        with _stable_enough(library):
+            return library.storages.RDBStorage(
+                location,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=HEARTBEAT_GRACE_SECONDS,
+                heartbeat_stale_trial_callback=retry_callback(),
+            )
     except Exception as error:  # SQLAlchemy's: a bad URL, a missing driver, a server that does not answer
         raise XpnetError(
             f"cannot reach the sweep's storage {without_password(location)}: {one_line(error, first_line=True)}; "
