@@ -102,16 +102,13 @@ def start_worker(sweep_dir: Path, index: int, device: str | None, threads: int) 
 
 def watch(study, sweep: spec.Sweep, sweep_dir: Path, workers: list[Worker], *, quiet: bool) -> None:
     """Show progress until every worker has exited, and rewrite the tables whenever a trial finishes."""
-    places, metric = sweep.settings["trials"], sweep.settings["metric"]
-    bar = tqdm(total=places, unit="trial", desc=f"sweep {sweep.settings['name']}", disable=quiet, file=sys.stderr)
+    view = ProgressView(sys.stderr, sweep.settings["trials"], f"sweep {sweep.settings['name']}", quiet=quiet)
     done = None
-    with bar:
+    with view:
         while True:
             running = any(worker.process.poll() is None for worker in workers)
             progress = budget.progress(study.get_trials(deepcopy=False), sweep.settings["goal"])
-            bar.n = progress.done
-            bar.set_postfix_str(describe(progress, metric), refresh=False)
-            bar.refresh()
+            view.show(progress.done, describe(progress, sweep.settings["metric"]))
             if progress.done != done:
                 summary.write(study, sweep, sweep_dir, pictures=False)
                 done = progress.done
@@ -120,6 +117,31 @@ def watch(study, sweep: spec.Sweep, sweep_dir: Path, workers: list[Worker], *, q
             time.sleep(POLL_SECONDS)
     for worker in workers:
         worker.process.stdin.close()
+
+
+class ProgressView:
+    """Trials done out of all, with what ``describe`` says: a bar on a terminal, else a line whenever it
+    changes (for logs and pipes); nothing when quiet."""
+
+    def __init__(self, stream, total: int, title: str, *, quiet: bool):
+        self.stream, self.total, self.title, self.quiet = stream, total, title, quiet
+        self.bar = None if quiet or not stream.isatty() else tqdm(total=total, unit="trial", desc=title, file=stream)
+        self.shown = None
+
+    def show(self, done: int, text: str) -> None:
+        if self.bar is not None:
+            self.bar.n = done
+            self.bar.set_postfix_str(text)
+        elif not self.quiet and (done, text) != self.shown:
+            print(f"{self.title}: {done}/{self.total} trials done, {text}", file=self.stream, flush=True)
+            self.shown = done, text
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def describe(progress: budget.Progress, metric: str) -> str:
