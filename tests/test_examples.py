@@ -28,10 +28,15 @@ SEED_RESULT = re.compile(r"^(\d+(?:-\d+)+), .*: test accuracy ([\d.]+)% \(hoped 
 
 def run_example(script: Path, cwd: Path, *arguments: str, quick: bool) -> subprocess.CompletedProcess:
     """Run an example as a user would, from an empty folder; training warnings are errors."""
+    return run_python(cwd, str(script), *arguments, quick=quick)
+
+
+def run_python(cwd: Path, *arguments: str, quick: bool) -> subprocess.CompletedProcess:
+    """Python with ``arguments`` (a script or ``-m xpnet ...``) in ``cwd``; training warnings are errors."""
     env = {name: value for name, value in os.environ.items() if name != "XPNET_EXAMPLE_QUICK"}
     env |= {"PYTHONPATH": str(REPO), **({"XPNET_EXAMPLE_QUICK": "1"} if quick else {})}
     return subprocess.run(
-        [sys.executable, "-W", "error::xpnet.errors.XpnetWarning", str(script), *arguments],
+        [sys.executable, "-W", "error::xpnet.errors.XpnetWarning", *arguments],
         capture_output=True,
         text=True,
         env=env,
@@ -99,15 +104,8 @@ def test_the_quick_sweep_example_runs_in_well_under_a_minute(tmp_path):
     import time
 
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "xpnet", "sweep", str(REPO / "examples" / "sweeps" / "digits_quick.toml")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
+    sweep_file = REPO / "examples" / "sweeps" / "digits_quick.toml"
+    result = run_python(tmp_path, "-m", "xpnet", "sweep", str(sweep_file), quick=False)
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 60
     assert "best: trial " in result.stdout

@@ -56,12 +56,7 @@ def new_run_dir(out: str | Path | None, keep_lock: contextlib.ExitStack | None =
     """
     folder = Path(out) if out is not None else _timestamped(DEFAULT_PARENT)
     created = _topmost_missing(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise XpnetError(
-            f"cannot create run folder {folder}: {error.strerror or error}; choose a writable --out"
-        ) from None
+    make_folder(folder, "run folder")
     with contextlib.ExitStack() as block:
         try:
             _claim(folder, keep_lock or block)
@@ -70,6 +65,14 @@ def new_run_dir(out: str | Path | None, keep_lock: contextlib.ExitStack | None =
             if created is not None:
                 _remove_created(folder, created)
             raise
+
+
+def make_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` (and its parents) if missing; an error naming ``what`` it is ("run folder")."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise XpnetError(f"cannot create {what} {folder}: {error.strerror or error}; choose a writable --out") from None
 
 
 def lock(folder: Path):

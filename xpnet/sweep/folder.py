@@ -29,12 +29,7 @@ def prepare(spec: Sweep, out) -> Path:
         raise XpnetError(
             f"sweep folder {folder} already holds other files; choose another --out (a new or empty folder)"
         )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise XpnetError(
-            f"cannot create sweep folder {folder}: {error.strerror or error}; choose a writable --out"
-        ) from None
+    runs.make_folder(folder, "sweep folder")
     runs.write_json(folder / SPEC_FILE, spec.record())
     return folder
 
