@@ -151,23 +151,25 @@ def test_a_grid_is_covered_exactly_by_two_workers(tmp_path):
 
 
 def test_the_median_pruner_stops_hopeless_trials(tmp_path):
-    epochs = 4
+    epochs = 5
+    # A grid's points run in the order of its values: the first trial finishes (the pruner's one start-up
+    # trial), and the two hopeless learning rates after it are judged against it from epoch 2 on.
     path = sweep_file(
         tmp_path,
-        'method = "grid"\npruner = "median"\npruner-startup-trials = 1',
-        "lr = { values = [0.01, 1e-6] }\nseed = { values = [0, 1, 2] }",
+        'method = "grid"\npruner = "median"\npruner-startup-trials = 1\npruner-warmup-epochs = 1',
+        "lr = { values = [0.03, 1e-6, 1e-7] }",
         base=TINY_BASE + f"epochs = {epochs}\n",
     )
     out = tmp_path / "sweep"
     result = run_sweep(path, out=out, jobs=1, quiet=True)
-    hopeless = [row for row in result.rows if row["lr"] == 1e-6]
-    pruned = [row for row in hopeless if row["state"] == "pruned"]
-    assert pruned, result.rows
-    for row in pruned:  # stopped early, and still an ordinary run folder with its results
-        assert len(epochs_in(out / row["run_dir"])) < epochs
-        assert row["note"].startswith("pruned after epoch ")
+    states = {row["lr"]: row["state"] for row in result.rows}
+    assert states == {0.03: "complete", 1e-6: "pruned", 1e-7: "pruned"}, result.rows
+    finished = runs.read_json(out / result.rows[0]["run_dir"] / runs.METRICS_FILE)["epochs"]
+    for row in result.rows[1:]:  # stopped after epoch 2, and still an ordinary run folder with its results
+        assert epochs_in(out / row["run_dir"]) == [1, 2]
+        assert row["note"] == "pruned after epoch 2"
+        assert row["val_loss"] > finished[1]["val_loss"]
         assert (out / row["run_dir"] / runs.MODEL_FILE).is_file()
-    assert all(row["state"] == "complete" for row in result.rows if row["lr"] == 0.01)
 
 
 def test_an_sqlite_database_holds_the_study(tmp_path):

@@ -4,12 +4,18 @@ however many workers, on however many machines, join it.
 Each trial that Optuna starts afresh takes one of the sweep's ``trials`` places; a retry (a trial run
 again after its worker was lost) takes its original's place. A worker asks for a new trial only while
 places are free, and a trial numbered past the last place (two workers asked at the same moment), or
-that a grid sampler gave a point another trial already has, is a surplus: marked so and failed before it
-trains, and left out of every count and table.
+given a grid point that an earlier trial has, is a surplus: marked so and failed before it trains, and
+left out of every count and table.
+
+A grid's points are handed out here rather than by Optuna's ``GridSampler``, which picks among the points
+not yet started at random, so two workers asking at one moment can get the same point, and numbers the
+points in an order shuffled by each sampler's seed: each trial takes the first point that no other
+trial has, and of two that took one point at the same moment, the later one gives way.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from xpnet.sweep import engine
@@ -39,12 +45,22 @@ def is_surplus_trial(trials, trial, places: int) -> bool:
     if is_retry(trial):
         return False
     earlier = [other for other in trials if other.number < trial.number and not is_surplus(other)]
-    if sum(1 for other in earlier if not is_retry(other)) >= places:
-        return True
-    point = trial.system_attrs.get("grid_id")
-    failed = engine.optuna().trial.TrialState.FAIL
-    return point is not None and any(
-        other.system_attrs.get("grid_id") == point and other.state != failed for other in earlier
+    return sum(1 for other in earlier if not is_retry(other)) >= places
+
+
+def free_grid_point(trials, number: int, grid: dict[str, list]) -> dict | None:
+    """The first point of ``grid`` (in the order of its values) that no other trial has, for trial
+    ``number``; None when every point is taken."""
+    taken = [trial.params for trial in trials if trial.number != number and not is_surplus(trial)]
+    points = (dict(zip(grid, values)) for values in itertools.product(*grid.values()))
+    return next((point for point in points if point not in taken), None)
+
+
+def repeats_an_earlier_point(trials, trial) -> bool:
+    """Whether an earlier trial has the settings that ``trial`` was given: two workers chose a grid
+    point at the same moment, and the later trial gives way."""
+    return any(
+        other.number < trial.number and not is_surplus(other) and other.params == trial.params for other in trials
     )
 
 

@@ -92,26 +92,22 @@ def without_password(url: str) -> str:
 
 
 def sampler(spec: Sweep, seed: int):
-    """The sampler of the sweep's method, seeded with ``seed``."""
+    """The sampler of the sweep's method, seeded with ``seed``: TPE, or random (a grid's points are
+    handed out by ``budget.free_grid_point``, each trial's fixed before it draws)."""
     samplers = optuna().samplers
-    method = spec.settings["method"]
-    if method == "grid":
-        return samplers.GridSampler(spec.grid(), seed=seed)
-    if method == "random":
-        return samplers.RandomSampler(seed=seed)
-    return samplers.TPESampler(seed=seed)
+    return samplers.TPESampler(seed=seed) if spec.settings["method"] == "tpe" else samplers.RandomSampler(seed=seed)
 
 
 def pruner(spec: Sweep):
     """The pruner the sweep names, judging trials by the metric each reports after every epoch."""
     pruners = optuna().pruners
     settings = spec.settings
+    # Steps are epoch numbers, from 1: the first epoch a trial may be pruned after is the one past its warm-up.
+    first_prunable = settings["pruner_warmup_epochs"] + 1
     if settings["pruner"] == "median":
-        return pruners.MedianPruner(
-            n_startup_trials=settings["pruner_startup_trials"], n_warmup_steps=settings["pruner_warmup_epochs"]
-        )
+        return pruners.MedianPruner(n_startup_trials=settings["pruner_startup_trials"], n_warmup_steps=first_prunable)
     if settings["pruner"] == "hyperband":
-        return pruners.HyperbandPruner(min_resource=max(1, settings["pruner_warmup_epochs"]))
+        return pruners.HyperbandPruner(min_resource=first_prunable)
     return pruners.NopPruner()
 
 

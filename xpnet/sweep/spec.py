@@ -112,7 +112,7 @@ class Sweep:
     parameters: tuple[Parameter, ...]
 
     def grid(self) -> dict[str, list]:
-        """The grid's values by parameter name, as Optuna's ``GridSampler`` takes them."""
+        """The grid's values by parameter name, as Optuna stores them (``Parameter.choices``)."""
         return {parameter.name: parameter.choices() for parameter in self.parameters}
 
     def record(self) -> dict:

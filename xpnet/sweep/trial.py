@@ -77,9 +77,17 @@ class Objective:
         trials = trial.study.get_trials(deepcopy=False)
         frozen = next(other for other in trials if other.number == trial.number)
         if budget.is_surplus_trial(trials, frozen, self.spec.settings["trials"]):
-            trial.set_user_attr(budget.SURPLUS, True)
-            raise Surplus(f"trial {trial.number} has no place left in the sweep")
+            self._give_way(trial, "has no place left in the sweep")
+        grid = self.spec.settings["method"] == "grid" and not budget.is_retry(frozen)
+        if grid:
+            point = budget.free_grid_point(trials, trial.number, self.spec.grid())
+            if point is None:
+                self._give_way(trial, "finds every grid point taken")
+            library = engine.optuna()
+            trial.study.sampler = library.samplers.PartialFixedSampler(point, library.samplers.RandomSampler())
         values = {parameter.name: parameter.suggest(trial) for parameter in self.spec.parameters}
+        if grid and budget.repeats_an_earlier_point(trial.study.get_trials(deepcopy=False), trial):
+            self._give_way(trial, "took a grid point at the same moment as an earlier trial")
         run_dir = self._run_dir(frozen)
         trial.set_user_attr(RUN_DIR, str(run_dir.relative_to(self.sweep_dir)))
         reporter = ReportToTrial(trial, self.spec.settings["metric"])
@@ -91,6 +99,10 @@ class Objective:
         if reporter.pruned_after is not None:
             raise engine.optuna().TrialPruned(f"pruned after epoch {reporter.pruned_after}")
         return kept_value(epochs, self.spec.settings["metric"], early_stopping)
+
+    def _give_way(self, trial, reason: str):
+        trial.set_user_attr(budget.SURPLUS, True)
+        raise Surplus(f"trial {trial.number} {reason}")
 
     def _run_dir(self, frozen) -> Path:
         """The original's folder for a retry where it is here, else a new one named by the trial's number."""

@@ -36,9 +36,8 @@ def work(sweep_dir, *, device: str | None = None, index: int = 0, watch_parent: 
     places = spec.settings["trials"]
     with claims.worker_identity(sweep_dir) as worker_id:
         study = engine.open_study(spec, sweep_dir, spec.settings["seed"])
-        if spec.settings["method"] != "grid":  # a grid sampler orders its points by the seed: all must agree
-            # Workers started together differ by index, later runs of the command by the trials done so far.
-            study.sampler = engine.sampler(spec, spec.settings["seed"] + SEED_STRIDE * index + len(study.trials))
+        # Workers started together differ by index, later runs of the command by the trials done so far.
+        study.sampler = engine.sampler(spec, spec.settings["seed"] + SEED_STRIDE * index + len(study.trials))
         objective = Objective(spec, sweep_dir, worker_id, device)
         while True:
             claims.fail_abandoned(study, sweep_dir)
