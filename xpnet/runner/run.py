@@ -124,9 +124,7 @@ def _train(
     callbacks: Sequence[Callback],
 ) -> Finished:
     """Train the epochs left and write the results."""
-    for leftover in runs.leftover_files(run_dir, OUTPUT_FILES):
-        with contextlib.suppress(OSError):
-            leftover.unlink()
+    remove_leftovers(run_dir)
     console = sys.stderr if run_options["json"] else sys.stdout
     progress = console_progress(console, quiet=run_options["quiet"])
     x_train, y_train, x_test, y_test = data
@@ -147,6 +145,13 @@ def _train(
             checkpointer.stop_signal,
         )
     return Finished(run_dir, run_options, model, metrics, seconds, plot_note)
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Remove the temporary files that a killed process left while writing the run's files."""
+    for leftover in runs.leftover_files(run_dir, OUTPUT_FILES):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def write_results(run_dir, model: Model, dataset: str, x_test, y_test, warning_messages: list[str]) -> dict:

@@ -115,8 +115,9 @@ class Objective:
         """Train (or resume, or read back) the trial's run; its epochs' records and its early stopping."""
         where = {"device": self.device} if self.device else {}
         if (run_dir / runs.METRICS_FILE).exists():  # trained to the end before its worker was lost
-            with runs.lock(run_dir):
-                runner.draw_pictures(run_dir)  # which the lost worker may not have finished
+            with runs.lock(run_dir):  # the lost worker may have been drawing its pictures
+                runner.remove_leftovers(run_dir)
+                runner.draw_pictures(run_dir)
             epochs = runs.read_json(run_dir / runs.METRICS_FILE)["epochs"]
             return epochs, resolve_values(runner.recorded_options(run_dir)).config.early_stopping
         log = WarningLog()
