@@ -52,7 +52,8 @@ def retry_callback():
 
 @contextlib.contextmanager
 def _stable_enough(library):
-    """Optuna calls its retries and heartbeats experimental (since 2.8); xpnet relies on them as they are."""
+    """Optuna calls its retries, heartbeats (since 2.8) and fixed samplers (2.4) experimental; xpnet relies
+    on them as they are."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", library.exceptions.ExperimentalWarning)
         yield
@@ -89,6 +90,13 @@ def storage(spec: Sweep, sweep_dir: Path):
 def without_password(url: str) -> str:
     """``url`` with any password in it masked, for messages."""
     return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+
+def fixed_sampler(values: dict):
+    """A sampler that gives a trial exactly ``values`` (a grid's point)."""
+    library = optuna()
+    with _stable_enough(library):
+        return library.samplers.PartialFixedSampler(values, library.samplers.RandomSampler())
 
 
 def sampler(spec: Sweep, seed: int):

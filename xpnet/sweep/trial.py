@@ -78,16 +78,7 @@ class Objective:
         frozen = next(other for other in trials if other.number == trial.number)
         if budget.is_surplus_trial(trials, frozen, self.spec.settings["trials"]):
             self._give_way(trial, "has no place left in the sweep")
-        grid = self.spec.settings["method"] == "grid" and not budget.is_retry(frozen)
-        if grid:
-            point = budget.free_grid_point(trials, trial.number, self.spec.grid())
-            if point is None:
-                self._give_way(trial, "finds every grid point taken")
-            library = engine.optuna()
-            trial.study.sampler = library.samplers.PartialFixedSampler(point, library.samplers.RandomSampler())
-        values = {parameter.name: parameter.suggest(trial) for parameter in self.spec.parameters}
-        if grid and budget.repeats_an_earlier_point(trial.study.get_trials(deepcopy=False), trial):
-            self._give_way(trial, "took a grid point at the same moment as an earlier trial")
+        values = self._settings(trial, trials, frozen)
         run_dir = self._run_dir(frozen)
         trial.set_user_attr(RUN_DIR, str(run_dir.relative_to(self.sweep_dir)))
         reporter = ReportToTrial(trial, self.spec.settings["metric"])
@@ -99,6 +90,20 @@ class Objective:
         if reporter.pruned_after is not None:
             raise engine.optuna().TrialPruned(f"pruned after epoch {reporter.pruned_after}")
         return kept_value(epochs, self.spec.settings["metric"], early_stopping)
+
+    def _settings(self, trial, trials, frozen) -> dict:
+        """The trial's settings, as the options take them: drawn by the sampler (a retry's are its
+        original's), or a grid's first point that no other trial has."""
+        grid = self.spec.settings["method"] == "grid" and not budget.is_retry(frozen)
+        if grid:
+            point = budget.free_grid_point(trials, trial.number, self.spec.grid())
+            if point is None:
+                self._give_way(trial, "finds every grid point taken")
+            trial.study.sampler = engine.fixed_sampler(point)
+        values = {parameter.name: parameter.suggest(trial) for parameter in self.spec.parameters}
+        if grid and budget.repeats_an_earlier_point(trial.study.get_trials(deepcopy=False), trial):
+            self._give_way(trial, "took a grid point at the same moment as an earlier trial")
+        return values
 
     def _give_way(self, trial, reason: str):
         trial.set_user_attr(budget.SURPLUS, True)
