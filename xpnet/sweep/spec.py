@@ -57,7 +57,7 @@ NOT_IN_BASE = {
     "out": "each trial's run folder is made inside the sweep folder: give --out to xpnet sweep instead",
     "quiet": "trials always run quietly; the sweep shows their progress",
     "json": "trials always run quietly; the sweep shows their progress",
-    "checkpoint_every": None,
+    "checkpoint_every": "a trial checkpoints after every epoch",
 }
 # Options a trial may search over: the training settings (TrainConfig's fields).
 SEARCHABLE = [name for name in BY_NAME if name in TRAIN_FIELDS]
@@ -158,8 +158,7 @@ def parse(data: dict, where: str, default_name: str = "sweep") -> Sweep:
 def _base(table: dict, where: str) -> dict:
     for name in table:
         if name in NOT_IN_BASE:
-            reason = NOT_IN_BASE[name] or "a trial checkpoints after every epoch"
-            raise XpnetError(f"{where}: {name} cannot be set for a sweep's trials: {reason}")
+            raise XpnetError(f"{where}: {name} cannot be set for a sweep's trials: {NOT_IN_BASE[name]}")
     base = checked_values(table, where)
     _check_settings(base, where)
     return base
