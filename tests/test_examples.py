@@ -28,10 +28,15 @@ SEED_RESULT = re.compile(r"^(\d+(?:-\d+)+), .*: test accuracy ([\d.]+)% \(hoped 
 
 def run_example(script: Path, cwd: Path, *arguments: str, quick: bool) -> subprocess.CompletedProcess:
     """Run an example as a user would, from an empty folder; training warnings are errors."""
+    return run_python(cwd, str(script), *arguments, quick=quick)
+
+
+def run_python(cwd: Path, *arguments: str, quick: bool) -> subprocess.CompletedProcess:
+    """Python with ``arguments`` (a script or ``-m xpnet ...``) in ``cwd``; training warnings are errors."""
     env = {name: value for name, value in os.environ.items() if name != "XPNET_EXAMPLE_QUICK"}
     env |= {"PYTHONPATH": str(REPO), **({"XPNET_EXAMPLE_QUICK": "1"} if quick else {})}
     return subprocess.run(
-        [sys.executable, "-W", "error::xpnet.errors.XpnetWarning", str(script), *arguments],
+        [sys.executable, "-W", "error::xpnet.errors.XpnetWarning", *arguments],
         capture_output=True,
         text=True,
         env=env,
@@ -70,3 +75,38 @@ def test_the_seed_networks_reach_the_accuracy_their_authors_hoped_for(tmp_path):
     assert [hoped for _, hoped, _ in found.values()] == [85, 93, 95]
     for shape, (accuracy, hoped, verdict) in found.items():
         assert accuracy >= hoped and verdict == "reached", shape
+
+
+SWEEP_FILES = sorted((REPO / "examples").glob("**/sweep*.toml")) + sorted((REPO / "examples" / "sweeps").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda path: str(path.relative_to(REPO / "examples")))
+def test_every_example_sweep_file_is_a_valid_sweep(path):
+    from xpnet.sweep import spec
+
+    sweep = spec.read(path)
+    assert sweep.settings["metric"] in ("val_loss", "val_accuracy")  # chosen on a validation split
+    assert sweep.base["val_split"] > 0
+
+
+def test_the_container_sweep_starts_workers_that_share_one_sweep_folder_on_a_volume():
+    script = REPO / "examples" / "container_job" / "sweep.sh"
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    text = script.read_text()
+    assert os.access(script, os.X_OK)
+    assert "-v xpnet-runs:/runs" in text and "sweep_dir=/runs/sweep-mnist" in text
+    assert '"$image" sweep /job/sweep.toml --out "$sweep_dir"' in text
+    assert 'sweep --summary "$sweep_dir"' in text
+
+
+@pytest.mark.slow
+def test_the_quick_sweep_example_runs_in_well_under_a_minute(tmp_path):
+    import time
+
+    started = time.monotonic()
+    sweep_file = REPO / "examples" / "sweeps" / "digits_quick.toml"
+    result = run_python(tmp_path, "-m", "xpnet", "sweep", str(sweep_file), quick=False)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 60
+    assert "best: trial " in result.stdout
+    assert (tmp_path / "sweeps" / "digits_quick" / "best.json").is_file()

@@ -37,6 +37,10 @@ class CheckpointError(XpnetError):
     """A checkpoint cannot be written or there is none to resume from."""
 
 
+class FolderInUse(XpnetError):
+    """A run or sweep folder is locked by another process (named in the message), which is using it."""
+
+
 class GradientMismatch(XpnetError):
     """Analytic and numerical gradients disagree: the backward pass has a bug."""
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from xpnet.cli import main, train
+from xpnet.cli import main
 from xpnet.io import runs
+from xpnet.runner import run as runner
 from xpnet.train import checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,14 +29,14 @@ def one_error_line(capsys) -> str:
 
 def stop_after_epoch(monkeypatch, epoch: int) -> None:
     """Press Ctrl-C (a real SIGINT) as epoch ``epoch`` of the next run ends."""
-    measure = train.TestSetMetrics.on_epoch_end
+    measure = runner.TestSetMetrics.on_epoch_end
 
     def measure_then_stop(self, record):
         measure(self, record)
         if record["epoch"] == epoch:
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(train.TestSetMetrics, "on_epoch_end", measure_then_stop)
+    monkeypatch.setattr(runner.TestSetMetrics, "on_epoch_end", measure_then_stop)
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_a_run_stopped_before_its_first_checkpoint_is_started_again_into_the_sam
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patches:
-        patches.setattr(train.Model, "fit", dies_in_its_first_epoch)
+        patches.setattr(runner.Model, "fit", dies_in_its_first_epoch)
         assert main(["--out", str(run_dir), *OPTIONS]) == 130
     assert sorted(path.name for path in run_dir.iterdir()) == [runs.CONFIG_FILE]
     capsys.readouterr()

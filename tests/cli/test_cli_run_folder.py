@@ -13,11 +13,12 @@ import pytest
 from xpnet import datasets
 from xpnet.arrays.backend import numpy_backend
 from xpnet.arrays.streams import INIT, RandomStream
-from xpnet.cli import main, train
+from xpnet.cli import main
 from xpnet.io import runs
 from xpnet.nn import activations
 from xpnet.nn.network import Network
 from xpnet.report import plots
+from xpnet.runner import run as runner
 from xpnet.train.config import TrainConfig
 
 OPTIONS = ["--epochs", "2", "--hidden", "8", "--quiet", "--device", "cpu"]
@@ -41,7 +42,7 @@ def test_config_records_the_folder_and_what_automatic_options_stood_for(tmp_path
 
 @pytest.mark.parametrize("activation", activations.ACTIVATIONS)
 def test_the_recorded_init_is_the_one_the_network_was_drawn_with(activation):
-    resolved = train.resolved_options(TrainConfig(activation=activation))["init"]
+    resolved = runner.resolved_options(TrainConfig(activation=activation))["init"]
 
     def first_weights(init):
         rng = RandomStream(numpy_backend(), 0, INIT)
@@ -54,7 +55,7 @@ def test_the_recorded_init_is_the_one_the_network_was_drawn_with(activation):
     ("optimizer", "momentum"), [("sgd", 0.0), ("nesterov", 0.9), ("adam", None)], ids=["sgd", "nesterov", "adam"]
 )
 def test_the_recorded_momentum_is_the_one_the_optimizer_uses(optimizer, momentum):
-    assert train.resolved_options(TrainConfig(optimizer=optimizer))["momentum"] == momentum
+    assert runner.resolved_options(TrainConfig(optimizer=optimizer))["momentum"] == momentum
 
 
 @pytest.mark.parametrize("name", ["config.json", "curves.png"])
@@ -98,15 +99,15 @@ def test_a_start_that_fails_leaves_no_folder_behind(tmp_path, monkeypatch, capsy
 def test_leftovers_of_killed_writes_are_removed_when_the_run_continues(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     with monkeypatch.context() as patches:
-        measure = train.TestSetMetrics.on_epoch_end
+        measure = runner.TestSetMetrics.on_epoch_end
 
         def measure_then_stop(self, record):
             measure(self, record)
             os.kill(os.getpid(), signal.SIGINT)
 
-        patches.setattr(train.TestSetMetrics, "on_epoch_end", measure_then_stop)
+        patches.setattr(runner.TestSetMetrics, "on_epoch_end", measure_then_stop)
         assert main(["--out", str(run_dir), *OPTIONS]) == 128 + signal.SIGINT
-    leftovers = [f".{name}.x1y2z3w4.tmp" for name in train.OUTPUT_FILES]
+    leftovers = [f".{name}.x1y2z3w4.tmp" for name in runner.OUTPUT_FILES]
     others = [".model.npz.x1y2z3w4.bak", ".notes.x1y2z3w4.tmp", "model.npz.tmp"]
     for name in leftovers + others:
         (run_dir / name).write_bytes(b"half")

@@ -3,6 +3,7 @@ loads, or by threadpoolctl where NumPy came first), unless the user chose a thre
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -54,6 +55,8 @@ def test_a_thread_count_the_user_chose_wins():
 
 
 def test_threads_are_shared_only_under_a_launcher_of_several_local_ranks(monkeypatch):
+    # The launcher sets os.environ itself: a copy keeps its thread counts from the tests that follow.
+    monkeypatch.setattr(os, "environ", os.environ.copy())
     monkeypatch.setattr(launcher, "_SET_HERE", {})
     for name in launcher.THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -141,6 +141,8 @@ def test_metrics_record_has_exactly_the_documented_keys():
                 "epoch": 1,
                 "train_loss": 0.9,
                 "train_accuracy": 0.7,
+                "val_loss": 0.8,
+                "val_accuracy": 0.75,
                 "test_loss": 0.85,
                 "test_accuracy": 0.72,
                 "seconds": 1.5,
@@ -150,6 +152,13 @@ def test_metrics_record_has_exactly_the_documented_keys():
         "test_accuracy": 0.72,
         "warnings": ["lr is small"],
     }
+    # Without validation data, an epoch holds exactly the training and test metrics and its time.
+    for record in history:
+        del record["val_loss"], record["val_accuracy"]
+    epochs = runs.metrics_record("digits", numpy_backend(), "float32", history, test, [])["epochs"]
+    assert epochs == [
+        {"epoch": 1, "train_loss": 0.9, "train_accuracy": 0.7, "test_loss": 0.85, "test_accuracy": 0.72, "seconds": 1.5}
+    ]
 
 
 def test_confusion_record_counts_true_against_predicted():

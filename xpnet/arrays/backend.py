@@ -105,11 +105,16 @@ def numpy_backend() -> Backend:
 
 def cuda_available() -> bool:
     """True when CuPy is installed and sees at least one GPU."""
+    return cuda_device_count() > 0
+
+
+def cuda_device_count() -> int:
+    """How many GPUs CuPy sees: 0 without CuPy, a driver or a device."""
     try:
         cupy = importlib.import_module("cupy")
-        return cupy.cuda.runtime.getDeviceCount() > 0
+        return cupy.cuda.runtime.getDeviceCount()
     except Exception:  # no CuPy, no driver, or no device: all mean "no CUDA here"
-        return False
+        return 0
 
 
 def _cuda_backend(index: int) -> Backend:

@@ -1,5 +1,5 @@
 """The ``xpnet`` command. ``python -m xpnet [OPTIONS]`` trains (bare options mean ``train``);
-``evaluate``, ``predict``, ``export``, ``check``, ``info`` and ``plot`` are the other subcommands.
+``evaluate``, ``predict``, ``export``, ``check``, ``info``, ``plot`` and ``sweep`` are the other subcommands.
 
 Bad input of any kind ends with exit code 2 and one line on stderr, ``xpnet: error: ...``, saying
 what was wrong and what to do, never a traceback. Warnings print once each as ``xpnet: warning: ...``
@@ -12,19 +12,17 @@ import argparse
 import sys
 import warnings
 
-from xpnet.cli import check, evaluate, export, info, jobs, plot, predict, train
-from xpnet.cli.warning_log import WarningLog
+from xpnet.cli import check, evaluate, export, info, plot, predict, sweep, train
 from xpnet.errors import XpnetError, one_line
+from xpnet.runner import jobs
+from xpnet.runner.warning_log import NUMPY_FLOATING_POINT, WarningLog
 from xpnet.train.checkpoint import TrainingInterrupted
 from xpnet.version import __version__
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
-COMMANDS = {module.NAME: module for module in (train, evaluate, predict, export, check, info, plot)}
+COMMANDS = {module.NAME: module for module in (train, evaluate, predict, export, check, info, plot, sweep)}
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
-# NumPy's floating-point warnings ("overflow encountered in cast", ...). Once training blows up they
-# come from every layer of every batch, and the divergence guard already names the cause and the fix.
-NUMPY_FLOATING_POINT = r"(overflow|underflow|invalid value|divide by zero) encountered in"
 OUT_OF_MEMORY_FIX = "free memory, or ask for less: a smaller --hidden or --batch-size, or fewer inputs to predict"
 
 
@@ -84,6 +82,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(line: str) -> None:
     """Print ``line`` on stderr, unless this is a rank other than 0 of an MPI job (which reports
-    nothing that every rank meets alike; see ``xpnet.cli.jobs``)."""
+    nothing that every rank meets alike; see ``xpnet.runner.jobs``)."""
     if jobs.speaks():
         print(line, file=sys.stderr)

@@ -1,38 +1,18 @@
-"""``xpnet train``: train on a dataset and leave a run folder (config, metrics, model, plots)."""
+"""``xpnet train``: train on a dataset and leave a run folder (config, metrics, model, plots). The run
+itself is ``xpnet.runner.run``'s; this module reads the command line and prints the summary."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
-import time
-from pathlib import Path
 
-from xpnet import datasets
-from xpnet.arrays.backend import Backend, select
-from xpnet.cli import jobs, options
-from xpnet.cli.warning_log import WarningLog
-from xpnet.distributed.checkpoint import RankCheckpointer
-from xpnet.distributed.parallel import DataParallel
+from xpnet.cli import options
 from xpnet.errors import XpnetError
-from xpnet.io import runs
-from xpnet.nn import network
-from xpnet.report import plots
-from xpnet.report.console import console_progress
-from xpnet.train import checkpoint, memory
-from xpnet.train.callbacks import TestSetMetrics
-from xpnet.train.config import TrainConfig
-from xpnet.train.model import Model
-
-RANKS_KEY = "ranks"
+from xpnet.runner import run as runner
+from xpnet.runner.run import RESUME_OVERRIDES
 
 NAME = "train"
-# Options that describe where and how a run is watched, not what it computes: --resume may change them.
-RESUME_OVERRIDES = ("device", "data_dir", "quiet", "json")
-# Everything a run folder receives; temporary files a killed run left of these are removed on (re)start.
-OUTPUT_FILES = (*runs.RUN_FILES, plots.CURVES_FILE, plots.CONFUSION_PLOT_FILE)
 
 
 def add_parser(subcommands) -> None:
@@ -47,135 +27,20 @@ def add_parser(subcommands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    world = args.world
+    world = args.world  # every rank of a distributed run checks the command line, rank 0 alone reports
     if args.resume:
-        settings = world.together(lambda: resumed_settings(args))
-        starting = contextlib.nullcontext(Path(args.resume))
+        changes = world.together(lambda: resume_changes(args))
+        finished = runner.resume(args.resume, changes, args.warnings, world=world)
     else:
         settings = world.together(lambda: options.resolve(args))
-        starting = runs.new_run_dir(settings.run["out"])
-    run_options = settings.run
-    args.warnings.quiet = run_options["quiet"] or not world.is_root
-    world = world.together(lambda: jobs.world_for(world, run_options["distributed"]))
-    parallel = world.together(lambda: data_parallel(world, run_options, args.resume))
-    device = world.together(lambda: parallel.world.device(run_options["device"]) if parallel else run_options["device"])
-    backend = world.together(lambda: select(device))  # an unavailable device fails before anything is written
-    # The folder is claimed and config.json written (by rank 0) before the data loads (a download can
-    # take minutes); a failed start removes the folder again.
-    with jobs.entered_on_root(world, starting) as run_dir:
-        if not args.resume and world.is_root:
-            recorded = {**settings.options(), "out": str(run_dir)}
-            record = runs.config_record(recorded, resolved_options(settings.config), backend)
-            runs.write_json(run_dir / runs.CONFIG_FILE, {**record, **_ranks(parallel)})
-        data = world.together(
-            lambda: datasets.load(run_options["dataset"], data_dir=run_options["data_dir"], quiet=args.warnings.quiet)
-        )
-        world.together(lambda: check_memory(settings.config, data, backend))
-    if world.is_root:
-        for leftover in runs.leftover_files(run_dir, OUTPUT_FILES):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-    if args.resume:
-        model, epochs_left = world.together(lambda: checkpoint.resume(run_dir, device))
-    else:
-        model, epochs_left = Model(settings.config, device=device), settings.config.epochs
-    if parallel is not None:
-        model.epoch_runner = parallel
-    with jobs.rank_errors_end_the_job(world):
-        return train_and_report(model, epochs_left, data, run_dir, run_options, args.warnings, parallel)
-
-
-def data_parallel(world, run_options: dict, resumed: str | None) -> DataParallel | None:
-    """The epoch runner of a ``--distributed`` run (None otherwise). A run summed by a plain allreduce
-    resumes only on the number of ranks it started on, whose order of additions it depends on."""
-    if not run_options["distributed"]:
-        for name in ("reduction", "micro_batches"):
-            if run_options[name] != options.RUN_DEFAULTS[name]:
-                raise XpnetError(f"{options.BY_NAME[name].flag} applies to --distributed runs: add --distributed")
-        return None
-    parallel = DataParallel(world, reduction=run_options["reduction"], micro_batches=run_options["micro_batches"])
-    if resumed and parallel.reduction == "allreduce":
-        started_on = runs.read_json(Path(resumed) / runs.CONFIG_FILE).get(RANKS_KEY)
-        if started_on != world.size:
-            raise XpnetError(
-                f"the run in {resumed} sums gradients with --reduction allreduce on {started_on} ranks, whose order "
-                f"of additions depends on their number: resume it with mpiexec -n {started_on}"
-            )
-    return parallel
-
-
-def _ranks(parallel: DataParallel | None) -> dict:
-    """What config.json records of a distributed run beyond its options: the number of ranks."""
-    return {} if parallel is None else {RANKS_KEY: parallel.world.size}
-
-
-def train_and_report(
-    model: Model,
-    epochs_left: int,
-    data,
-    run_dir: Path,
-    run_options: dict,
-    warning_log: WarningLog,
-    parallel: DataParallel | None = None,
-) -> int:
-    """Train the epochs left, write the results and print the summary. Ctrl-C and SIGTERM stop
-    training after a step with a checkpoint; once training has ended they wait for the results.
-    With ``parallel``, every rank trains and rank 0 alone writes and prints."""
-    is_root = parallel is None or parallel.world.is_root
-    console = sys.stderr if run_options["json"] else sys.stdout
-    progress = console_progress(console, quiet=run_options["quiet"] or not is_root)
-    x_train, y_train, x_test, y_test = data
-    every_steps = run_options["checkpoint_every"]
-    if parallel is None:
-        checkpointer = checkpoint.Checkpointer(run_dir, every_steps=every_steps)
-    else:
-        # A distributed run resumes under a launcher, the same command on every rank.
-        resume = f"mpiexec -n {parallel.world.size} {checkpoint.RESUME_COMMAND}"
-        checkpointer = RankCheckpointer(run_dir, parallel, every_steps=every_steps, resume_command=resume)
-    started = time.perf_counter()
-    with checkpoint.stop_on_signals(checkpointer):
-        if epochs_left:
-            callbacks = [TestSetMetrics(x_test, y_test), *filter(None, [progress]), checkpointer]
-            model.fit(x_train, y_train, epochs=epochs_left, callbacks=callbacks)
-        seconds = time.perf_counter() - started
-        if not is_root:
-            return 0
-        metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test, warning_log.messages)
-        plot_note = _plot(run_dir)
-    if checkpointer.stop_signal is not None:
-        name = signal.Signals(checkpointer.stop_signal).name
-        raise checkpoint.TrainingInterrupted(
-            f"stopped by {name} after training had ended, once the results were written: "
-            f"the run in {run_dir} is complete",
-            checkpointer.stop_signal,
-        )
-    summary = {
-        "test_accuracy": metrics["test_accuracy"],
-        "test_loss": metrics["test_loss"],
-        "epochs": len(model.history),
-        "seconds": seconds,
-        "dataset": metrics["dataset"],
-        "backend": metrics["backend"],
-        "device": metrics["device"],
-        "run_dir": str(run_dir),
-        "warnings": metrics["warnings"],
-    }
-    if run_options["json"]:
-        print(json.dumps(summary))
-    elif not run_options["quiet"]:
-        print(
-            f"test accuracy {100 * summary['test_accuracy']:.2f}% (loss {summary['test_loss']:.4f}) after "
-            f"{summary['epochs']} epochs in {seconds:.1f}s on {summary['backend']} {summary['device']}; "
-            f"run folder: {run_dir}"
-        )
-    if plot_note and not run_options["quiet"]:
-        print(f"xpnet: note: {plot_note}", file=sys.stderr)
+        finished = runner.start(settings, args.warnings, world=world)
+    if finished is not None:  # None on the ranks other than 0 of a distributed run
+        report(finished)
     return 0
 
 
-def resumed_settings(args: argparse.Namespace) -> options.Resolved:
-    """The options a run was started with (from its config.json), with the few that may change on
-    resume; refused where another option is given, or where there is nothing to resume."""
+def resume_changes(args: argparse.Namespace) -> dict:
+    """The options given with ``--resume``: only where and how the run is watched may change."""
     given = [
         option.flag
         for option in options.OPTIONS
@@ -189,61 +54,30 @@ def resumed_settings(args: argparse.Namespace) -> options.Resolved:
             f"--resume continues a run with the options it was started with, so {', '.join(given)} cannot be "
             f"given with it (only {allowed} can); to change the others, start a new run with another --out"
         )
-    run_dir = Path(args.resume)
-    recorded = runs.read_json(run_dir / runs.CONFIG_FILE).get("options")
-    if not isinstance(recorded, dict):
-        raise XpnetError(f"{run_dir}/{runs.CONFIG_FILE} records no options: it is not an xpnet run folder")
-    if (run_dir / runs.METRICS_FILE).exists():
-        raise XpnetError(
-            f"the run in {run_dir} already finished ({runs.METRICS_FILE} is there): nothing to resume; "
-            f"start a new run with another --out, or redraw its plots with 'xpnet plot {run_dir}'"
+    return {name: getattr(args, name) for name in RESUME_OVERRIDES if getattr(args, name, None) is not None}
+
+
+def report(finished: runner.Finished) -> None:
+    """The final summary: JSON on stdout (``--json``), or one line unless quiet; and the note of skipped plots."""
+    metrics, quiet = finished.metrics, finished.run_options["quiet"]
+    summary = {
+        "test_accuracy": metrics["test_accuracy"],
+        "test_loss": metrics["test_loss"],
+        "epochs": len(finished.model.history),
+        "seconds": finished.seconds,
+        "dataset": metrics["dataset"],
+        "backend": metrics["backend"],
+        "device": metrics["device"],
+        "run_dir": str(finished.run_dir),
+        "warnings": metrics["warnings"],
+    }
+    if finished.run_options["json"]:
+        print(json.dumps(summary))
+    elif not quiet:
+        print(
+            f"test accuracy {100 * summary['test_accuracy']:.2f}% (loss {summary['test_loss']:.4f}) after "
+            f"{summary['epochs']} epochs in {finished.seconds:.1f}s on {summary['backend']} {summary['device']}; "
+            f"run folder: {finished.run_dir}"
         )
-    if not (run_dir / checkpoint.CHECKPOINT_FILE).exists():
-        raise XpnetError(
-            f"the run in {run_dir} stopped before its first checkpoint: nothing to resume; "
-            f"start it again with the same options and --out {run_dir}"
-        )
-    changeable = {name: getattr(args, name) for name in RESUME_OVERRIDES if getattr(args, name, None) is not None}
-    return options.resolve_values({**recorded, **changeable})
-
-
-def write_results(run_dir, model: Model, dataset: str, x_test, y_test, warning_messages: list[str]) -> dict:
-    """Save the model and confusion counts, then ``metrics.json`` last (it marks a finished run)."""
-    test = model.evaluate(x_test, y_test)
-    model.save(run_dir / runs.MODEL_FILE)
-    confusion = runs.confusion_record(y_test, model.predict(x_test), model.n_classes)
-    runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
-    metrics = runs.metrics_record(dataset, model.backend, model.config.dtype, model.history, test, warning_messages)
-    runs.write_json(run_dir / runs.METRICS_FILE, metrics)
-    return metrics
-
-
-def resolved_options(config: TrainConfig) -> dict:
-    """What ``init="auto"`` and an unset ``momentum`` stood for in this run (``Network.mlp`` and
-    ``optim.make`` decide; ``config.json`` records both)."""
-    init = network.resolved_init(config.init, config.activation)
-    return {"init": init, "momentum": config.make_optimizer().hyperparameters().get("momentum")}
-
-
-def check_memory(config: TrainConfig, data, backend: Backend) -> None:
-    """Refuse a network whose training, or whose evaluation of the test (or validation) set, would not
-    fit in memory: before the model or its checkpoint is allocated."""
-    x_train, y_train, x_test, y_test = data
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    evaluation_rows = max(len(x_test), round(config.val_split * len(x_train)))
-    memory.check_model_fits(config, x_train.shape[1], n_classes, backend, evaluation_rows)
-
-
-def _plot(run_dir) -> str | None:
-    """Draw the run's pictures when matplotlib is there; otherwise say how to get them. The results
-    are written by then, so a failure here says they are safe and how to draw the pictures later."""
-    if not plots.available():
-        return f"curves.png and confusion.png skipped: {plots.INSTALL_HINT}, then run 'xpnet plot {run_dir}'"
-    try:
-        plots.plot_run(run_dir)
-    except XpnetError as error:
-        raise XpnetError(
-            f"the run's results are saved in {run_dir} ({runs.METRICS_FILE}, {runs.MODEL_FILE}); only its plots "
-            f"failed: {error}; once that is fixed, draw them with 'xpnet plot {run_dir}'"
-        ) from None
-    return None
+    if finished.plot_note and not quiet:
+        print(f"xpnet: note: {finished.plot_note}", file=sys.stderr)

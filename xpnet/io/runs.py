@@ -4,6 +4,9 @@
 is loaded, so an unwritable folder fails at once; ``model.npz`` and ``confusion.json`` follow
 training, and ``metrics.json`` is written last: its presence marks a finished run, which is never
 overwritten. A folder holding anything but an unstarted run's ``config.json`` is never written into.
+
+While a process trains in a run folder it holds the folder's lock (``.run.lock``, see ``xpnet.io.locks``):
+a second ``train``, ``--resume`` or sweep trial in the same folder is refused, naming that process.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from xpnet.arrays.backend import Backend
 from xpnet.errors import XpnetError
+from xpnet.io import locks
 from xpnet.io.atomic import atomic_write, leftovers
 from xpnet.version import __version__
 
@@ -28,38 +32,74 @@ CHECKPOINT_FILE = "checkpoint.npz"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.npz"
 CONFUSION_FILE = "confusion.json"
+# Held (flock) by the process that trains in the folder; the kernel releases it when that process ends.
+LOCK_FILE = ".run.lock"
 # Files whose presence means the folder already holds a finished (or saved) run.
 FINISHED_RUN_FILES = (METRICS_FILE, MODEL_FILE)
 # What a run writes through this module and the checkpointer (the plots come from xpnet.report.plots).
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, CONFUSION_FILE, METRICS_FILE)
 DEFAULT_PARENT = Path("runs")
+# An epoch's validation metrics, in metrics.json where the run held data out for validation.
+VALIDATION_KEYS = ("val_loss", "val_accuracy")
 VERSIONED_PACKAGES = ("xpnet", "numpy", "array-api-compat", "cupy-cuda12x", "cupy", "torch", "array-api-strict")
 
 
 @contextlib.contextmanager
-def new_run_dir(out: str | Path | None):
-    """Create the run folder (``out``, or ``runs/<timestamp>``) and yield it for the run's start.
+def new_run_dir(out: str | Path | None, keep_lock: contextlib.ExitStack | None = None):
+    """Create the run folder (``out``, or ``runs/<timestamp>``), lock it, and yield it for the run's start.
 
     Only a new or empty folder, or one holding nothing but the ``config.json`` of an xpnet run that
-    never trained, is used: any other content is refused rather than overwritten. If the block fails
-    (the dataset cannot be loaded, say), the folders this call created are removed again.
+    never trained, is used: any other content is refused rather than overwritten, and a folder whose
+    lock another process holds is refused naming it. If the block fails (the dataset cannot be loaded,
+    say), the folders this call created are removed again. The lock is held for the block, or until
+    ``keep_lock`` closes when one is given (a run holds it until its results are written).
     """
     folder = Path(out) if out is not None else _timestamped(DEFAULT_PARENT)
     created = _topmost_missing(folder)
+    make_folder(folder, "run folder")
+    with contextlib.ExitStack() as block:
+        try:
+            _claim(folder, keep_lock or block)
+            yield folder
+        except BaseException:
+            if created is not None:
+                _remove_created(folder, created)
+            raise
+
+
+def make_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` (and its parents) if missing; an error naming ``what`` it is ("run folder")."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        content = {entry.name for entry in folder.iterdir()} - {path.name for path in leftover_files(folder)}
     except OSError as error:
-        raise XpnetError(
-            f"cannot create run folder {folder}: {error.strerror or error}; choose a writable --out"
-        ) from None
+        raise XpnetError(f"cannot create {what} {folder}: {error.strerror or error}; choose a writable --out") from None
+
+
+def lock(folder: Path):
+    """Hold ``folder``'s run lock for a block; ``FolderInUse`` naming the process that holds it."""
+    return locks.hold(Path(folder) / LOCK_FILE, f"run folder {folder}")
+
+
+def _claim(folder: Path, holder: contextlib.ExitStack) -> None:
+    """Lock ``folder`` into ``holder`` and check that it holds no run. A lock file already there is
+    taken first, so a folder in use is refused as such; otherwise the content is checked before the
+    lock file is made (a refused folder is left as it was), and again once it is held."""
+    if (folder / LOCK_FILE).exists():
+        holder.enter_context(lock(folder))
+        _check_unused(folder, _content(folder))
+        return
+    _check_unused(folder, _content(folder))
+    holder.enter_context(lock(folder))
+    _check_unused(folder, _content(folder))
+
+
+def _content(folder: Path) -> set[str]:
+    """The names in ``folder`` that a run would have to overwrite (not its lock, nor killed writes)."""
     try:
-        _check_unused(folder, content)
-        yield folder
-    except BaseException:
-        if created is not None:
-            _remove_created(folder, created)
-        raise
+        names = {entry.name for entry in folder.iterdir()}
+    except OSError as error:
+        raise XpnetError(f"cannot read run folder {folder}: {error.strerror or error}; choose another --out") from None
+    return names - {LOCK_FILE} - {path.name for path in leftover_files(folder)}
 
 
 def _check_unused(folder: Path, content: set[str]) -> None:
@@ -189,26 +229,30 @@ def metrics_record(
 ) -> dict:
     """The content of ``metrics.json``: exactly these keys, accuracies as fractions, ``seconds`` per
     epoch of training, and the warnings of the command that finished the run (shown or not). Each
-    history record must carry ``test_loss`` and ``test_accuracy``."""
+    history record must carry ``test_loss`` and ``test_accuracy``; ``val_loss`` and ``val_accuracy``
+    are recorded for runs with validation data (what a sweep chooses by)."""
     return {
         "dataset": dataset,
         "backend": backend.name,
         "device": device_label(backend),
         "dtype": dtype,
-        "epochs": [
-            {
-                "epoch": record["epoch"],
-                "train_loss": record["train_loss"],
-                "train_accuracy": record["train_accuracy"],
-                "test_loss": record["test_loss"],
-                "test_accuracy": record["test_accuracy"],
-                "seconds": record["seconds"],
-            }
-            for record in history
-        ],
+        "epochs": [_epoch_record(record) for record in history],
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
         "warnings": list(warning_messages),
+    }
+
+
+def _epoch_record(record: dict) -> dict:
+    validation = {key: record[key] for key in VALIDATION_KEYS if key in record}
+    return {
+        "epoch": record["epoch"],
+        "train_loss": record["train_loss"],
+        "train_accuracy": record["train_accuracy"],
+        **validation,
+        "test_loss": record["test_loss"],
+        "test_accuracy": record["test_accuracy"],
+        "seconds": record["seconds"],
     }
 
 

@@ -1,4 +1,4 @@
-"""The command as one rank of an MPI job (``mpiexec -n N python -m xpnet --distributed ...``).
+"""A run as one rank of an MPI job (``mpiexec -n N python -m xpnet --distributed ...``).
 
 Every rank runs the same command. Errors that every rank meets alike (a bad option, a missing
 dataset, a diverged run, a stop on a signal) are reported once, by rank 0; an error only one rank

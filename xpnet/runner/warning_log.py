@@ -8,6 +8,10 @@ import sys
 
 from xpnet.errors import one_line
 
+# NumPy's floating-point warnings ("overflow encountered in cast", ...). Once training blows up they
+# come from every layer of every batch, and the divergence guard already names the cause and the fix.
+NUMPY_FLOATING_POINT = r"(overflow|underflow|invalid value|divide by zero) encountered in"
+
 
 class WarningLog:
     """Stands in for ``warnings.showwarning`` while a command runs."""

@@ -1,0 +1,226 @@
+"""A sweep's summary, read from its study: every trial ranked by the metric (finished ones first, best
+first; then pruned, running, waiting and failed ones) with its settings, value, state, seconds and run
+folder, as ``summary.csv`` and ``summary.md``; ``best.json`` naming the best trial's run folder and model
+(paths relative to the sweep folder, so they hold wherever the folder is mounted); and, with matplotlib,
+pictures of the search: ``history.png`` (the metric trial by trial) and ``importance.png`` (how much
+each parameter mattered). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from xpnet.errors import XpnetError, one_line
+from xpnet.io import runs
+from xpnet.io.atomic import atomic_write
+from xpnet.report import plots
+from xpnet.sweep import budget, engine, folder
+from xpnet.sweep.spec import Sweep
+from xpnet.sweep.trial import ERROR, RUN_DIR
+
+SUMMARY_CSV = "summary.csv"
+SUMMARY_MARKDOWN = "summary.md"
+BEST_FILE = "best.json"
+HISTORY_PLOT = "history.png"
+IMPORTANCE_PLOT = "importance.png"
+STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "RUNNING": "running", "WAITING": "waiting", "FAIL": "failed"}
+DPI = 120
+
+
+def rows(trials, spec: Sweep) -> list[dict]:
+    """One row per trial (surplus ones left out), ranked: see the module's text."""
+    metric = spec.settings["metric"]
+    sign = -1 if spec.settings["goal"] == "maximize" else 1
+    order = list(STATES)
+    run_again_as = {number: trial.number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
+    shown = [trial for trial in trials if not budget.is_surplus(trial)]
+    shown.sort(
+        key=lambda trial: (
+            order.index(trial.state.name),
+            math.inf if trial.value is None else sign * trial.value,
+            trial.number,
+        )
+    )
+    found = []
+    for rank, trial in enumerate(shown, start=1):
+        row = {
+            "rank": rank,
+            "trial": trial.number,
+            "state": STATES[trial.state.name],
+            metric: trial.value,
+            "seconds": _seconds(trial),
+            "run_dir": trial.user_attrs.get(RUN_DIR, ""),
+        }
+        row.update(
+            {parameter.name: parameter.value_of(trial.params.get(parameter.name)) for parameter in spec.parameters}
+        )
+        row["note"] = _note(trial, run_again_as)
+        found.append(row)
+    return found
+
+
+def _seconds(trial) -> float | None:
+    if trial.datetime_start is None:
+        return None
+    end = trial.datetime_complete or datetime.datetime.now()
+    return (end - trial.datetime_start).total_seconds()
+
+
+def _note(trial, run_again_as: dict[int, int]) -> str:
+    notes = []
+    if budget.is_retry(trial):
+        notes.append(f"run again for trial {trial.system_attrs['failed_trial']}")
+    if trial.state.name == "PRUNED" and trial.last_step is not None:
+        notes.append(f"pruned after epoch {trial.last_step}")
+    if ERROR in trial.user_attrs:
+        notes.append(trial.user_attrs[ERROR])
+    if trial.number in run_again_as:
+        notes.append(f"stopped; run again as trial {run_again_as[trial.number]}")
+    return "; ".join(notes)
+
+
+def write(study, spec: Sweep, sweep_dir: Path, *, pictures: bool) -> tuple[list[dict], str | None]:
+    """Write the tables and ``best.json`` (and the pictures, if asked); return the rows and a note when
+    the pictures could not be drawn."""
+    found = rows(study.get_trials(deepcopy=False), spec)
+    with atomic_write(sweep_dir / SUMMARY_CSV, "w") as handle:
+        handle.write(csv_text(found))
+    with atomic_write(sweep_dir / SUMMARY_MARKDOWN, "w") as handle:
+        handle.write(markdown(found, spec))
+    best = best_row(found)
+    if best is not None:
+        runs.write_json(sweep_dir / BEST_FILE, best_record(best, spec))
+    return found, draw(study, spec, sweep_dir) if pictures else None
+
+
+def csv_text(found: list[dict]) -> str:
+    text = io.StringIO()
+    if found:
+        writer = csv.DictWriter(text, fieldnames=list(found[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(found)
+    return text.getvalue()
+
+
+def markdown(found: list[dict], spec: Sweep) -> str:
+    """The table as Markdown, numbers to four significant digits and seconds to tenths."""
+    title = (
+        f"Sweep {spec.settings['name']}: {spec.settings['method']} search, "
+        f"{spec.settings['goal']} {spec.settings['metric']}\n\n"
+    )
+    if not found:
+        return title + "No trials yet.\n"
+    columns = list(found[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(key, row[key]) for key in columns) + " |" for row in found]
+    return title + "\n".join(lines) + "\n"
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return ""
+    if key == "seconds":
+        return f"{value:.1f}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def best_row(found: list[dict]) -> dict | None:
+    return found[0] if found and found[0]["state"] == "complete" else None
+
+
+def best_record(best: dict, spec: Sweep) -> dict:
+    """``best.json``: the best trial, its value and settings, and its run folder and model."""
+    metric = spec.settings["metric"]
+    run_dir = best["run_dir"]
+    return {
+        "trial": best["trial"],
+        "metric": metric,
+        "value": best[metric],
+        "parameters": {parameter.name: best[parameter.name] for parameter in spec.parameters},
+        "run_dir": run_dir,
+        "model": str(Path(run_dir) / runs.MODEL_FILE),
+    }
+
+
+def best_line(found: list[dict], spec: Sweep, sweep_dir: Path) -> str:
+    """One line naming the best trial and its model file, or saying there is none yet."""
+    best = best_row(found)
+    if best is None:
+        return "no trial has finished yet"
+    metric = spec.settings["metric"]
+    model = Path(sweep_dir) / best["run_dir"] / runs.MODEL_FILE
+    return f"best: trial {best['trial']}, {metric} {best[metric]:.4g}; model: {model}"
+
+
+def draw(study, spec: Sweep, sweep_dir: Path) -> str | None:
+    """Draw ``history.png`` and, with two finished trials or more, ``importance.png``; a note instead
+    where matplotlib is missing or a picture cannot be drawn."""
+    if not plots.available():
+        return f"{HISTORY_PLOT} and {IMPORTANCE_PLOT} skipped: {plots.INSTALL_HINT}"
+    library = engine.optuna()
+    from matplotlib import pyplot
+    from optuna.visualization import matplotlib as optuna_plots
+
+    metric = spec.settings["metric"]
+    complete = study.get_trials(deepcopy=False, states=(library.trial.TrialState.COMPLETE,))
+    drawings = [(HISTORY_PLOT, lambda: optuna_plots.plot_optimization_history(study, target_name=metric))]
+    if len(complete) >= 2:
+        evaluator = library.importance.PedAnovaImportanceEvaluator()
+        drawings.append(
+            (
+                IMPORTANCE_PLOT,
+                lambda: optuna_plots.plot_param_importances(study, evaluator=evaluator, target_name=metric),
+            )
+        )
+    skipped = []
+    for name, drawing in drawings:
+        # Optuna marks its matplotlib plots experimental, and sets its style for the whole process: both
+        # are kept to the drawing, so a notebook's own figures are left as they were.
+        with warnings.catch_warnings(), pyplot.rc_context():
+            warnings.simplefilter("ignore")
+            try:
+                axes = drawing()
+            except (ValueError, RuntimeError) as error:
+                skipped.append(f"{name} ({one_line(error)})")
+                continue
+        figure = axes.figure
+        try:
+            with atomic_write(sweep_dir / name) as handle:
+                figure.savefig(handle, format="png", dpi=DPI, bbox_inches="tight")
+        finally:
+            pyplot.close(figure)
+    return f"not drawn: {'; '.join(skipped)}" if skipped else None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A sweep's summary: its folder, the sweep, and one row per trial, best first."""
+
+    sweep_dir: Path
+    sweep: Sweep
+    rows: list[dict]
+
+    def markdown(self) -> str:
+        return markdown(self.rows, self.sweep)
+
+    def best_line(self) -> str:
+        return best_line(self.rows, self.sweep, self.sweep_dir)
+
+
+def read_summary(sweep_dir) -> Result:
+    """The summary of the sweep in ``sweep_dir``, read from its study (nothing is written)."""
+    sweep_dir = Path(sweep_dir)
+    spec = folder.read_spec(sweep_dir)
+    try:
+        study = engine.optuna().load_study(study_name=spec.settings["name"], storage=engine.storage(spec, sweep_dir))
+    except KeyError:
+        raise XpnetError(f"the sweep in {sweep_dir} has no study in its storage yet: run it first") from None
+    return Result(sweep_dir, spec, rows(study.get_trials(deepcopy=False), spec))
