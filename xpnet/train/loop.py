@@ -82,7 +82,7 @@ def train_epoch(
     if position.total_loss is None:
         position.total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
         position.correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
-    params = network.parameters()
+    params = network.trained_parameters()
     bounds = batch_bounds(x.shape[0], batch_size)
     for start, stop in bounds[: position.next_batch]:
         # A resumed epoch replays the forward passes it skips, so dropout draws the same masks.
@@ -95,7 +95,7 @@ def train_epoch(
         outputs = network.forward(x_batch, training=True, rng=dropout_rng)
         loss, grad_outputs = loss_function(outputs, y_batch)
         network.backward(grad_outputs, input_gradient=False)
-        optimizer.step(params, network.gradients(), lr)
+        optimizer.step(params, network.trained_gradients(), lr)
         position.total_loss += loss * x_batch.shape[0]
         if classify:
             position.correct += count_correct(outputs, y_batch)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from xpnet import validation
 from xpnet.arrays import streams
 from xpnet.arrays.backend import Backend, array_namespace, backend_for, is_foreign_array, to_numpy
+from xpnet.arrays.flat import copied
 from xpnet.arrays.precision import tf32_matmuls
 from xpnet.errors import ModelFileError, SettingError, StateError, TrainingDiverged, XpnetError, one_line
 from xpnet.io import model_file
@@ -212,7 +213,7 @@ class Model:
     def _snapshot(self):
         """Copies of what an epoch changes (parameters and optimizer state), to roll back a diverged epoch."""
         optimizer = self.optimizer.state_dict()
-        buffers = {name: [_copy(array) for array in arrays] for name, arrays in optimizer["buffers"].items()}
+        buffers = {name: copied(arrays) for name, arrays in optimizer["buffers"].items()}
         return self.network.copy_parameters(), {"steps": optimizer["steps"], "buffers": buffers}
 
     def _restore(self, snapshot):
@@ -377,10 +378,6 @@ def _batch_hook(callbacks):
     if not hooks:
         return None
     return lambda batch: [hook(batch) for hook in hooks]
-
-
-def _copy(array):
-    return array_namespace(array).asarray(array, copy=True)
 
 
 def _fraction(count, total: int) -> float | None:

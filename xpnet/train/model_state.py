@@ -82,10 +82,13 @@ def load_state(model: Model, state: dict) -> None:
     _check_outputs(host_network, config, n_classes)
 
     model.backend = select(model.device)
-    place = model.backend.asarray
+
+    def place(array):  # a copy: the model owns its arrays, and trains them in place
+        return model.backend.asarray(array, copy=True)
+
     model.network = Network.from_state(state, place)
     model.n_classes = n_classes
-    model.history = state["history"]
+    model.history = [dict(record) for record in state["history"]]  # its own, as it owns its arrays
     used = {PARAMETER_PREFIX + name for name in parameters}
     used |= _load_optimizer(model, state, steps, list(parameters.values()), place)
     used |= _load_early_stopping(model, state, parameters, place)
