@@ -14,6 +14,7 @@ from array_api_compat import device
 from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
 from xpnet.errors import StateError
+from xpnet.nn import losses
 from xpnet.nn.network import Network
 from xpnet.optim import Optimizer
 
@@ -76,33 +77,43 @@ def train_epoch(
 ):
     """Train on every sample once, in ``order``; return device scalars (mean loss, number of correct
     predictions or None for regression). ``position`` is updated after every step; an epoch resumed
-    from it skips the batches already done."""
+    from it skips the batches already done.
+
+    The epoch's samples are gathered in ``order`` once, and a classifier's one-hot targets built once,
+    so that each batch is a slice of them."""
     xp = array_namespace(x)
     position = position or EpochPosition(0)
     if position.total_loss is None:
         position.total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
         position.correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
+    x, y = xp.take(x, order, axis=0), gathered(y, order)
+    targets = losses.one_hot(y, network.n_outputs, x.dtype) if classify else y
     params = network.trained_parameters()
     bounds = batch_bounds(x.shape[0], batch_size)
     for start, stop in bounds[: position.next_batch]:
         # A resumed epoch replays the forward passes it skips, so dropout draws the same masks.
-        network.forward(xp.take(x, order[start:stop], axis=0), training=True, rng=dropout_rng)
+        network.forward(x[start:stop, ...], training=True, rng=dropout_rng)
     for batch in range(position.next_batch, len(bounds)):
         start, stop = bounds[batch]
-        indices = order[start:stop]
-        x_batch = xp.take(x, indices, axis=0)
-        y_batch = xp.take(y, indices, axis=0)
-        outputs = network.forward(x_batch, training=True, rng=dropout_rng)
-        loss, grad_outputs = loss_function(outputs, y_batch)
+        outputs = network.forward(x[start:stop, ...], training=True, rng=dropout_rng)
+        loss, grad_outputs = loss_function(outputs, targets[start:stop, ...])
         network.backward(grad_outputs, input_gradient=False)
         optimizer.step(params, network.trained_gradients(), lr)
-        position.total_loss += loss * x_batch.shape[0]
+        position.total_loss += loss * (stop - start)
         if classify:
-            position.correct += count_correct(outputs, y_batch)
+            position.correct += count_correct(outputs, y[start:stop])
         position.next_batch = batch + 1
         if on_batch_end is not None:
             on_batch_end(batch)
     return position.total_loss / x.shape[0], position.correct
+
+
+def gathered(array, order):
+    """``array``'s rows in ``order``: one operation for a vector (integer-array indexing), a ``take``
+    for a matrix (the array API indexes a matrix by integer arrays only with one per axis)."""
+    if array.ndim == 1:
+        return array[order]
+    return array_namespace(array).take(array, order, axis=0)
 
 
 def evaluate(network: Network, loss_function, x, y, *, classify: bool):
@@ -138,4 +149,4 @@ def count_correct(outputs, labels):
     xp = array_namespace(outputs)
     if labels.ndim == 2:
         labels = xp.argmax(labels, axis=1)
-    return xp.sum(xp.astype(xp.argmax(outputs, axis=1) == labels, xp.int64))
+    return xp.count_nonzero(xp.argmax(outputs, axis=1) == labels)

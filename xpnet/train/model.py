@@ -8,6 +8,7 @@ pickle holds exactly that, so repeated ``fit`` calls and resumed runs continue a
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -133,7 +134,7 @@ class Model:
             raise XpnetError(NEEDS_VALIDATION)  # before an epoch is spent
         if self.network is None:
             evaluation_rows = 0 if x_val is None else x_val.shape[0]
-            self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val), evaluation_rows)
+            self._build(x.shape, self.n_classes or self._n_outputs(y, y_val), evaluation_rows)
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
         diagnostics.warn_if_schedule_ends(self.config, self.epochs_done + epochs)
@@ -151,7 +152,7 @@ class Model:
         loss_function = losses.get(self.config.loss)
         schedule = self.config.make_schedule()
         n_batches = len(loop.batch_bounds(x.shape[0], self.config.batch_size))
-        scale = diagnostics.input_scale(self.backend.xp, x)
+        scale = functools.cache(lambda: diagnostics.input_scale(self.backend.xp, x))  # read only for a message
         for callback in callbacks:
             callback.on_train_begin(self, epochs)
         for _ in range(epochs):
@@ -189,7 +190,7 @@ class Model:
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
             if not (math.isfinite(record["train_loss"]) and math.isfinite(self._final_loss(record, x, y))):
                 self._restore(before)
-                raise TrainingDiverged(diagnostics.divergence_message(epoch + 1, lr, scale, self.config))
+                raise TrainingDiverged(diagnostics.divergence_message(epoch + 1, lr, scale(), self.config))
             record["lr"] = lr
             self.history.append(record)
             diagnostics.warn_if_at_chance_level(record, self.n_classes, scale, self.config)
@@ -319,8 +320,10 @@ class Model:
             xp.take(y, val, axis=0),
         )
 
-    def _build(self, n_inputs: int, n_outputs: int, evaluation_rows: int):
-        memory.check_model_fits(self.config, n_inputs, n_outputs, self.backend, evaluation_rows)
+    def _build(self, shape: tuple[int, int], n_outputs: int, evaluation_rows: int):
+        """The built-in network for ``shape`` (samples, inputs) of training data, once it fits in memory."""
+        training_rows, n_inputs = shape
+        memory.check_model_fits(self.config, n_inputs, n_outputs, self.backend, evaluation_rows, training_rows)
         if self.classify:
             self.n_classes = n_outputs
         rng = streams.RandomStream(self.backend, self.config.seed, streams.INIT)
