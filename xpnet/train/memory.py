@@ -13,7 +13,7 @@ from xpnet.arrays.backend import Backend
 from xpnet.arrays.memory import GIB, memory_limit
 from xpnet.errors import XpnetError
 from xpnet.train.config import TrainConfig
-from xpnet.train.loop import EVALUATION_BATCH_SIZE
+from xpnet.train.loop import EVALUATION_BATCH_SIZE, gathers_per_batch
 
 # Arrays kept per parameter besides the optimizer buffers: the parameter, its gradient, and the
 # copy taken each epoch to roll back a diverged epoch (which also copies the optimizer buffers).
@@ -34,13 +34,16 @@ def training_bytes(
     batch_size: int,
     evaluation_rows: int = 0,
     training_rows: int = 0,
+    epoch_inputs: bool = True,
 ) -> int:
     """Peak bytes held while training an MLP with layer ``sizes``: parameters, gradients, optimizer
-    state and rollback copies, each epoch's copy of the ``training_rows`` samples in its order, plus
-    the larger of one training step and one evaluation batch, plus what the run's code takes.
+    state and rollback copies, what each epoch holds of its ``training_rows`` samples, plus the larger
+    of one training step and one evaluation batch, plus what the run's code takes.
 
-    An epoch gathers the inputs in its shuffled order and builds the targets once (so each batch is a
-    slice of them): per sample, its inputs and one target per output, and an int64 label.
+    An epoch builds its targets in its shuffled order once, and gathers its inputs in that order once
+    (``epoch_inputs``; on NumPy, batch by batch instead), so that each batch is a slice of them: per
+    sample, an int64 label, one target per output, and its inputs when gathered at once.
+
     A step computes each new weight gradient while the previous one is still held. Evaluation runs
     in batches of up to ``EVALUATION_BATCH_SIZE`` of ``evaluation_rows`` (the test or validation set)
     rows; each layer keeps its input and output until the next pass replaces them, so the layer being
@@ -52,7 +55,7 @@ def training_bytes(
     step = max(layer_parameters) + _ARRAYS_PER_TRAINING_UNIT * batch_size * sum(widths)
     rows = min(max(evaluation_rows, batch_size), EVALUATION_BATCH_SIZE)
     evaluation = rows * (2 * sum(widths) + max(widths))
-    epoch = training_rows * (itemsize * (sizes[0] + sizes[-1]) + _LABEL_BYTES)
+    epoch = training_rows * (itemsize * (sizes[0] * epoch_inputs + sizes[-1]) + _LABEL_BYTES)
     return itemsize * (sum(layer_parameters) * per_parameter + max(step, evaluation)) + epoch + _RUNTIME_BYTES
 
 
@@ -68,7 +71,10 @@ def check_fits(
 ) -> None:
     """Raise ``XpnetError`` if training this network on ``training_rows`` samples (and evaluating
     ``evaluation_rows`` rows) would need more memory than the device allows."""
-    needed = training_bytes(sizes, itemsize, n_optimizer_buffers, batch_size, evaluation_rows, training_rows)
+    epoch_inputs = not gathers_per_batch(backend.xp)
+    needed = training_bytes(
+        sizes, itemsize, n_optimizer_buffers, batch_size, evaluation_rows, training_rows, epoch_inputs
+    )
     limit = memory_limit(backend)
     if limit is not None and needed > limit.available:
         raise XpnetError(
