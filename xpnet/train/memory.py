@@ -41,8 +41,9 @@ def training_bytes(
     of one training step and one evaluation batch, plus what the run's code takes.
 
     An epoch builds its targets in its shuffled order once, and gathers its inputs in that order once
-    (``epoch_inputs``; on NumPy, batch by batch instead), so that each batch is a slice of them: per
-    sample, an int64 label, one target per output, and its inputs when gathered at once.
+    (``epoch_inputs``; on NumPy, batch by batch instead), so that each batch is a slice of them, and
+    its steps keep their outputs: per sample, an int64 label, one target and one output per output unit,
+    and its inputs when gathered at once.
 
     A step computes each new weight gradient while the previous one is still held. Evaluation runs
     in batches of up to ``EVALUATION_BATCH_SIZE`` of ``evaluation_rows`` (the test or validation set)
@@ -55,7 +56,7 @@ def training_bytes(
     step = max(layer_parameters) + _ARRAYS_PER_TRAINING_UNIT * batch_size * sum(widths)
     rows = min(max(evaluation_rows, batch_size), EVALUATION_BATCH_SIZE)
     evaluation = rows * (2 * sum(widths) + max(widths))
-    epoch = training_rows * (itemsize * (sizes[0] * epoch_inputs + sizes[-1]) + _LABEL_BYTES)
+    epoch = training_rows * (itemsize * (sizes[0] * epoch_inputs + 2 * sizes[-1]) + _LABEL_BYTES)
     return itemsize * (sum(layer_parameters) * per_parameter + max(step, evaluation)) + epoch + _RUNTIME_BYTES
 
 

@@ -149,7 +149,7 @@ class Model:
             raise XpnetError(f"the model was built for {self._classes()} classes, not n_classes={n_classes}")
 
     def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
-        loss_function = losses.get(self.config.loss)
+        loss = losses.get(self.config.loss)
         schedule = self.config.make_schedule()
         n_batches = len(loop.batch_bounds(x.shape[0], self.config.batch_size))
         scale = functools.cache(lambda: diagnostics.input_scale(self.backend.xp, x))  # read only for a message
@@ -164,10 +164,10 @@ class Model:
                 callback.on_epoch_begin(epoch + 1, n_batches)
             before = self._snapshot()
             started = time.perf_counter()
-            train_loss, train_correct = loop.train_epoch(
+            train_loss, train_correct, final_loss = loop.train_epoch(
                 self.network,
                 self.optimizer,
-                loss_function,
+                loss,
                 x,
                 y,
                 lr=lr,
@@ -179,16 +179,20 @@ class Model:
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
                 position=self.position,
+                final_check=x_val is None,
             )
             self.position = None
             record = {"epoch": epoch + 1, "train_loss": float(train_loss)}
             record["seconds"] = time.perf_counter() - started
             record["train_accuracy"] = _fraction(train_correct, x.shape[0])
             if x_val is not None:
-                val_loss, val_correct = loop.evaluate(self.network, loss_function, x_val, y_val, classify=self.classify)
+                val_loss, val_correct = loop.evaluate(self.network, loss, x_val, y_val, classify=self.classify)
                 record["val_loss"] = float(val_loss)
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
-            if not (math.isfinite(record["train_loss"]) and math.isfinite(self._final_loss(record, x, y))):
+            # The final weights' loss, which the training loss (taken before each step) never saw: the
+            # validation loss where there is one, else the first batch's.
+            final_loss = record["val_loss"] if x_val is not None else float(final_loss)
+            if not (math.isfinite(record["train_loss"]) and math.isfinite(final_loss)):
                 self._restore(before)
                 raise TrainingDiverged(diagnostics.divergence_message(epoch + 1, lr, scale(), self.config))
             record["lr"] = lr
@@ -199,17 +203,6 @@ class Model:
                 break
         for callback in callbacks:
             callback.on_train_end(self)
-
-    def _final_loss(self, record, x, y) -> float:
-        """The loss under the epoch's final weights, which its training loss (summed before each step) never
-        saw: the last step can break them. The validation loss where there is one, else one batch's."""
-        if "val_loss" in record:
-            return record["val_loss"]
-        rows = min(x.shape[0], self.config.batch_size)
-        loss, _ = loop.evaluate(
-            self.network, losses.get(self.config.loss), x[:rows, ...], y[:rows, ...], classify=False
-        )
-        return float(loss)
 
     def _snapshot(self):
         """Copies of what an epoch changes (parameters and optimizer state), to roll back a diverged epoch."""
