@@ -183,7 +183,8 @@ def _load_early_stopping(model: Model, state: dict, parameters: dict, place) -> 
 
 
 def _load_position(model: Model, state: dict, config: TrainConfig, place) -> set[str]:
-    """Where an epoch stopped and its running sums, for a model stopped inside one; the names used."""
+    """Where an epoch stopped and its kept outputs (or running sums), for a model stopped inside one; the
+    names used."""
     values = state.get("progress")
     if values is None:
         return set()
