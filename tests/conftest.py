@@ -148,7 +148,8 @@ def small_epoch_setup(backend: Backend, digits, *, dropout: float = 0.2):
     rng = streams.RandomStream(backend, 0, streams.DROPOUT, 1)
 
     def run_epoch():
-        return loop.train_epoch(
+        """The epoch's mean loss and number of correct predictions."""
+        result = loop.train_epoch(
             model.network,
             model.optimizer,
             losses.get("cross_entropy"),
@@ -160,5 +161,6 @@ def small_epoch_setup(backend: Backend, digits, *, dropout: float = 0.2):
             dropout_rng=rng,
             classify=True,
         )
+        return result.mean_loss, result.correct
 
     return run_epoch

@@ -3,6 +3,7 @@ host reads, and xpnet's reads per epoch do not grow with the number of steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -42,3 +43,21 @@ def test_xpnet_reads_the_host_per_epoch_not_per_step(op_count):
         assert computing > 20  # forward, loss, backward and update of a 784-128-10 network
         reads.append(epoch_reads)
     assert reads[0] == reads[1]
+
+
+# Ceilings on xpnet's operations per step (the 20-step epoch op_count.py uses): PyTorch eager's count for
+# S (25.2), and L's at 42. A change that adds operations to the training step fails here.
+CEILINGS = {"S": 25.0, "L": 42.0}
+
+
+@pytest.mark.parametrize("name", CEILINGS)
+def test_a_training_step_stays_under_its_operation_ceiling(op_count, name):
+    config = next(config for config in op_count.CONFIGS if config.name == name)
+    config = dataclasses.replace(config, hidden=(32,) * len(config.hidden))  # the count is the same, faster
+    steps = 20
+    rng = np.random.default_rng(0)
+    n_samples = steps * config.batch_size
+    x = torch.asarray(rng.random((n_samples, 784), dtype=np.float32))
+    y = torch.asarray(rng.integers(0, 10, n_samples))
+    computing, _, _ = op_count.count_xpnet(config, x, y).summary(steps)
+    assert computing <= CEILINGS[name]

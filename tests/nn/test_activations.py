@@ -65,3 +65,16 @@ def test_the_slope_at_the_kink_is_torchs(backend, name):
 def test_an_unknown_activation_is_refused_with_the_choices():
     with pytest.raises(XpnetError, match="unknown activation 'swish': choose one of gelu, identity, leaky_relu"):
         activations.get("swish")
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_each_backward_pass_is_the_gradient_times_the_derivative_bit_for_bit(backend, name):
+    """ReLU's own backward (a boolean mask, not cast first) gives what the product with its derivative
+    gives, signed zeros included; the others are that product."""
+    xp = backend.xp
+    function, derivative = activations.get(name)
+    z = on(backend, WIDE, xp.float32)
+    grad = on(backend, np.resize([-1.5, 0.25, 3.0], WIDE.shape), xp.float32)
+    product = to_numpy(grad * derivative(z, function(z)))
+    backward = to_numpy(activations.backward(name)(grad, z, function(z)))
+    assert np.array_equal(backward.view(np.int32), product.view(np.int32))

@@ -121,6 +121,15 @@ def test_the_checked_network_and_inputs_are_left_untouched(backend):
     np.testing.assert_array_equal(to_numpy(x), inputs)
 
 
+def test_a_network_packed_for_training_is_checked_in_float64_and_left_untouched(backend):
+    network, x, labels = problem(backend, seed=4)
+    network.trained_parameters()  # parameters and gradient buffers packed, as training leaves them
+    buffers = [to_numpy(g).copy() for g in network.trained_gradients()]
+    assert max(gradcheck(network, x, labels).values()) <= 1e-6
+    for after, before in zip(network.trained_gradients(), buffers, strict=True):
+        np.testing.assert_array_equal(to_numpy(after), before)
+
+
 class CountingScale(Scale):
     """Scale that counts its forward passes (in a list, which gradcheck's copy of the layer shares)."""
 

@@ -9,7 +9,7 @@ from conftest import assert_array, import_torch, on
 
 from xpnet import XpnetError
 from xpnet.arrays.backend import to_numpy
-from xpnet.nn.losses import mean_squared_error, one_hot, softmax, softmax_cross_entropy
+from xpnet.nn.losses import LOSSES, mean_squared_error, one_hot, softmax, softmax_cross_entropy
 
 torch = import_torch()
 F = torch.nn.functional
@@ -106,3 +106,22 @@ def test_targets_of_the_wrong_shape_are_refused_by_name(backend):
         softmax_cross_entropy(logits, on(backend, np.zeros((4, 2), dtype=np.float32)))
     with pytest.raises(XpnetError, match=r"targets of shape \(4, 2\) do not match outputs \(4, 3\)"):
         mean_squared_error(logits, on(backend, np.zeros((4, 2), dtype=np.float32)))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_totals_of_parts_are_each_parts_total_from_one_pass(backend, name):
+    """``totals`` sums the loss over consecutive runs of rows (an epoch's outputs and another batch's)
+    as ``total`` does for each, and ``total`` over the rows is the mean ``loss(...)`` gives, times rows."""
+    xp = backend.xp
+    rng = np.random.default_rng(4)
+    loss = LOSSES[name]
+    outputs = on(backend, rng.normal(scale=3.0, size=(9, 4)), xp.float32)
+    targets = loss.targets(on(backend, rng.integers(0, 4, size=9)), 4, xp.float32)
+    if name == "mse":
+        targets = on(backend, rng.normal(size=(9, 4)), xp.float32)
+    first, rest = loss.totals(outputs, targets[:6, ...], targets[6:, ...])
+    for part, (start, stop) in zip((first, rest), ((0, 6), (6, 9))):
+        expected = to_numpy(loss.total(outputs[start:stop, ...], targets[start:stop, ...]))
+        assert_array(part, expected, backend, dtype=xp.float32, rtol=1e-6)
+    mean, _ = loss(outputs, targets)
+    assert_array(loss.total(outputs, targets), 9 * to_numpy(mean), backend, dtype=xp.float32, rtol=1e-6)

@@ -8,6 +8,7 @@ from conftest import assert_array, import_torch, on
 
 from xpnet import XpnetError
 from xpnet.arrays.backend import to_numpy
+from xpnet.arrays.flat import Flat, Views
 from xpnet.optim import OPTIMIZERS, make
 
 torch = import_torch()
@@ -139,3 +140,29 @@ def test_load_state_dict_adopts_the_other_optimizers_arrays():
     assert adopted.state.keys() == original.state.keys()
     for buffer, arrays in adopted.state.items():
         assert all(a is b for a, b in zip(arrays, original.state[buffer], strict=True))
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_views_of_one_flat_buffer_step_as_one_array_to_the_same_bits(backend, name):
+    """A network's parameters and gradients as views of flat buffers: the optimizer updates them as one
+    array, with its buffers flat too and still one per parameter in ``state``, exactly as one by one;
+    buffers loaded one per parameter take the flat layout and continue alike."""
+    xp = backend.xp
+    initial, gradients = host_run(5)
+    one_by_one, whole = make(name, weight_decay=0.01), make(name, weight_decay=0.01)
+    params = [on(backend, p) for p in initial]
+    views = Flat.of([on(backend, p) for p in initial]).views()
+    for step, step_gradients in enumerate(gradients):
+        if step == 3:  # a fresh optimizer given the state as a file holds it, one array per parameter
+            state = whole.state_dict()
+            whole = make(name, weight_decay=0.01)
+            buffers = {name: [xp.asarray(a, copy=True) for a in arrays] for name, arrays in state["buffers"].items()}
+            whole.load_state_dict({"steps": state["steps"], "buffers": buffers})
+        one_by_one.step(params, [on(backend, g) for g in step_gradients], LEARNING_RATES[step])
+        whole.step(views, Flat.of([on(backend, g) for g in step_gradients]).views(), LEARNING_RATES[step])
+        for view, param in zip(views, params, strict=True):
+            assert_array(view, to_numpy(param), backend, dtype=xp.float32, rtol=0)
+    for buffer, arrays in one_by_one.state.items():
+        assert isinstance(whole.state[buffer], Views)
+        for flat_array, array in zip(whole.state[buffer], arrays, strict=True):
+            assert_array(flat_array, to_numpy(array), backend, dtype=xp.float32, rtol=0)

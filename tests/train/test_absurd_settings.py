@@ -92,3 +92,10 @@ def test_the_memory_estimate_counts_parameters_state_and_the_larger_of_a_step_an
     assert memory.training_bytes([2, 3, 1], 4, 2, 5, evaluation_rows=100) == 4 * (13 * 7 + 100 * (2 * 4 + 3)) + runtime
     # Evaluation goes in batches of EVALUATION_BATCH_SIZE rows, however many there are.
     assert memory.training_bytes([2, 3, 1], 4, 2, 5, evaluation_rows=10**6) == 4 * (13 * 7 + 4096 * 11) + runtime
+
+
+def test_the_memory_estimate_counts_an_epochs_copy_of_the_training_data():
+    """Each epoch gathers the samples in its order (inputs, a target per output, an int64 label) and
+    keeps the outputs of its steps."""
+    without = memory.training_bytes([2, 3, 1], 4, 2, 5)
+    assert memory.training_bytes([2, 3, 1], 4, 2, 5, training_rows=100) == without + 100 * (4 * (2 + 1 + 1) + 8)

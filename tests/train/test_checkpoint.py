@@ -359,3 +359,27 @@ def test_a_real_write_failure_keeps_the_last_good_checkpoint(tmp_path):
     model, epochs_left = checkpoint.resume(tmp_path)
     assert len(model.history) == 1 and epochs_left == 3
     assert [path.name for path in tmp_path.iterdir()] == [checkpoint.CHECKPOINT_FILE]
+
+
+def test_an_epoch_stopped_half_way_refuses_to_continue_on_other_data(tmp_path, digits):
+    x, y, _, _ = digits
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        xpnet.Model(**SETTINGS).fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=4), StopAtStep(6)])
+    model, _ = checkpoint.resume(tmp_path)
+    with pytest.raises(xpnet.XpnetError, match="stopped after 256 samples, which the 200 samples given do not match"):
+        model.fit(x[:200], y[:200], epochs=1)
+
+
+def test_a_stop_after_an_epochs_short_last_batch_resumes_bit_for_bit(tmp_path, digits):
+    """The checkpoint of a stop right after an epoch's last step (a short batch: 1,438 samples in 64s)
+    holds the epoch's outputs, all of them; the resumed run finishes that epoch as if never stopped."""
+    x, y, _, _ = digits
+    reference = xpnet.Model(**SETTINGS)
+    reference.fit(x, y)
+    checkpointer = checkpoint.Checkpointer(tmp_path)
+    with pytest.raises(checkpoint.TrainingInterrupted), checkpoint.stop_on_signals(checkpointer):
+        xpnet.Model(**SETTINGS).fit(x, y, callbacks=[SignalAtStep(23, [signal.SIGTERM]), checkpointer])
+    model, epochs_left = checkpoint.resume(tmp_path)
+    assert model.position.next_batch == 23 and not model.history and epochs_left == 3
+    model.fit(x, y, epochs=epochs_left)
+    assert_same_state(model, reference)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
+from model_files import Crash
 
 import xpnet
 from xpnet.train import checkpoint
@@ -50,19 +53,51 @@ def test_an_old_regressor_file_keeps_training_like_a_new_one():
         np.testing.assert_array_equal(got, want)
 
 
-def test_an_old_mid_epoch_checkpoint_resumes_bit_for_bit(tmp_path):
-    run_dir = tmp_path / "run"
+def resumed_to_the_end(run_dir, *, crash_after: int | None = None) -> xpnet.Model:
+    """The fixture's checkpoint resumed to the end of its run in ``run_dir``; with ``crash_after``, the
+    resumed run first stops after that many steps (checkpointing every step) and is resumed again."""
     shutil.copytree(FIXTURES / "run", run_dir)
     x, y, _, _ = xpnet.load_digits()
+    if crash_after is not None:
+        model, epochs_left = checkpoint.resume(run_dir)
+        with contextlib.suppress(RuntimeError):
+            checkpoint.fit(model, x, y, run_dir, epochs=epochs_left, every_steps=1, callbacks=[Crash(crash_after)])
     model, epochs_left = checkpoint.resume(run_dir)
-    assert epochs_left == 2  # epoch 2 stopped half-way counts as one
     checkpoint.fit(model, x, y, run_dir, epochs=epochs_left)
+    return model
+
+
+def without_seconds(history):
+    return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
+
+
+def test_an_old_mid_epoch_checkpoint_resumes_where_the_old_code_went(tmp_path):
+    """The file is read as it was written: the epochs left, the step count and the history carry on.
+    Since the fewer-operations step (issue 14) the softmax cross-entropy gradient and the epoch's loss
+    are computed by fewer operations, which round differently in float32's last bit, so the weights and
+    losses agree with the old code's uninterrupted run to float32 rounding; bit for bit holds within
+    today's code (below)."""
+    shutil.copytree(FIXTURES / "run", tmp_path / "probe")
+    assert checkpoint.resume(tmp_path / "probe").epochs_left == 2  # epoch 2 stopped half-way counts as one
+    model = resumed_to_the_end(tmp_path / "run")
     uninterrupted = xpnet.load(FIXTURES / "run-uninterrupted.npz")
-    for got, want in zip(model.network.parameters(), uninterrupted.network.parameters()):
-        np.testing.assert_array_equal(got, want)
-
-    def without_seconds(history):
-        return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
-
-    assert without_seconds(model.history) == without_seconds(uninterrupted.history)
     assert model.optimizer.steps == uninterrupted.optimizer.steps
+    for got, want in zip(model.network.parameters(), uninterrupted.network.parameters()):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    got, want = without_seconds(model.history), without_seconds(uninterrupted.history)
+    assert [sorted(record) for record in got] == [sorted(record) for record in want]
+    for got_record, want_record in zip(got, want):
+        assert got_record["epoch"] == want_record["epoch"] and got_record["lr"] == want_record["lr"]
+        for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+            assert got_record[key] == pytest.approx(want_record[key], rel=1e-6, abs=1e-6), key
+
+
+def test_an_old_checkpoint_stopped_again_after_its_resume_ends_bit_for_bit(tmp_path):
+    """Resumed, stopped a second time mid-epoch, and resumed again, the old file's run ends exactly as
+    one resume straight through does."""
+    straight = resumed_to_the_end(tmp_path / "straight")
+    twice = resumed_to_the_end(tmp_path / "twice", crash_after=5)
+    for got, want in zip(twice.network.parameters(), straight.network.parameters()):
+        np.testing.assert_array_equal(got, want)
+    assert without_seconds(twice.history) == without_seconds(straight.history)
+    assert twice.optimizer.steps == straight.optimizer.steps

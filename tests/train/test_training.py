@@ -190,6 +190,16 @@ def test_regression_with_mean_squared_error(backend):
         model.predict_proba(on(backend, x))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_inputs_holding_one_non_finite_value_are_refused_on_every_backend(backend, digits, bad):
+    """The check reads only the inputs' largest and smallest values: NaN propagates through both."""
+    x, y, _, _ = digits
+    x = x.copy()
+    x[17, 5] = bad
+    with pytest.raises(XpnetError, match="training inputs contain NaN or infinite values"):
+        Model(device=backend, epochs=1, **SMALL).fit(on(backend, x), on(backend, y))
+
+
 def test_bad_training_input_is_refused_with_what_to_do(digits):
     x, y, _, _ = digits
     model = Model(device="cpu", epochs=1, **SMALL)

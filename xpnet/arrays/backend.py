@@ -47,13 +47,14 @@ class Backend:
             return self.device  # a cupy.cuda.Device makes itself current for the block, then restores
         return contextlib.nullcontext()
 
-    def asarray(self, data, dtype=None):
-        """Copy host or foreign data onto this backend's device (no copy if already there)."""
+    def asarray(self, data, dtype=None, *, copy: bool | None = None):
+        """Copy host or foreign data onto this backend's device (no copy if already there, unless
+        ``copy``)."""
         if is_foreign_array(data):
             foreign = array_api_compat.array_namespace(data)
             if foreign is not self.xp:
                 data = to_numpy(data)
-        return self.xp.asarray(data, dtype=dtype, device=self.device)
+        return self.xp.asarray(data, dtype=dtype, device=self.device, copy=copy)
 
 
 def select(device: Any = "cpu") -> Backend:

@@ -17,9 +17,11 @@ The two reductions:
   the order of additions is the library's, so results are reproducible for a fixed number of ranks.
 
 A slot's dropout masks come from a stream named by (seed, DROPOUT, epoch, batch, slot), so they do
-not depend on which rank draws them. The buffer of a step also carries each slot's summed loss and
-correct count (so the metrics are those of the whole batch) and each rank's stop request (so a
-signal to any rank stops every rank after the same step).
+not depend on which rank draws them. The buffer of a step also carries each rank's stop request (so a
+signal to any rank stops every rank after the same step) and each slot's outputs, at the slot's rows of
+the batch (zeros elsewhere, so the sum is exact): every rank keeps the whole batch's outputs, from which
+the epoch's loss and correct count are summed as ``train_epoch`` sums them (the same numbers, the same
+position for a checkpoint).
 """
 
 from __future__ import annotations
@@ -30,16 +32,15 @@ from array_api_compat import device
 
 from xpnet import validation
 from xpnet.arrays.backend import Backend, array_namespace, to_numpy
+from xpnet.arrays.flat import Flat, Views
 from xpnet.distributed.exchange import exchange_for
 from xpnet.distributed.world import World
 from xpnet.errors import SettingError
 from xpnet.train.checkpoint import STOP_SIGNALS
-from xpnet.train.loop import EpochPosition, batch_bounds, count_correct
+from xpnet.train.loop import EpochInputs, EpochPosition, EpochResult, batch_bounds, check_position, gathered
 
 REDUCTIONS = ("ordered", "allreduce")
 DEFAULT_MICRO_BATCHES = 4
-# After the gradients, a slot's row holds its summed loss, its correct count and one flag per stop signal.
-LOSS, CORRECT, STOPS = 0, 1, 2
 
 
 class DataParallel:
@@ -93,59 +94,68 @@ class DataParallel:
         classify: bool,
         on_batch_end=None,
         position: EpochPosition | None = None,
-    ):
+        final_check: bool = False,
+    ) -> EpochResult:
         """``train.loop.train_epoch`` on this rank's share of each step: the same arguments, the same
-        results (device scalars: mean loss and correct count over the whole epoch, of every rank)."""
+        results (device scalars: mean loss and correct count over the whole epoch, of every rank, and the
+        final check's loss), and the same position, whose kept outputs are the whole batch's on every rank."""
         xp = array_namespace(x)
         position = position or EpochPosition(0)
-        position.start_sums(x, classify=classify)
-        params = network.parameters()
-        sizes = [math.prod(param.shape) for param in params]
-        n_gradients = sum(sizes)
+        inputs, y = EpochInputs(x, order), gathered(y, order)
+        targets = loss_function.targets(y, network.n_outputs, x.dtype)
+        position.follow(loss_function, targets, y if classify else None)
+        params = network.trained_parameters()
+        shapes = [tuple(param.shape) for param in params]
+        sizes = [math.prod(shape) for shape in shapes]
+        n_gradients, n_outputs = sum(sizes), network.n_outputs
         per_rank = -(-self.slots // self.world.size)
         mine = range(min(self.world.rank * per_rank, self.slots), min((self.world.rank + 1) * per_rank, self.slots))
         bounds = batch_bounds(x.shape[0], batch_size)
+        check_position(position, bounds, x.shape[0])
         # The epoch's buffers, reused by every step (fresh ones would cost a page fault per 4 KiB each time).
-        rows = xp.zeros((per_rank, n_gradients + STOPS + len(STOP_SIGNALS)), dtype=x.dtype, device=device(x))
-        total = xp.zeros((rows.shape[1],), dtype=x.dtype, device=device(x))
+        # A slot's outputs go to its rows' stretch of the batch's outputs, zeros elsewhere, so that the
+        # sum holds the whole batch's outputs exactly.
+        first_output = n_gradients + len(STOP_SIGNALS)
+        width = first_output + min(batch_size, x.shape[0]) * n_outputs
+        rows = xp.zeros((per_rank, width), dtype=x.dtype, device=device(x))
+        total = xp.zeros((width,), dtype=x.dtype, device=device(x))
         for batch in range(position.next_batch, len(bounds)):
             rows[:, n_gradients:] = 0
-            batch_rows = bounds[batch][1] - bounds[batch][0]
+            batch_start, batch_stop = bounds[batch]
             for row, slot in enumerate(mine):
-                start, stop = slot_bounds(*bounds[batch], slot, self.slots)
+                start, stop = slot_bounds(batch_start, batch_stop, slot, self.slots)
                 if start == stop:  # a batch smaller than the slots: this one is empty
                     rows[row, :] = 0
                     continue
-                indices = order[start:stop]
-                x_slot, y_slot = xp.take(x, indices, axis=0), xp.take(y, indices, axis=0)
-                outputs = network.forward(x_slot, training=True, rng=dropout_rng.child(batch, slot))
-                loss, grad_outputs = loss_function(outputs, y_slot)
-                # The loss is the slot's mean; weighted by the slot's share, the slots add up to the batch's.
-                network.backward(grad_outputs * ((stop - start) / batch_rows), input_gradient=False)
-                offset = 0
-                for gradient, size in zip(network.gradients(), sizes):
-                    rows[row, offset : offset + size] = xp.reshape(gradient, (-1,))
-                    offset += size
-                rows[row, n_gradients + LOSS] = loss * (stop - start)
-                if classify:
-                    rows[row, n_gradients + CORRECT] = xp.astype(count_correct(outputs, y_slot), x.dtype)
+                outputs = network.forward(inputs.rows(start, stop), training=True, rng=dropout_rng.child(batch, slot))
+                grad_outputs = loss_function.gradient(outputs, targets[start:stop, ...])
+                # The gradient of the slot's mean loss; weighted by the slot's share, the slots add up to the batch's.
+                network.backward(grad_outputs * ((stop - start) / (batch_stop - batch_start)), input_gradient=False)
+                gradients = network.trained_gradients()
+                if isinstance(gradients, Views):
+                    rows[row, :n_gradients] = gradients.flat.buffer
+                else:
+                    offset = 0
+                    for gradient, size in zip(gradients, sizes):
+                        rows[row, offset : offset + size] = xp.reshape(gradient, (-1,))
+                        offset += size
+                first, end = (first_output + (at - batch_start) * n_outputs for at in (start, stop))
+                rows[row, first:end] = xp.reshape(outputs, (-1,))
             if self.stop_requested is not None:
-                rows[0, n_gradients + STOPS + STOP_SIGNALS.index(self.stop_requested)] = 1
+                rows[0, n_gradients + STOP_SIGNALS.index(self.stop_requested)] = 1
             total = self._sum(self._exchange(dropout_rng.backend), rows, total)
-            gradients, offset = [], 0
-            for param, size in zip(params, sizes):
-                gradients.append(xp.reshape(total[offset : offset + size], param.shape))
-                offset += size
-            optimizer.step(params, gradients, lr)
-            position.total_loss += total[n_gradients + LOSS]
-            if classify:
-                position.correct += xp.astype(total[n_gradients + CORRECT], xp.int64)
+            summed = Flat(total[:n_gradients], shapes).views()
+            optimizer.step(params, summed if isinstance(params, Views) else list(summed), lr)
+            batch_outputs = total[first_output : first_output + (batch_stop - batch_start) * n_outputs]
+            position.outputs.append(xp.reshape(xp.asarray(batch_outputs, copy=True), (-1, n_outputs)))
             position.next_batch = batch + 1
-            self.stop_agreed = _agreed_signal(to_numpy(total[n_gradients + STOPS :]))
+            self.stop_agreed = _agreed_signal(to_numpy(total[n_gradients:first_output]))
             if on_batch_end is not None:
                 on_batch_end(batch)
         self.world.check_parameters((to_numpy(param).tobytes() for param in params), position.epoch + 1)
-        return position.total_loss / x.shape[0], position.correct
+        final = network.forward(inputs.rows(*bounds[0])) if final_check else None
+        total_loss, correct, *final_loss = position.sums(final)
+        return EpochResult(total_loss / x.shape[0], correct, *final_loss)
 
     def _sum(self, exchange, rows, total):
         """The sum of every rank's rows: the library's allreduce (of ``rows``' first, in place where it

@@ -67,7 +67,7 @@ def _float64_copy(network: Network) -> Network:
     for layer in network.layers:
         clone = copy.copy(layer)
         clone.params = {name: _as_float64(p) for name, p in layer.params.items()}
-        clone.grads = {}
+        clone.grads, clone.gradient_buffers = {}, {}  # not the original's (float32) gradient buffers
         layers.append(clone)
     return Network(layers)
 

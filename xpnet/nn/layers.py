@@ -4,6 +4,9 @@ A layer's ``forward`` keeps what its ``backward`` needs; ``backward`` takes the 
 with respect to the layer's output and returns the gradient with respect to its input, storing the
 gradients of its parameters in ``self.grads`` under the same names as ``self.params``. Arrays are
 laid out samples-first: ``x`` is ``(batch, features)``, so every gradient has its parameter's shape.
+A network that keeps its gradients in one flat buffer puts each one's view in ``gradient_buffers``; a
+layer may write its gradients there (``Dense`` does, without a copy), or store new arrays in ``grads``,
+which the network then copies in.
 
 Layer types are known by name (``register_layer``): a model file names each layer's type and settings,
 and only registered types are ever built from one, with nothing imported or executed from the file.
@@ -12,6 +15,7 @@ and only registered types are ever built from one, with nothing imported or exec
 from __future__ import annotations
 
 from xpnet import validation
+from xpnet.arrays import extensions
 from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
 from xpnet.errors import SettingError, StateError, XpnetError
@@ -31,6 +35,7 @@ class Layer:
     def __init__(self):
         self.params: dict[str, object] = {}
         self.grads: dict[str, object] = {}
+        self.gradient_buffers: dict[str, object] = {}
 
     def forward(self, x, *, training: bool = False, rng: RandomStream | None = None):
         return x
@@ -124,9 +129,9 @@ class Dense(Layer):
         return grad_output @ self.params["weight"].T
 
     def parameter_backward(self, grad_output):
-        xp = array_namespace(grad_output)
-        self.grads["weight"] = self._input.T @ grad_output
-        self.grads["bias"] = xp.sum(grad_output, axis=0)
+        buffers = self.gradient_buffers
+        self.grads["weight"] = extensions.matmul(self._input.T, grad_output, out=buffers.get("weight"))
+        self.grads["bias"] = extensions.column_sums(grad_output, out=buffers.get("bias"))
 
 
 @register_layer
@@ -136,7 +141,8 @@ class Activation(Layer):
     def __init__(self, name: str):
         super().__init__()
         self.name = name
-        self._function, self._derivative = activations.get(name)
+        self._function, _ = activations.get(name)
+        self._backward = activations.backward(name)
 
     def forward(self, x, *, training=False, rng=None):
         self._input = x
@@ -144,7 +150,7 @@ class Activation(Layer):
         return self._output
 
     def backward(self, grad_output):
-        return grad_output * self._derivative(self._input, self._output)
+        return self._backward(grad_output, self._input, self._output)
 
     def settings(self):
         return {"name": self.name}

@@ -1,7 +1,10 @@
-"""Loss functions, each returning the mean loss over the batch and its gradient w.r.t. the outputs.
+"""Loss functions: each turns labels into the targets it compares outputs with, gives the gradient of
+the batch's mean loss with respect to the outputs in the fewest operations (the training step), and
+sums the loss over rows (an epoch's kept outputs, an evaluation batch).
 
-Value and gradient come from one function so that the numerically safe form (log-sum-exp for the
-softmax) is used for both and no caller can pair a stable loss with an unstable gradient.
+Every form subtracts the row maximum before ``exp`` (softmax cross-entropy), so no caller can pair a
+stable loss with an unstable gradient. Calling a loss, ``loss(outputs, y) -> (mean loss, gradient)``,
+gives both at once.
 """
 
 from __future__ import annotations
@@ -33,36 +36,92 @@ def softmax(logits):
     return xp.exp(log_softmax(logits))
 
 
-def softmax_cross_entropy(logits, labels):
-    """Mean cross-entropy of softmax(logits) against integer labels ``(batch,)`` or one-hot/probability
-    targets ``(batch, classes)``; returns ``(loss, d loss / d logits)``."""
-    xp = array_namespace(logits)
-    targets = labels if labels.ndim == 2 else one_hot(labels, logits.shape[1], logits.dtype)
-    if targets.shape != logits.shape:
-        raise XpnetError(f"targets of shape {tuple(targets.shape)} do not match outputs {tuple(logits.shape)}")
-    log_probs = log_softmax(logits)
-    batch = logits.shape[0]
-    loss = -xp.sum(targets * log_probs) / batch
-    grad = (xp.exp(log_probs) - targets) / batch
-    return loss, grad
+class Loss:
+    """A loss's three forms; ``__call__`` checks the targets' shape and gives the mean and gradient."""
+
+    def targets(self, y, n_outputs: int, dtype):
+        """What ``gradient`` and ``total`` compare outputs with, from labels or target rows ``y``."""
+        raise NotImplementedError
+
+    def gradient(self, outputs, targets):
+        """d (mean loss over the rows) / d outputs."""
+        raise NotImplementedError
+
+    def total(self, outputs, targets):
+        """The loss summed over the rows, as a device scalar."""
+        raise NotImplementedError
+
+    def totals(self, outputs, *targets) -> list:
+        """``total`` of each run of rows of ``outputs`` that each of ``targets`` covers, in order."""
+        totals, start = [], 0
+        for part in targets:
+            totals.append(self.total(outputs[start : start + part.shape[0], ...], part))
+            start += part.shape[0]
+        return totals
+
+    def __call__(self, outputs, y):
+        """``(mean loss, gradient)`` of ``outputs`` against labels or target rows ``y``."""
+        targets = self.targets(y, outputs.shape[1], outputs.dtype)
+        if targets.shape != outputs.shape:
+            raise XpnetError(f"targets of shape {tuple(targets.shape)} do not match outputs {tuple(outputs.shape)}")
+        return self.total(outputs, targets) / outputs.shape[0], self.gradient(outputs, targets)
 
 
-def mean_squared_error(outputs, targets):
-    """Mean squared error over all elements (PyTorch's ``MSELoss``); returns ``(loss, gradient)``."""
-    xp = array_namespace(outputs)
-    if targets.ndim == 1:
-        targets = targets[:, None]
-    targets = xp.astype(targets, outputs.dtype)
-    if targets.shape != outputs.shape:
-        raise XpnetError(f"targets of shape {tuple(targets.shape)} do not match outputs {tuple(outputs.shape)}")
-    residual = outputs - targets
-    size = outputs.shape[0] * outputs.shape[1]
-    return xp.sum(residual * residual) / size, (2.0 / size) * residual
+class SoftmaxCrossEntropy(Loss):
+    """Cross-entropy of softmax(logits) against integer labels ``(batch,)`` (as one-hot rows) or
+    one-hot/probability target rows ``(batch, classes)``."""
+
+    def targets(self, y, n_outputs, dtype):
+        return one_hot(y, n_outputs, dtype) if y.ndim == 1 else y
+
+    def gradient(self, outputs, targets):
+        """``(softmax(outputs) - targets) / rows``: seven operations, in place after the exponential."""
+        xp = array_namespace(outputs)
+        probabilities = xp.exp(outputs - xp.max(outputs, axis=1, keepdims=True))
+        probabilities /= xp.sum(probabilities, axis=1, keepdims=True)
+        probabilities -= targets
+        probabilities /= outputs.shape[0]
+        return probabilities
+
+    def total(self, outputs, targets):
+        """``-sum(targets * log_softmax(outputs))``, the product and sum as one dot product."""
+        return self.totals(outputs, targets)[0]
+
+    def totals(self, outputs, *targets):
+        """One log-softmax of all the rows, then a dot product with each part's targets."""
+        xp = array_namespace(outputs)
+        shifted = outputs - xp.max(outputs, axis=1, keepdims=True)
+        negative_log_probabilities = xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True)) - shifted
+        totals, start = [], 0
+        for part in targets:
+            stop = start + part.shape[0]
+            totals.append(xp.tensordot(part, negative_log_probabilities[start:stop, ...], axes=2))
+            start = stop
+        return totals
 
 
+class MeanSquaredError(Loss):
+    """Mean squared error over all elements (PyTorch's ``MSELoss``): a row's loss is the mean over its
+    outputs."""
+
+    def targets(self, y, n_outputs, dtype):
+        xp = array_namespace(y)
+        return xp.astype(y[:, None] if y.ndim == 1 else y, dtype, copy=False)
+
+    def gradient(self, outputs, targets):
+        return (2.0 / (outputs.shape[0] * outputs.shape[1])) * (outputs - targets)
+
+    def total(self, outputs, targets):
+        xp = array_namespace(outputs)
+        residual = outputs - targets
+        return xp.sum(residual * residual) / outputs.shape[1]
+
+
+softmax_cross_entropy = SoftmaxCrossEntropy()
+mean_squared_error = MeanSquaredError()
 LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mean_squared_error}
 
 
-def get(name: str):
-    """The loss function named ``name``: ``(outputs, targets) -> (loss, gradient)``."""
+def get(name: str) -> Loss:
+    """The loss named ``name``."""
     return LOSSES[validation.choice("loss", name, LOSSES)]

@@ -1,12 +1,13 @@
-"""A feed-forward network: an ordered list of layers with one forward and one backward pass, and its
-state (layer types, settings and parameters) for saving and rebuilding it."""
+"""A feed-forward network: an ordered list of layers with one forward and one backward pass, its
+parameters kept for training in one flat buffer, and its state (layer types, settings and parameters)
+for saving and rebuilding it."""
 
 from __future__ import annotations
 
 import itertools
 
 from xpnet import validation
-from xpnet.arrays.backend import array_namespace
+from xpnet.arrays.flat import Flat, Views, copied, gives_writable_views
 from xpnet.arrays.streams import RandomStream
 from xpnet.errors import SettingError, StateError, XpnetError, one_line
 from xpnet.nn.layers import Activation, Dense, Dropout, Layer, registered_layer
@@ -25,11 +26,16 @@ def resolved_init(init: str, activation: str) -> str:
 
 
 class Network:
-    """Layers applied in order. Parameters and gradients are exposed as flat lists, in a fixed
-    order, for optimizers and for saving."""
+    """Layers applied in order. Parameters and gradients are exposed as lists, in a fixed order, for
+    optimizers and for saving.
+
+    For training, the parameters live in one flat buffer and their gradients in another, each layer's
+    arrays being views of them (``trained_parameters``), so that an optimizer updates the whole network
+    with a handful of operations. Saving and loading keep one array per parameter."""
 
     def __init__(self, layers: list[Layer]):
         self.layers = list(layers)
+        self._flat: tuple[Views, Views] | None = None  # parameters and gradients, once trained
         dense = self._dense_layers()
         for before, after in itertools.pairwise(dense):
             n_out, n_in = before.params["weight"].shape[1], after.params["weight"].shape[0]
@@ -77,15 +83,40 @@ class Network:
         for layer in reversed(rest):
             grad_output = layer.backward(grad_output)
         if input_gradient:
-            return first.backward(grad_output)
-        first.parameter_backward(grad_output)
-        return None
+            grad_output = first.backward(grad_output)
+        else:
+            first.parameter_backward(grad_output)
+            grad_output = None
+        if self._flat is not None:
+            self._gather_gradients()
+        return grad_output
 
     def parameters(self) -> list:
         return [layer.params[name] for layer in self.layers for name in layer.params]
 
     def gradients(self) -> list:
         return [layer.grads[name] for layer in self.layers for name in layer.params]
+
+    def trained_parameters(self) -> list:
+        """The parameters as training updates them: views of one flat buffer (``Views``), packed now
+        unless the layers hold them already, where the library gives writable views and the parameters
+        share a dtype; else the parameter arrays. ``trained_gradients()`` matches it."""
+        first, *rest = self.parameters()
+        if not (gives_writable_views(first) and all(type(p) is type(first) and p.dtype == first.dtype for p in rest)):
+            self._unpack()
+            return self.parameters()
+        if self._current() is None:
+            self._unpack()
+            parameters = Flat.of(self.parameters()).views()
+            self._flat = parameters, parameters.flat.zeros().views()
+            for (layer, name), parameter, gradient in zip(self._named(), *self._flat):
+                layer.params[name] = parameter
+                layer.gradient_buffers[name] = gradient
+        return self._flat[0]
+
+    def trained_gradients(self) -> list:
+        """The gradients of ``trained_parameters()``, after a backward pass."""
+        return self._flat[1] if self._flat is not None else self.gradients()
 
     def parameter_names(self) -> list[str]:
         return [f"{index}.{name}" for index, layer in enumerate(self.layers) for name in layer.params]
@@ -135,8 +166,34 @@ class Network:
             raise StateError(f"{one_line(error)}; the file is corrupt") from None
 
     def copy_parameters(self) -> list:
-        """Independent copies of the parameters (the optimizer updates the originals in place)."""
-        return [array_namespace(p).asarray(p, copy=True) for p in self.parameters()]
+        """Independent copies of the parameters (the optimizer updates the originals in place): views of
+        one copy of the flat buffer when the layers hold its views, one operation."""
+        return copied(self._current() or self.parameters())
+
+    def _current(self) -> Views | None:
+        """The parameters' views of the flat buffer, if every layer still holds them (none replaced)."""
+        if self._flat is None:
+            return None
+        named, views = self._named(), self._flat[0]
+        current = len(named) == len(views) and all(
+            layer.params[name] is view for (layer, name), view in zip(named, views)
+        )
+        return views if current else None
+
+    def _unpack(self) -> None:
+        self._flat = None
+        for layer in self.layers:
+            layer.gradient_buffers = {}
+
+    def _named(self) -> list[tuple[Layer, str]]:
+        return [(layer, name) for layer in self.layers for name in layer.params]
+
+    def _gather_gradients(self) -> None:
+        """Copy into the flat gradient buffer the gradients a layer stored as new arrays."""
+        for (layer, name), view in zip(self._named(), self._flat[1]):
+            gradient = layer.grads[name]
+            if gradient is not view:
+                view[...] = gradient
 
     @property
     def n_inputs(self) -> int:

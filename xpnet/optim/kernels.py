@@ -24,9 +24,9 @@ import numpy as np
 # fit together in a 1 MiB L2 cache.
 CHUNK = 65536
 
-# Numba is imported (about 0.4 s) only once a parameter of at least MIN_SIZE elements is updated, so
-# small networks such as the default digits run never pay for it; after that every parameter,
-# however small, takes the kernels, which also saves NumPy's per-call overhead on biases.
+# Numba is imported (about 0.4 s) only once an array of at least MIN_SIZE elements is updated (a
+# network's flat buffer of all its parameters, or a large parameter), so small networks such as the
+# default digits run never pay for it; after that every array, however small, takes the kernels.
 MIN_SIZE = 1 << 16
 
 available = importlib.util.find_spec("numba") is not None

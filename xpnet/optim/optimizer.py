@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from xpnet import validation
 from xpnet.arrays.backend import array_namespace
+from xpnet.arrays.flat import Views, packed
 from xpnet.optim import kernels
 
 
@@ -38,7 +39,8 @@ def setting(name: str) -> property:
 
 class Optimizer:
     """Base class: ``settings`` holds the hyperparameters, ``state`` maps a buffer name to one array
-    per parameter, ``steps`` counts the updates and ``variants`` are the ways to apply the rule."""
+    per parameter (views of one flat buffer once updated flat), ``steps`` counts the updates and
+    ``variants`` are the ways to apply the rule."""
 
     buffers: tuple[str, ...] = ()
     variants: kernels.Variants
@@ -51,25 +53,36 @@ class Optimizer:
         self.state: dict[str, list] = {}
 
     def step(self, params: list, grads: list, lr: float) -> None:
-        """Apply one update to every parameter in place."""
+        """Apply one update to every parameter in place. Parameters and gradients given as views of one
+        flat buffer each (``xpnet.arrays.flat.Views``, as a network trains them) are updated as one
+        array, with buffers kept flat alike: a handful of operations for the whole model."""
+        whole = isinstance(params, Views) and isinstance(grads, Views)
         if not self.state:
-            self.state = {name: [_zeros_like(p) for p in params] for name in self.buffers}
+            self.state = {name: _zeros_like(params) for name in self.buffers}
+        elif whole:  # buffers loaded one per parameter take the flat layout once
+            self.state = {name: packed(arrays) for name, arrays in self.state.items()}
         self.steps += 1
         step = Step(lr, self.steps)
+        if whole:
+            params, grads = [params.flat.buffer], [grads.flat.buffer]
+            state = {name: [arrays.flat.buffer] for name, arrays in self.state.items()}
+        else:
+            state = self.state
         for index, (param, grad) in enumerate(zip(params, grads)):
-            buffers = [self.state[name][index] for name in self.buffers]
+            buffers = [state[name][index] for name in self.buffers]
             update = kernels.choose(self.variants, param, grad, *buffers)
             update(self.settings, step, param, grad, *buffers)
 
     def state_dict(self) -> dict[str, Any]:
         """The step count and the live buffers, one array per parameter in parameter order (no buffers
         before the first step): what a checkpoint keeps."""
-        return {"steps": self.steps, "buffers": {name: list(arrays) for name, arrays in self.state.items()}}
+        return {"steps": self.steps, "buffers": dict(self.state)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Adopt the step count and buffers of ``state_dict()``, arrays already on the device and shaped."""
+        """Adopt the step count and buffers of ``state_dict()`` (lists of arrays already on the device and
+        shaped, or ``Views``, which a flat update uses as they are)."""
         self.steps = state["steps"]
-        self.state = {name: list(arrays) for name, arrays in state["buffers"].items()}
+        self.state = dict(state["buffers"])
 
     def hyperparameters(self) -> dict:
         return asdict(self.settings)
@@ -84,5 +97,8 @@ def decayed(param, grad, weight_decay: float):
     return grad + weight_decay * param if weight_decay else grad
 
 
-def _zeros_like(array):
-    return array_namespace(array).zeros_like(array)
+def _zeros_like(arrays: list) -> list:
+    """Zeros shaped as ``arrays``: views of one flat buffer of zeros when they are ``Views``."""
+    if isinstance(arrays, Views):
+        return arrays.flat.zeros().views()
+    return [array_namespace(array).zeros_like(array) for array in arrays]

@@ -245,7 +245,7 @@ def check_memory(config: TrainConfig, data, backend: Backend) -> None:
     x_train, y_train, x_test, y_test = data
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     evaluation_rows = max(len(x_test), round(config.val_split * len(x_train)))
-    memory.check_model_fits(config, x_train.shape[1], n_classes, backend, evaluation_rows)
+    memory.check_model_fits(config, x_train.shape[1], n_classes, backend, evaluation_rows, len(x_train))
 
 
 def draw_pictures(run_dir) -> str | None:

@@ -4,6 +4,7 @@ stuck at chance level, and a cosine schedule run past its end; each message name
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 from xpnet.errors import XpnetWarning
 from xpnet.train.config import TrainConfig
@@ -26,15 +27,18 @@ def divergence_message(epoch: int, lr: float, scale: float, config: TrainConfig)
     )
 
 
-def warn_if_at_chance_level(record: dict, n_classes: int | None, scale: float, config: TrainConfig) -> None:
+def warn_if_at_chance_level(
+    record: dict, n_classes: int | None, scale: Callable[[], float], config: TrainConfig
+) -> None:
     """Warn once, after ``CHANCE_LEVEL_EPOCHS`` epochs, when a classifier's training accuracy is still
-    about chance level; with a single class there is nothing to learn and no chance level to fall to."""
+    about chance level; with a single class there is nothing to learn and no chance level to fall to.
+    ``scale()`` gives the inputs' largest magnitude, read only when the warning names it."""
     if record.get("train_accuracy") is None or n_classes < 2 or record["epoch"] != CHANCE_LEVEL_EPOCHS:
         return
     chance = 1.0 / n_classes
     # Below 1.5x chance, and never more than 5 points above it: 67% on two classes is learning, slowly.
     if record["train_accuracy"] < min(1.5 * chance, chance + 0.05):
-        warnings.warn(_chance_level_message(record, chance, scale, config), XpnetWarning, stacklevel=5)
+        warnings.warn(_chance_level_message(record, chance, scale(), config), XpnetWarning, stacklevel=5)
 
 
 def warn_if_schedule_ends(config: TrainConfig, last_epoch: int) -> None:

@@ -4,6 +4,8 @@ targets as floats; each error says what was wrong and how to fix it."""
 
 from __future__ import annotations
 
+import math
+
 from xpnet.arrays.backend import Backend
 from xpnet.errors import XpnetError
 
@@ -19,7 +21,8 @@ def checked_inputs(backend: Backend, x, dtype, role: str, n_inputs: int | None =
             f"{role} inputs must be a 2-D array (samples, features) with at least one sample, "
             f"got shape {tuple(x.shape)}; {fix}"
         )
-    if not bool(backend.xp.all(backend.xp.isfinite(x))):
+    # NaN propagates through max and min (the array API requires it): two reads, and no boolean copy of x.
+    if x.shape[1] and not (math.isfinite(float(backend.xp.max(x))) and math.isfinite(float(backend.xp.min(x)))):
         raise XpnetError(f"{role} inputs contain NaN or infinite values: clean or impute them first")
     if n_inputs is not None and x.shape[1] != n_inputs:
         raise XpnetError(f"{role} inputs have {x.shape[1]} features but the model expects {n_inputs}")
@@ -50,7 +53,7 @@ def checked_labels(backend: Backend, y, role: str, n_classes: int | None):
             f"{role} labels must be integers 0..K-1, got dtype {y.dtype}: map them first, "
             "e.g. classes, y = numpy.unique(y, return_inverse=True)"
         )
-    y = xp.astype(y, xp.int64)
+    y = xp.astype(y, xp.int64, copy=False)
     lowest, highest = int(xp.min(y)), int(xp.max(y))
     if lowest < 0:
         raise XpnetError(

@@ -13,7 +13,7 @@ from xpnet.arrays.backend import Backend
 from xpnet.arrays.memory import GIB, memory_limit
 from xpnet.errors import XpnetError
 from xpnet.train.config import TrainConfig
-from xpnet.train.loop import EVALUATION_BATCH_SIZE
+from xpnet.train.loop import EVALUATION_BATCH_SIZE, gathers_per_batch
 
 # Arrays kept per parameter besides the optimizer buffers: the parameter, its gradient, and the
 # copy taken each epoch to roll back a diverged epoch (which also copies the optimizer buffers).
@@ -24,14 +24,26 @@ _ARRAYS_PER_TRAINING_UNIT = 7
 # Code and objects a run loads once it trains, whatever the network's size: Numba's compiler (the fast
 # path for large parameters) alone takes about 25 MiB.
 _RUNTIME_BYTES = 32 * 2**20
+_LABEL_BYTES = 8
 
 
 def training_bytes(
-    sizes: list[int], itemsize: int, n_optimizer_buffers: int, batch_size: int, evaluation_rows: int = 0
+    sizes: list[int],
+    itemsize: int,
+    n_optimizer_buffers: int,
+    batch_size: int,
+    evaluation_rows: int = 0,
+    training_rows: int = 0,
+    epoch_inputs: bool = True,
 ) -> int:
     """Peak bytes held while training an MLP with layer ``sizes``: parameters, gradients, optimizer
-    state and rollback copies, plus the larger of one training step and one evaluation batch, plus
-    what the run's code takes.
+    state and rollback copies, what each epoch holds of its ``training_rows`` samples, plus the larger
+    of one training step and one evaluation batch, plus what the run's code takes.
+
+    An epoch builds its targets in its shuffled order once, and gathers its inputs in that order once
+    (``epoch_inputs``; on NumPy, batch by batch instead), so that each batch is a slice of them, and
+    its steps keep their outputs: per sample, an int64 label, one target and one output per output unit,
+    and its inputs when gathered at once.
 
     A step computes each new weight gradient while the previous one is still held. Evaluation runs
     in batches of up to ``EVALUATION_BATCH_SIZE`` of ``evaluation_rows`` (the test or validation set)
@@ -44,7 +56,8 @@ def training_bytes(
     step = max(layer_parameters) + _ARRAYS_PER_TRAINING_UNIT * batch_size * sum(widths)
     rows = min(max(evaluation_rows, batch_size), EVALUATION_BATCH_SIZE)
     evaluation = rows * (2 * sum(widths) + max(widths))
-    return itemsize * (sum(layer_parameters) * per_parameter + max(step, evaluation)) + _RUNTIME_BYTES
+    epoch = training_rows * (itemsize * (sizes[0] * epoch_inputs + 2 * sizes[-1]) + _LABEL_BYTES)
+    return itemsize * (sum(layer_parameters) * per_parameter + max(step, evaluation)) + epoch + _RUNTIME_BYTES
 
 
 def check_fits(
@@ -55,22 +68,27 @@ def check_fits(
     backend: Backend,
     *,
     evaluation_rows: int = 0,
+    training_rows: int = 0,
 ) -> None:
-    """Raise ``XpnetError`` if training this network (and evaluating ``evaluation_rows`` rows) would
-    need more memory than the device allows."""
-    needed = training_bytes(sizes, itemsize, n_optimizer_buffers, batch_size, evaluation_rows)
+    """Raise ``XpnetError`` if training this network on ``training_rows`` samples (and evaluating
+    ``evaluation_rows`` rows) would need more memory than the device allows."""
+    epoch_inputs = not gathers_per_batch(backend.xp)
+    needed = training_bytes(
+        sizes, itemsize, n_optimizer_buffers, batch_size, evaluation_rows, training_rows, epoch_inputs
+    )
     limit = memory_limit(backend)
     if limit is not None and needed > limit.available:
         raise XpnetError(
             f"a network with layer sizes {sizes} needs about {needed / GIB:.1f} GiB to train "
-            f"(parameters, gradients, optimizer state, and one batch or evaluation batch of activations), "
+            f"(parameters, gradients, optimizer state, an epoch's copy of the data, and one batch or "
+            "evaluation batch of activations), "
             f"but {backend} has {limit.available / GIB:.1f} GiB left, limited by {limit.source}: "
             "use fewer or narrower hidden layers, or a smaller batch size"
         )
 
 
 def check_model_fits(
-    config: TrainConfig, n_inputs: int, n_outputs: int, backend: Backend, evaluation_rows: int
+    config: TrainConfig, n_inputs: int, n_outputs: int, backend: Backend, evaluation_rows: int, training_rows: int
 ) -> None:
     """``check_fits`` for the network ``config`` describes between ``n_inputs`` and ``n_outputs``: the
     one sizing that ``Model`` (before building) and the command (before loading anything) both use."""
@@ -81,4 +99,5 @@ def check_model_fits(
         config.batch_size,
         backend,
         evaluation_rows=evaluation_rows,
+        training_rows=training_rows,
     )

@@ -8,6 +8,7 @@ pickle holds exactly that, so repeated ``fit`` calls and resumed runs continue a
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from xpnet import validation
 from xpnet.arrays import streams
 from xpnet.arrays.backend import Backend, array_namespace, backend_for, is_foreign_array, to_numpy
+from xpnet.arrays.flat import copied
 from xpnet.arrays.precision import tf32_matmuls
 from xpnet.errors import ModelFileError, SettingError, StateError, TrainingDiverged, XpnetError, one_line
 from xpnet.io import model_file
@@ -144,7 +146,7 @@ class Model:
             raise XpnetError(NEEDS_VALIDATION)  # before an epoch is spent
         if self.network is None:
             evaluation_rows = 0 if x_val is None else x_val.shape[0]
-            self._build(x.shape[1], self.n_classes or self._n_outputs(y, y_val), evaluation_rows)
+            self._build(x.shape, self.n_classes or self._n_outputs(y, y_val), evaluation_rows)
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
         diagnostics.warn_if_schedule_ends(self.config, self.epochs_done + epochs)
@@ -159,10 +161,10 @@ class Model:
             raise XpnetError(f"the model was built for {self.n_classes} classes, not n_classes={n_classes}")
 
     def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
-        loss_function = losses.get(self.config.loss)
+        loss = losses.get(self.config.loss)
         schedule = self.config.make_schedule()
         n_batches = len(loop.batch_bounds(x.shape[0], self.config.batch_size))
-        scale = diagnostics.input_scale(self.backend.xp, x)
+        scale = functools.cache(lambda: diagnostics.input_scale(self.backend.xp, x))  # read only for a message
         for callback in callbacks:
             callback.on_train_begin(self, epochs)
         for _ in range(epochs):
@@ -174,10 +176,10 @@ class Model:
                 callback.on_epoch_begin(epoch + 1, n_batches)
             before = self._snapshot()
             started = time.perf_counter()
-            train_loss, train_correct = self.epoch_runner(
+            train_loss, train_correct, final_loss = self.epoch_runner(
                 self.network,
                 self.optimizer,
-                loss_function,
+                loss,
                 x,
                 y,
                 lr=lr,
@@ -189,18 +191,22 @@ class Model:
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
                 position=self.position,
+                final_check=x_val is None,
             )
             self.position = None
             record = {"epoch": epoch + 1, "train_loss": float(train_loss)}
             record["seconds"] = time.perf_counter() - started
             record["train_accuracy"] = _fraction(train_correct, x.shape[0])
             if x_val is not None:
-                val_loss, val_correct = loop.evaluate(self.network, loss_function, x_val, y_val, classify=self.classify)
+                val_loss, val_correct = loop.evaluate(self.network, loss, x_val, y_val, classify=self.classify)
                 record["val_loss"] = float(val_loss)
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
-            if not (math.isfinite(record["train_loss"]) and math.isfinite(self._final_loss(record, x, y))):
+            # The final weights' loss, which the training loss (taken before each step) never saw: the
+            # validation loss where there is one, else the first batch's.
+            final_loss = record["val_loss"] if x_val is not None else float(final_loss)
+            if not (math.isfinite(record["train_loss"]) and math.isfinite(final_loss)):
                 self._restore(before)
-                raise TrainingDiverged(diagnostics.divergence_message(epoch + 1, lr, scale, self.config))
+                raise TrainingDiverged(diagnostics.divergence_message(epoch + 1, lr, scale(), self.config))
             record["lr"] = lr
             self.history.append(record)
             diagnostics.warn_if_at_chance_level(record, self.n_classes, scale, self.config)
@@ -210,21 +216,10 @@ class Model:
         for callback in callbacks:
             callback.on_train_end(self)
 
-    def _final_loss(self, record, x, y) -> float:
-        """The loss under the epoch's final weights, which its training loss (summed before each step) never
-        saw: the last step can break them. The validation loss where there is one, else one batch's."""
-        if "val_loss" in record:
-            return record["val_loss"]
-        rows = min(x.shape[0], self.config.batch_size)
-        loss, _ = loop.evaluate(
-            self.network, losses.get(self.config.loss), x[:rows, ...], y[:rows, ...], classify=False
-        )
-        return float(loss)
-
     def _snapshot(self):
         """Copies of what an epoch changes (parameters and optimizer state), to roll back a diverged epoch."""
         optimizer = self.optimizer.state_dict()
-        buffers = {name: [_copy(array) for array in arrays] for name, arrays in optimizer["buffers"].items()}
+        buffers = {name: copied(arrays) for name, arrays in optimizer["buffers"].items()}
         return self.network.copy_parameters(), {"steps": optimizer["steps"], "buffers": buffers}
 
     def _restore(self, snapshot):
@@ -324,8 +319,10 @@ class Model:
             xp.take(y, val, axis=0),
         )
 
-    def _build(self, n_inputs: int, n_outputs: int, evaluation_rows: int):
-        memory.check_model_fits(self.config, n_inputs, n_outputs, self.backend, evaluation_rows)
+    def _build(self, shape: tuple[int, int], n_outputs: int, evaluation_rows: int):
+        """The built-in network for ``shape`` (samples, inputs) of training data, once it fits in memory."""
+        training_rows, n_inputs = shape
+        memory.check_model_fits(self.config, n_inputs, n_outputs, self.backend, evaluation_rows, training_rows)
         if self.classify:
             self.n_classes = n_outputs
         rng = streams.RandomStream(self.backend, self.config.seed, streams.INIT)
@@ -383,10 +380,6 @@ def _batch_hook(callbacks):
     if not hooks:
         return None
     return lambda batch: [hook(batch) for hook in hooks]
-
-
-def _copy(array):
-    return array_namespace(array).asarray(array, copy=True)
 
 
 def _fraction(count, total: int) -> float | None:

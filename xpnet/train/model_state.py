@@ -3,7 +3,8 @@
 The description is a dict of arrays and JSON values: the settings, the number of classes, the history,
 the network's layers and parameters (``param/<layer>.<name>``), the optimizer's step count and buffers
 (``optimizer/<buffer>/<index>``), early stopping's counters and best weights (``best/<layer>.<name>``),
-and, inside an epoch, the position and its running sums (``progress/...``). Each part describes itself
+and, inside an epoch, the position and the outputs its steps kept (``progress/...``; files written before
+outputs were kept hold the running sums instead). Each part describes itself
 (``Network``, the optimizer, ``EarlyStopping``, ``EpochPosition``); this module only gathers them.
 Model files, checkpoints and pickled estimators all go through it, and so they share one layout: the
 model file format (version 1).
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 OPTIMIZER_PREFIX = "optimizer/"
 BEST_PREFIX = "best/"
 POSITION_PREFIX = "progress/"
+# A position's arrays: the outputs the epoch's steps kept, and sums carried for batches before them.
+POSITION_ARRAYS = ("outputs", "total_loss", "correct")
 
 
 def state_of(model: Model) -> dict:
@@ -59,9 +62,9 @@ def state_of(model: Model) -> dict:
     position = model.position
     if position is not None and position.next_batch > 0:
         position = position.state_dict()
-        sums = {"total_loss": position.pop("total_loss"), "correct": position.pop("correct")}
+        arrays = {name: position.pop(name) for name in POSITION_ARRAYS}
         state["progress"] = position
-        state |= {POSITION_PREFIX + name: array for name, array in sums.items() if array is not None}
+        state |= {POSITION_PREFIX + name: array for name, array in arrays.items() if array is not None}
     return state
 
 
@@ -82,11 +85,14 @@ def load_state(model: Model, state: dict) -> None:
     _check_outputs(network, config, n_classes)
 
     model.backend = select(model.device)
-    place = model.backend.asarray
+
+    def place(array):  # a copy: the model owns its arrays, and trains them in place
+        return model.backend.asarray(array, copy=True)
+
     network.set_parameters([place(array) for array in parameters.values()])
     model.network = network
     model.n_classes = n_classes
-    model.history = state["history"]
+    model.history = [dict(record) for record in state["history"]]  # its own, as it owns its arrays
     used = {PARAMETER_PREFIX + name for name in parameters}
     used |= _load_optimizer(model, state, steps, list(parameters.values()), place)
     used |= _load_early_stopping(model, state, parameters, place)
@@ -178,21 +184,24 @@ def _load_early_stopping(model: Model, state: dict, parameters: dict, place) -> 
 
 
 def _load_position(model: Model, state: dict, config: TrainConfig, place) -> set[str]:
-    """Where an epoch stopped and its running sums, for a model stopped inside one; the names used."""
+    """Where an epoch stopped and its kept outputs (or running sums), for a model stopped inside one; the
+    names used."""
     values = state.get("progress")
     if values is None:
         return set()
     if not isinstance(values, dict):
         raise StateError("the position inside the epoch is invalid; the file is corrupt")
-    sums = {name: state.get(POSITION_PREFIX + name) for name in ("total_loss", "correct")}
+    arrays = {name: state.get(POSITION_PREFIX + name) for name in POSITION_ARRAYS}
     model.position = EpochPosition.from_state(
-        {**values, **sums},
+        {**values, **arrays},
         epochs_done=len(model.history),
         dtype=config.dtype,
         classify=config.loss == "cross_entropy",
+        batch_size=config.batch_size,
+        n_outputs=model.network.n_outputs,
         place=place,
     )
-    return {POSITION_PREFIX + name for name in sums}
+    return {POSITION_PREFIX + name for name in arrays}
 
 
 def _is_array(value) -> bool:

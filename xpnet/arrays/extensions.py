@@ -1,0 +1,68 @@
+"""What NumPy, CuPy and PyTorch offer beyond the array API, each behind one function that falls back to
+the standard elsewhere, so that the math keeps one form for every library.
+
+- ``out=``: the standard has none, so a result meant for an existing array (a gradient going into
+  its view of the flat gradient buffer) would be computed into a temporary and then copied, one
+  operation more (on a GPU, a second kernel). The three libraries write the result in place.
+- Multiplying a float array by a boolean mask: the standard leaves promotion between booleans and
+  floats unspecified (array-api-strict refuses it), so the mask would be cast to floats first, one
+  operation more. Libraries whose ``result_type`` accepts the pair multiply directly, with the same
+  result as multiplying by a float mask, bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import array_api_compat
+
+from xpnet.arrays.backend import array_namespace
+
+
+def matmul(x1, x2, *, out=None):
+    """``x1 @ x2``, written into ``out`` (of the product's shape and dtype) when it is given."""
+    if out is None:
+        return x1 @ x2
+    if _takes_out(out):
+        array_namespace(out).matmul(x1, x2, out=out)
+    else:
+        out[...] = x1 @ x2
+    return out
+
+
+def column_sums(x, *, out=None):
+    """The sum of ``x`` over its first axis, written into ``out`` when it is given."""
+    xp = array_namespace(x)
+    if out is None:
+        return xp.sum(x, axis=0)
+    if _takes_out(out):
+        xp.sum(x, axis=0, out=out)
+    else:
+        out[...] = xp.sum(x, axis=0)
+    return out
+
+
+def masked(x, mask):
+    """``x`` where ``mask`` (a boolean array) is true, zero (of ``x``'s sign) elsewhere: ``x`` times the
+    mask."""
+    xp = array_namespace(x)
+    if not _promotes_booleans(xp, x.dtype):
+        mask = xp.astype(mask, x.dtype)
+    return x * mask
+
+
+def _takes_out(array) -> bool:
+    return (
+        array_api_compat.is_numpy_array(array)
+        or array_api_compat.is_cupy_array(array)
+        or array_api_compat.is_torch_array(array)
+    )
+
+
+@functools.cache
+def _promotes_booleans(xp, dtype) -> bool:
+    """Whether ``xp`` multiplies ``dtype`` arrays by boolean arrays (to ``dtype``)."""
+    try:
+        return xp.result_type(xp.bool, dtype) == dtype
+    except TypeError:
+        return False
