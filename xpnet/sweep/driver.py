@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -89,7 +90,8 @@ def start_worker(sweep_dir: Path, index: int, device: str | None, threads: int) 
     """Start worker ``index``, its output going to a log file in the sweep folder."""
     logs = sweep_dir / claims.WORKERS_DIR
     logs.mkdir(exist_ok=True)
-    log = logs / f"{os.getpid()}-{index}.log"
+    # By host as well: the commands of several containers sharing the folder are all process 1.
+    log = logs / f"{socket.gethostname()}-{os.getpid()}-{index}.log"
     command = [sys.executable, "-m", "xpnet", "sweep", "--worker", str(sweep_dir), "--index", str(index)]
     if device is not None:
         command += ["--device", device]
