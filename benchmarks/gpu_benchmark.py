@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import xpnet
-from xpnet.arrays import streams as xpnet_random
+from xpnet.arrays import streams
 from xpnet.arrays.backend import to_numpy
 from xpnet.io.atomic import atomic_write
 from xpnet.nn.network import Network
@@ -115,7 +115,7 @@ def load_mnist(data_dir: Path, limit: int | None):
 
 def initial_network(backend: xpnet.Backend, n_inputs: int, config: Config, seed: int) -> Network:
     """The network both libraries start from (xpnet's He-normal draw on the benchmark device)."""
-    rng = xpnet_random.RandomStream(backend, seed, xpnet_random.INIT)
+    rng = streams.RandomStream(backend, seed, streams.INIT)
     return Network.mlp([n_inputs, *config.hidden, 10], rng, activation="relu", init="he_normal")
 
 
