@@ -125,6 +125,23 @@ def test_host_inputs_get_host_answers_from_a_model_on_another_library(digits):
     assert isinstance(model.predict(torch.asarray(x_test)), torch.Tensor)
 
 
+def test_tensors_that_record_gradients_train_like_plain_ones_and_are_left_alone(digits):
+    """PyTorch refuses ``out=`` writes among tensors it tracks; xpnet takes such inputs without their
+    graph, so they train exactly as the same values would, and the caller's tensors keep tracking."""
+    torch = import_torch()
+    x, y, x_test, _ = digits
+    tracked = torch.asarray(x).requires_grad_(True)
+    models = [Model(device="auto", epochs=2, **SMALL) for _ in range(2)]
+    models[0].fit(tracked, torch.asarray(y), validation_data=(tracked[:50], torch.asarray(y[:50])))
+    models[1].fit(torch.asarray(x), torch.asarray(y), validation_data=(torch.asarray(x[:50]), torch.asarray(y[:50])))
+    assert_same_run(models[0], models[1], exact=True)
+    assert tracked.requires_grad and tracked.grad is None
+    np.testing.assert_array_equal(
+        to_numpy(models[0].predict(torch.asarray(x_test).requires_grad_(True))),
+        to_numpy(models[1].predict(torch.asarray(x_test))),
+    )
+
+
 def test_history_records_every_field_and_continues_across_fits(digits):
     x, y, x_test, y_test = digits
     model = Model(device="cpu", epochs=2, **SMALL)

@@ -49,7 +49,10 @@ class Backend:
 
     def asarray(self, data, dtype=None, *, copy: bool | None = None):
         """Copy host or foreign data onto this backend's device (no copy if already there, unless
-        ``copy``)."""
+        ``copy``). A PyTorch tensor that records gradients is taken without its graph: xpnet computes its
+        own gradients, and PyTorch refuses the in-place writes of training on a tensor it tracks."""
+        if array_api_compat.is_torch_array(data) and data.requires_grad:
+            data = data.detach()
         if is_foreign_array(data):
             foreign = array_api_compat.array_namespace(data)
             if foreign is not self.xp:
