@@ -383,3 +383,31 @@ def test_a_stop_after_an_epochs_short_last_batch_resumes_bit_for_bit(tmp_path, d
     assert model.position.next_batch == 23 and not model.history and epochs_left == 3
     model.fit(x, y, epochs=epochs_left)
     assert_same_state(model, reference)
+
+
+def test_a_checkpoint_inside_an_epoch_is_stamped_with_the_format_that_reads_its_kept_outputs(
+    tmp_path, digits, monkeypatch
+):
+    """Its kept outputs need format 2, so an xpnet that reads only format 1 refuses it by version (it
+    would take it for corrupt); a model file, or a checkpoint between epochs, stays format 1."""
+    x, y, _, _ = digits
+    model = xpnet.Model(**SETTINGS)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path / "inside", every_steps=1), StopAtStep(30)])
+    model.fit(x, y, epochs=1, callbacks=[checkpoint.Checkpointer(tmp_path / "between")])
+    model.save(tmp_path / "model.npz")
+    versions = {
+        name: model_file.read_archive(path)[1]["version"]
+        for name, path in [
+            ("inside", tmp_path / "inside" / "checkpoint.npz"),
+            ("between", tmp_path / "between" / "checkpoint.npz"),
+            ("model", tmp_path / "model.npz"),
+        ]
+    }
+    assert versions == {"inside": 2, "between": 1, "model": 1}
+    monkeypatch.setattr(model_file, "FORMAT_VERSION", 1)
+    with pytest.raises(
+        xpnet.ModelFileError, match=r"model format version 2 is newer than this xpnet reads \(1\); upgrade"
+    ):
+        checkpoint.resume(tmp_path / "inside")
+    assert xpnet.load(tmp_path / "model.npz").optimizer.steps == model.optimizer.steps

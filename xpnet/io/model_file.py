@@ -28,7 +28,9 @@ from xpnet.io.atomic import atomic_write
 from xpnet.io.npy import READ_ERRORS, read_npy_header
 
 FORMAT = "xpnet-model"
-FORMAT_VERSION = 1
+# The newest format version this xpnet reads. A writer stamps each file with the oldest version that
+# reads it (``write``'s ``version``), so that older xpnet refuses by version what it would misread.
+FORMAT_VERSION = 2
 _META = "meta"
 _ARRAY_SUFFIX = ".npy"
 # The archive's own keys in ``meta``; every other key is one of the state's values.
@@ -37,11 +39,13 @@ _CONTAINER_KEYS = ("format", "version", "checksum", "run")
 _NUMERIC_KINDS = "biuf"
 
 
-def write(path, state: dict, *, run: dict | None = None) -> None:
-    """Write ``state`` (arrays on any device, and JSON values) to ``path`` atomically; ``run`` is extra
-    JSON kept beside it (checkpoints record whether the run finished)."""
+def write(path, state: dict, *, version: int, run: dict | None = None) -> None:
+    """Write ``state`` (arrays on any device, and JSON values) to ``path`` atomically as format
+    ``version``; ``run`` is extra JSON kept beside it (checkpoints record whether the run finished)."""
+    if not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(f"model format version {version} is not one this xpnet writes (1..{FORMAT_VERSION})")
     arrays = {name: to_numpy(value) for name, value in state.items() if array_api_compat.is_array_api_obj(value)}
-    meta = {"format": FORMAT, "version": FORMAT_VERSION}
+    meta = {"format": FORMAT, "version": version}
     meta |= {name: value for name, value in state.items() if name not in arrays}
     if run is not None:
         meta["run"] = run

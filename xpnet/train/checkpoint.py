@@ -29,6 +29,7 @@ from xpnet.errors import CheckpointError, ModelFileError, TrainingInterrupted, X
 from xpnet.io import model_file
 from xpnet.io.atomic import leftovers
 from xpnet.io.runs import CHECKPOINT_FILE
+from xpnet.train import model_state
 from xpnet.train.callbacks import Callback
 from xpnet.train.model import Model, from_file
 
@@ -99,7 +100,7 @@ class Checkpointer(Callback):
     def save(self, *, finished: bool = False) -> None:
         """Write the checkpoint now; on failure the previous one stays and the error says so."""
         try:
-            model_file.write(self.path, self.model.state_dict(), run={"finished": finished})
+            model_state.write(self.path, self.model, run={"finished": finished})
         except XpnetError as error:
             fix = "free disk space or make the folder writable, then "
             raise CheckpointError(f"checkpoint failed: {error}; {self._kept(fix)}") from None

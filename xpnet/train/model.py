@@ -96,7 +96,7 @@ class Model:
 
     def save(self, path) -> None:
         """Write model, optimizer state, settings and history to ``path`` atomically (no pickle)."""
-        model_file.write(path, self.state_dict())
+        model_state.write(path, self)
 
     # -- training ----------------------------------------------------------------------------------
 

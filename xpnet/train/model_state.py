@@ -7,7 +7,8 @@ and, inside an epoch, the position and the outputs its steps kept (``progress/..
 outputs were kept hold the running sums instead). Each part describes itself
 (``Network``, the optimizer, ``EarlyStopping``, ``EpochPosition``); this module only gathers them.
 Model files, checkpoints and pickled estimators all go through it, and so they share one layout: the
-model file format (version 1).
+model file format, version 1, or version 2 where a position holds kept outputs, which xpnet before
+that format reads as a corrupt file (``write`` stamps it).
 
 A description may come from a stranger's file, so ``settings_of`` and ``load_state`` check every value
 against the others before they place a single array on the device, and raise ``StateError`` naming what
@@ -24,6 +25,7 @@ import numpy as np
 
 from xpnet.arrays.backend import select
 from xpnet.errors import StateError, XpnetError, one_line
+from xpnet.io import model_file
 from xpnet.nn.layers import Dense
 from xpnet.nn.network import PARAMETER_PREFIX, Network
 from xpnet.train.config import TrainConfig
@@ -66,6 +68,14 @@ def state_of(model: Model) -> dict:
         state["progress"] = position
         state |= {POSITION_PREFIX + name: array for name, array in arrays.items() if array is not None}
     return state
+
+
+def write(path, model: Model, *, run: dict | None = None) -> None:
+    """Write ``model``'s state as a model file (see ``xpnet.io.model_file``), stamped with the oldest
+    format version that reads it: 2 where it holds kept outputs, else 1, which every xpnet reads."""
+    state = model.state_dict()
+    version = 2 if POSITION_PREFIX + "outputs" in state else 1
+    model_file.write(path, state, version=version, run=run)
 
 
 def load_state(model: Model, state: dict) -> None:
