@@ -28,7 +28,8 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SLOWING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-FRAMEWORKS = ("xpnet", "torch", "sklearn")
+# "gemms" is no trainer: the matrix products of xpnet's steps alone, NumPy's floor (GemmsTrainer).
+FRAMEWORKS = ("xpnet", "torch", "sklearn", "gemms")
 # With --baseline DIR, "xpnet-baseline" is xpnet imported from DIR (say, an older commit's files).
 BASELINE_SUFFIX = "-baseline"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -239,6 +240,49 @@ class SklearnTrainer:
         return {"scikit-learn": sklearn.__version__}
 
 
+class GemmsTrainer:
+    """Only the matrix products of each training step, in NumPy on the same batches: three per layer
+    but the first (forward, weight gradient, input gradient), two for the first. The floor that no
+    NumPy trainer's epoch can go below with this BLAS; it trains no model, so it has no accuracy."""
+
+    def __init__(self, setup: Setup, seed: int, data):
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        self.x_train = data[0]
+        sizes = (784, *setup.hidden, 10)
+        self.weights = [
+            rng.standard_normal((n_in, n_out), dtype=np.float32) * np.float32(np.sqrt(2 / n_in))
+            for n_in, n_out in itertools.pairwise(sizes)
+        ]
+        self.batch_size = setup.batch_size
+        self.rng = rng
+
+    def epoch(self) -> tuple[float, float]:
+        return timed(self.train_epoch)
+
+    def train_epoch(self) -> None:
+        order = self.rng.permutation(self.x_train.shape[0])
+        for start in range(0, order.shape[0], self.batch_size):
+            inputs = [self.x_train.take(order[start : start + self.batch_size], axis=0)]
+            for weight in self.weights:
+                inputs.append(inputs[-1] @ weight)
+            gradient = inputs.pop()
+            for index in reversed(range(len(self.weights))):
+                inputs[index].T @ gradient
+                if index:
+                    gradient = gradient @ self.weights[index].T
+
+    def accuracy(self) -> None:
+        return None
+
+    @staticmethod
+    def versions() -> dict:
+        import numpy
+
+        return {"numpy": numpy.__version__}
+
+
 def timed(function) -> tuple[float, float]:
     """Wall and CPU seconds (all threads of this process) that ``function()`` takes."""
     started = time.perf_counter(), time.process_time()
@@ -246,7 +290,7 @@ def timed(function) -> tuple[float, float]:
     return time.perf_counter() - started[0], time.process_time() - started[1]
 
 
-TRAINERS = {"xpnet": XpnetTrainer, "torch": TorchTrainer, "sklearn": SklearnTrainer}
+TRAINERS = {"xpnet": XpnetTrainer, "torch": TorchTrainer, "sklearn": SklearnTrainer, "gemms": GemmsTrainer}
 
 
 def peak_rss_mib() -> float:
@@ -407,7 +451,9 @@ def markdown(all_results: dict, epochs: int, seeds: list[int], removed: dict, th
             accuracy = result["accuracy"]
             growth = max(p - s for p, s in zip(result["peak_rss_mib"], result["setup_rss_mib"]))
             cells += [
-                f"{100 * statistics.mean(accuracy):.2f}% ({100 * min(accuracy):.2f}-{100 * max(accuracy):.2f})",
+                "-"
+                if None in accuracy
+                else f"{100 * statistics.mean(accuracy):.2f}% ({100 * min(accuracy):.2f}-{100 * max(accuracy):.2f})",
                 f"{max(result['peak_rss_mib']):.0f}",
                 f"{growth:.0f}",
             ]
@@ -425,7 +471,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/tmp/mnist"), help="folder with the four MNIST IDX files")
     parser.add_argument("--configs", nargs="+", choices=sorted(SETUPS), default=["S", "L"])
-    parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
+    parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=["xpnet", "torch", "sklearn"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, help="threads per library (default: each library's own choice)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])

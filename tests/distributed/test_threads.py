@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import xpnet
 from xpnet.distributed import launcher
 
 pytest.importorskip("mpi4py")
@@ -68,3 +69,37 @@ def test_threads_are_shared_only_under_a_launcher_of_several_local_ranks(monkeyp
     monkeypatch.setenv("OMP_NUM_THREADS", "8")
     assert launcher.user_chose_threads()
     assert launcher.share_cores_among_ranks() is None
+
+
+def blas_threads() -> int:
+    import threadpoolctl
+
+    return max(pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_the_ordered_reduction_trains_on_one_blas_thread_whatever_the_ranks_share(monkeypatch):
+    """A BLAS may round a product differently on another number of threads (OpenBLAS's Haswell kernels
+    do), and ranks get another share of a node's cores on another number of ranks: the ordered
+    reduction, bit-identical on any number of ranks, computes on one thread, unless the user chose a
+    count; the allreduce, reproducible only for a fixed number of ranks, keeps the share."""
+    from xpnet.distributed.parallel import DataParallel
+
+    for name in launcher.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    before = blas_threads()
+    if before < 2:
+        pytest.skip("this process's BLAS runs one thread: nothing to pin")
+    seen = []
+
+    class Threads(xpnet.Callback):
+        def on_epoch_end(self, record):
+            seen.append(blas_threads())
+
+    x, y, _, _ = xpnet.load_digits()
+    for reduction in ("ordered", "allreduce"):
+        model = xpnet.Model(hidden=[16], epochs=1)
+        DataParallel(reduction=reduction).fit(model, x, y, callbacks=[Threads()])
+    assert seen == [1, before] and blas_threads() == before
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", str(before))
+    with DataParallel().one_blas_thread():
+        assert blas_threads() == before

@@ -110,7 +110,7 @@ def test_arrays_changed_after_saving_fail_the_checksum(saved, tmp_path):
 def test_a_newer_format_version_is_refused(saved, tmp_path):
     _, arrays, meta, _ = saved
     write_archive(tmp_path / "future.npz", arrays, {**meta, "version": model_file.FORMAT_VERSION + 1})
-    refused(tmp_path / "future.npz", r"format version 2 is newer than this xpnet reads \(1\); upgrade xpnet")
+    refused(tmp_path / "future.npz", r"format version 3 is newer than this xpnet reads \(2\); upgrade xpnet")
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ position for a checkpoint).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from array_api_compat import device
@@ -33,9 +34,10 @@ from array_api_compat import device
 from xpnet import validation
 from xpnet.arrays.backend import Backend, array_namespace, to_numpy
 from xpnet.arrays.flat import Flat, Views
+from xpnet.distributed import launcher
 from xpnet.distributed.exchange import exchange_for
 from xpnet.distributed.world import World
-from xpnet.errors import SettingError
+from xpnet.errors import SettingError, XpnetError
 from xpnet.train.checkpoint import STOP_SIGNALS
 from xpnet.train.loop import EpochInputs, EpochPosition, EpochResult, batch_bounds, check_position, gathered
 
@@ -67,7 +69,24 @@ class DataParallel:
         """``model.fit(x, y, **fit_options)`` with every step shared by the ranks: call it on every rank
         with the same data and settings (``xpnet.distributed.checkpoint.fit`` adds checkpoints)."""
         model.epoch_runner = self
-        return model.fit(x, y, **fit_options)
+        with self.one_blas_thread():
+            return model.fit(x, y, **fit_options)
+
+    def one_blas_thread(self) -> contextlib.AbstractContextManager:
+        """A block in which this rank's BLAS (and OpenMP) run one thread, for the ordered reduction,
+        unless the user chose a thread count: a BLAS may round a product differently on another number
+        of threads (OpenBLAS does on some processors), and 1, 2 or 4 ranks on a node would otherwise each
+        have another share of its cores, and other results."""
+        if self.reduction != "ordered" or launcher.user_chose_threads():
+            return contextlib.nullcontext()
+        try:
+            import threadpoolctl
+        except ImportError:
+            raise XpnetError(
+                "the ordered reduction runs one BLAS thread per rank, which needs threadpoolctl: "
+                "pip install 'xpnet[mpi]'"
+            ) from None
+        return threadpoolctl.threadpool_limits(limits=1)
 
     def device(self, requested="auto"):
         """The device this rank should train on: one GPU per rank for ``"cuda"`` (or ``"auto"`` where

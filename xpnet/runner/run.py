@@ -195,7 +195,8 @@ def _train(
         resume_command = f"mpiexec -n {parallel.world.size} {checkpoint.RESUME_COMMAND}"
         checkpointer = RankCheckpointer(run_dir, parallel, every_steps=every_steps, resume_command=resume_command)
     started = time.perf_counter()
-    with checkpoint.stop_on_signals(checkpointer):
+    threads = contextlib.nullcontext() if parallel is None else parallel.one_blas_thread()
+    with checkpoint.stop_on_signals(checkpointer), threads:
         if epochs_left:
             watching = [TestSetMetrics(x_test, y_test), *filter(None, [progress]), *callbacks, checkpointer]
             model.fit(x_train, y_train, epochs=epochs_left, callbacks=watching)
