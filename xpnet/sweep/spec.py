@@ -5,6 +5,7 @@
 method = "tpe"        # grid | random | tpe
 metric = "val_loss"   # train_loss, train_accuracy, val_loss or val_accuracy
 trials = 40           # for the whole sweep, however many workers join it
+refit = false         # true: train the best trial's settings again on the whole training set
 [base]                # the keys of --config job.toml
 val-split = 0.1
 [parameters]
