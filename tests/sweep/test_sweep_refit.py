@@ -1,18 +1,26 @@
 """``refit = true``: once the trials are done, the best trial's settings train once more on every
 training row (no validation split) into ``refit/``, an ordinary run folder; the summary reports its test
-accuracy and model beside the chosen trial, and running the command again does not train it again."""
+accuracy and model beside the chosen trial; running the command again does not train it again, and
+continues one that was stopped from its checkpoint; a refit of other settings is never overwritten."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
 import xpnet
 from xpnet import datasets
 from xpnet.cli import main
+from xpnet.errors import TrainingInterrupted, XpnetError
 from xpnet.io import runs
+from xpnet.runner import run as runner
 from xpnet.sweep import refit, run_sweep, spec, summary
+from xpnet.sweep.trial import train_run
+from xpnet.train import checkpoint
+from xpnet.train.callbacks import Callback
 
 pytest.importorskip("optuna")
 
@@ -66,6 +74,39 @@ def test_the_best_trial_is_refit_once_on_every_training_row(tmp_path, capsys):
     assert printed.out.strip().endswith(f"model: {run_dir / runs.MODEL_FILE}")
     assert main(["sweep", "--summary", str(out)]) == 0
     assert f"refit: trial {best['trial']} trained again" in capsys.readouterr().out
+
+
+class SignalAfterEpoch(Callback):
+    """Sends this process SIGTERM at the end of one epoch, as a Ctrl-C or a shutdown would."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch_end(self, record):
+        if record["epoch"] == self.epoch:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return False
+
+
+def test_a_stopped_refit_continues_from_its_checkpoint_with_the_same_command(tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    result = run_sweep(sweep_file(tmp_path, "refit = false"), out=out, jobs=1, quiet=True)
+    run_dir = out / refit.REFIT_DIR
+    with pytest.raises(TrainingInterrupted, match="stopped by SIGTERM"):
+        train_run(run_dir, refit.options(result.sweep, out, result.rows[0]), [SignalAfterEpoch(2)])
+    assert (run_dir / checkpoint.CHECKPOINT_FILE).exists() and not (run_dir / runs.METRICS_FILE).exists()
+    calls = []
+    resume = runner.resume
+    monkeypatch.setattr(runner, "start", lambda *args, **kwargs: calls.append("start"))
+    monkeypatch.setattr(runner, "resume", lambda *args, **kwargs: calls.append("resume") or resume(*args, **kwargs))
+    result = run_sweep(sweep_file(tmp_path, "refit = true"), out=out, jobs=1, quiet=True)
+    assert calls == ["resume"]
+    assert [record["epoch"] for record in runs.read_json(run_dir / runs.METRICS_FILE)["epochs"]] == [1, 2, 3]
+    assert result.refit["trial"] == result.rows[0]["trial"]
+    # A better trial found later (the sweep was given more trials) does not overwrite this refit.
+    other = {**result.rows[1], "trial": 7}
+    with pytest.raises(XpnetError, match=r"refit holds the refit of other settings than the best trial's \(trial 7\)"):
+        refit.fit(result.sweep, out, other)
 
 
 def test_a_trial_that_stopped_early_is_refit_for_the_epochs_its_model_kept(tmp_path):

@@ -97,7 +97,12 @@ def refit_best(result: summary.Result, *, quiet: bool) -> None:
             f"{result.sweep_dir / refit.REFIT_DIR}",
             file=sys.stderr,
         )
-    refit.fit(result.sweep, result.sweep_dir, best, quiet=quiet)
+    try:
+        refit.fit(result.sweep, result.sweep_dir, best, quiet=quiet)
+    except TrainingInterrupted as stopped:
+        raise TrainingInterrupted(
+            f"refit {stopped}; or run the same sweep command, which continues the refit", stopped.signal_number
+        ) from None
 
 
 def worker_devices(device: str, jobs: int) -> list[str | None]:
