@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -391,6 +392,18 @@ def test_real_mnist():
         assert x_train.min() == 0.0 and x_train.max() == 1.0
         assert set(np.unique(y_train)) == set(range(10))
     assert datasets.read_inputs(f"{folder}/t10k-images-idx3-ubyte").shape == (10000, 784)
+
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_fashion_mnist_from_the_debian_package():
+    """The folder the offline error and the README point to reads as Fashion-MNIST, nothing downloaded."""
+    x_train, y_train, x_test, y_test = datasets.load("fashion-mnist", data_dir=DEBIAN_FASHION_MNIST)
+    assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
+    assert np.bincount(y_train).tolist() == [6000] * 10 and np.bincount(y_test).tolist() == [1000] * 10
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -185,6 +186,22 @@ def test_server_down_gives_offline_instructions(served, cache, monkeypatch):
     assert "get train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, " in message
     assert f"from {url} and put train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, " in message
     assert f"t10k-labels-idx1-ubyte (decompressed) into {cache / 'mnist'}, or pass --data-dir FOLDER" in message
+    assert message.endswith("holding the four files (raw or .gz)"), "MNIST has no system-package hint"
+    assert "\n" not in message
+
+
+def test_fashion_mnist_offline_error_names_the_debian_package(cache, monkeypatch):
+    """Debian's dataset-fashion-mnist holds the files (recompressed, so read in place with --data-dir)."""
+    unreachable = dataclasses.replace(loaders.SOURCES["fashion-mnist"], mirrors=("http://127.0.0.1:9/unreachable/",))
+    monkeypatch.setitem(loaders.SOURCES, "fashion-mnist", unreachable)
+    with pytest.raises(DatasetError) as caught:
+        datasets.load("fashion-mnist")
+    message = str(caught.value)
+    assert message.startswith("cannot download fashion-mnist (http://127.0.0.1:9/unreachable/train-images")
+    assert message.endswith(
+        "or pass --data-dir FOLDER holding the four files (raw or .gz); on Debian or Ubuntu, "
+        "apt-get install dataset-fashion-mnist and pass --data-dir /usr/share/datasets/fashion-mnist"
+    )
     assert "\n" not in message
 
 

@@ -26,6 +26,7 @@ def test_a_good_file_is_read_with_its_defaults(tmp_path):
     assert sweep.settings["name"] == "search"  # the file's stem
     assert sweep.settings["metric"] == "val_loss" and sweep.settings["goal"] == "minimize"
     assert sweep.settings["pruner"] == "none" and sweep.settings["jobs"] == 1 and sweep.settings["storage"] == ""
+    assert sweep.settings["refit"] is False
     assert sweep.base == {"epochs": 2, "val_split": 0.2}
     lr, hidden = sweep.parameters
     assert (lr.low, lr.high, lr.log) == (1e-4, 1e-1, True)
@@ -87,6 +88,7 @@ BAD = [
     ({"sweep": '[sweep]\nmethod = "bayes"\ntrials = 2\n'}, r"method 'bayes' is not one of grid, random, tpe"),
     ({"sweep": GOOD_SWEEP + 'pruner = "asha"\n'}, r"pruner 'asha' is not one of none, median, hyperband"),
     ({"sweep": GOOD_SWEEP + "jobs = 0\n"}, r"jobs must be a whole number of at least 1, got 0"),
+    ({"sweep": GOOD_SWEEP + 'refit = "yes"\n'}, r"\[sweep\]: refit must be true or false, got 'yes'"),
     ({"base": GOOD_BASE + 'dataset = "no-such-file.csv"\n'}, r"no-such-file.csv"),
 ]
 

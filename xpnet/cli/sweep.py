@@ -18,7 +18,8 @@ def add_parser(subcommands) -> None:
         help="run the trials of a sweep file in parallel, on Optuna (needs pip install 'xpnet[sweep]')",
         description="Run the trials of a sweep file ([sweep]: method, metric, trials, ...; [base]: the options "
         "of --config; [parameters]: the options to search) as run folders inside a sweep folder, JOBS at a time, "
-        "and write its summary (summary.csv, summary.md, best.json, history.png, importance.png). Run the same "
+        "and write its summary (summary.csv, summary.md, best.json, history.png, importance.png); with refit = true "
+        "in [sweep], then train the best trial's settings again on the whole training set into refit/. Run the same "
         "command again to continue a sweep that was stopped; start it on other machines with the same sweep "
         "folder (a shared volume) or database storage to add workers.",
         epilog="Example: xpnet sweep examples/sweeps/digits_quick.toml --out sweeps/quick --jobs 2",

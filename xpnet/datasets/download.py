@@ -41,10 +41,12 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a dataset's files are published: base URLs tried in order, and the files to fetch."""
+    """Where a dataset's files are published: base URLs tried in order, and the files to fetch; ``hint``
+    ends the could-not-download error with another way to get them (a system package, say)."""
 
     mirrors: tuple[str, ...]
     files: tuple[RemoteFile, ...]
+    hint: str = ""
 
 
 class _MirrorFailed(Exception):
@@ -89,10 +91,11 @@ def _download(name: str, source: Source, remote: RemoteFile, target: Path, *, qu
             failures.append(f"{url}: {failure}")
     wanted = ", ".join(file.stored_name for file in source.files)
     decompressed = " (decompressed)" if any(file.gunzip for file in source.files) else ""
+    hint = f"; {source.hint}" if source.hint else ""
     raise DatasetError(
         f"cannot download {name} ({'; '.join(failures)}); get {', '.join(file.name for file in source.files)} "
         f"from {source.mirrors[0]} and put {wanted}{decompressed} into {target.parent}, "
-        "or pass --data-dir FOLDER holding the four files (raw or .gz)"
+        f"or pass --data-dir FOLDER holding the four files (raw or .gz){hint}"
     )
 
 

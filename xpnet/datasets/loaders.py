@@ -76,6 +76,9 @@ SOURCES: dict[str, Source] = {
             _fashion_file(IDX_NAMES["x_test"], "bef4ecab320f06d8554ea6380940ec79"),
             _fashion_file(IDX_NAMES["y_test"], "bb300cfdad3c16e7a12a480ee83cd310"),
         ),
+        # Debian recompresses the .gz files, so their MD5 is not the publisher's: read them in place.
+        hint="on Debian or Ubuntu, apt-get install dataset-fashion-mnist and pass --data-dir "
+        "/usr/share/datasets/fashion-mnist",
     ),
 }
 

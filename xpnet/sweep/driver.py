@@ -10,6 +10,9 @@ through the same study.
 
 Everything that can be checked is checked before the first worker starts: the sweep file, the folder,
 the device, the dataset (downloaded here once, not by every worker) and the storage.
+
+With ``refit = true``, once every trial is done this process trains the best trial's settings once more
+on the whole training set (``xpnet.sweep.refit``), or continues a refit that was stopped.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from xpnet import datasets, validation
 from xpnet.arrays.backend import cuda_device_count, select
 from xpnet.errors import TrainingInterrupted, XpnetError
 from xpnet.runner.settings import resolve_values
-from xpnet.sweep import budget, claims, engine, folder, spec, summary
+from xpnet.sweep import budget, claims, engine, folder, refit, spec, summary
 
 # Each worker's share of the cores, set before it loads NumPy (and Numba, for the fused optimizer updates).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -70,13 +73,36 @@ def run_sweep(path, out=None, jobs: int | None = None, *, quiet: bool = False) -
             "sweep stopped; its running trials were checkpointed and queued again: run the same command to continue",
             signal.SIGINT,
         ) from None
-    found, note = summary.write(study, sweep, sweep_dir, pictures=True)
-    if note and not quiet:
-        print(f"xpnet: note: {note}", file=sys.stderr)
+    result = summary.write(study, sweep, sweep_dir, pictures=True)
+    if result.note and not quiet:
+        print(f"xpnet: note: {result.note}", file=sys.stderr)
     progress = budget.progress(study.get_trials(deepcopy=False), sweep.settings["goal"])
     if not progress.finished(sweep.settings["trials"]):
         raise XpnetError(f"the sweep in {sweep_dir} stopped unfinished: {_failures(workers)}")
-    return summary.Result(sweep_dir, sweep, found)
+    if sweep.settings["refit"] and result.refit is None:
+        refit_best(result, quiet=quiet)
+        result = summary.write(study, sweep, sweep_dir, pictures=False)
+    return result
+
+
+def refit_best(result: summary.Result, *, quiet: bool) -> None:
+    """Train the best trial's settings once more on the whole training set (``xpnet.sweep.refit``), in
+    this process, once the trials are done; a refit that was stopped resumes from its checkpoint."""
+    best = summary.best_row(result.rows)
+    if best is None:
+        raise XpnetError(f"the sweep in {result.sweep_dir} has no finished trial to refit; see its summary.md")
+    if not quiet:
+        print(
+            f"xpnet: refit: training trial {best['trial']}'s settings on the whole training set into "
+            f"{result.sweep_dir / refit.REFIT_DIR}",
+            file=sys.stderr,
+        )
+    try:
+        refit.fit(result.sweep, result.sweep_dir, best, quiet=quiet)
+    except TrainingInterrupted as stopped:
+        raise TrainingInterrupted(
+            f"refit {stopped}; or run the same sweep command, which continues the refit", stopped.signal_number
+        ) from None
 
 
 def worker_devices(device: str, jobs: int) -> list[str | None]:

@@ -5,6 +5,7 @@
 method = "tpe"        # grid | random | tpe
 metric = "val_loss"   # train_loss, train_accuracy, val_loss or val_accuracy
 trials = 40           # for the whole sweep, however many workers join it
+refit = false         # true: train the best trial's settings again on the whole training set
 [base]                # the keys of --config job.toml
 val-split = 0.1
 [parameters]
@@ -49,9 +50,10 @@ SWEEP_DEFAULTS = {
     "pruner_warmup_epochs": 0,
     "storage": "",
     "name": None,
+    "refit": False,
 }
 # [sweep] keys that may change when a sweep is continued: they decide no trial's result.
-NOT_SEARCH_SETTINGS = ("trials", "jobs", "storage")
+NOT_SEARCH_SETTINGS = ("trials", "jobs", "storage", "refit")
 # Where and how a trial runs is the sweep's to decide, not [base]'s.
 NOT_IN_BASE = {
     "out": "each trial's run folder is made inside the sweep folder: give --out to xpnet sweep instead",
@@ -261,6 +263,8 @@ def _settings(table: dict, base: dict, parameters: tuple[Parameter, ...], where:
     for key in ("storage", "name"):
         if settings[key] is not None and not isinstance(settings[key], str):
             raise XpnetError(f"{where}: {key} must be a string, got {settings[key]!r}")
+    if not isinstance(settings["refit"], bool):
+        raise XpnetError(f"{where}: refit must be true or false, got {settings['refit']!r}")
     settings["name"] = settings["name"] or default_name
     settings["metric"] = _metric(settings["metric"], base, parameters, where)
     settings["goal"] = settings["goal"] or ("maximize" if settings["metric"].endswith("accuracy") else "minimize")

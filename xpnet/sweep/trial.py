@@ -54,11 +54,15 @@ class ReportToTrial(Callback):
         return False
 
 
-def kept_value(epochs: list[dict], metric: str, early_stopping: int | None) -> float:
-    """The metric of the epoch whose weights the run kept: the last, or with early stopping the first
+def kept_epoch(epochs: list[dict], early_stopping: int | None) -> dict:
+    """The record of the epoch whose weights the run kept: the last, or with early stopping the first
     of lowest validation loss, whose weights it restored."""
-    kept = min(epochs, key=lambda record: record["val_loss"]) if early_stopping else epochs[-1]
-    return kept[metric]
+    return min(epochs, key=lambda record: record["val_loss"]) if early_stopping else epochs[-1]
+
+
+def kept_value(epochs: list[dict], metric: str, early_stopping: int | None) -> float:
+    """The metric of the epoch whose weights the run kept (``kept_epoch``)."""
+    return kept_epoch(epochs, early_stopping)[metric]
 
 
 @dataclass
@@ -119,20 +123,28 @@ class Objective:
     def _train(self, run_dir: Path, values: dict, reporter: ReportToTrial) -> tuple[list[dict], int | None]:
         """Train (or resume, or read back) the trial's run; its epochs' records and its early stopping."""
         where = {"device": self.device} if self.device else {}
-        if (run_dir / runs.METRICS_FILE).exists():  # trained to the end before its worker was lost
-            with runs.lock(run_dir):  # the lost worker may have been drawing its pictures
-                runner.remove_leftovers(run_dir)
-                runner.draw_pictures(run_dir)
-            epochs = runs.read_json(run_dir / runs.METRICS_FILE)["epochs"]
-            return epochs, resolve_values(runner.recorded_options(run_dir)).config.early_stopping
-        log = WarningLog()
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")  # each distinct warning once, recorded in metrics.json
-            warnings.filterwarnings("ignore", message=NUMPY_FLOATING_POINT, category=RuntimeWarning)
-            warnings.showwarning = log.show
-            if (run_dir / checkpoint.CHECKPOINT_FILE).exists():
-                finished = runner.resume(run_dir, {**QUIET, **where}, log, [reporter])
-            else:
-                options = {**self.spec.base, **values, **QUIET, **where, "out": str(run_dir)}
-                finished = runner.start(resolve_values(options), log, [reporter])
-        return finished.metrics["epochs"], finished.model.config.early_stopping
+        return train_run(run_dir, {**self.spec.base, **values, **QUIET, **where}, [reporter])
+
+
+def train_run(run_dir: Path, options: dict, callbacks=()) -> tuple[list[dict], int | None]:
+    """Train the run of ``options`` into ``run_dir``; or resume it from its checkpoint there (``options``
+    may change only how it is watched and where it runs); or, where it had trained to the end, only read
+    its results, redrawing what the process that trained it left undrawn. Its epochs' records and its
+    early stopping."""
+    if (run_dir / runs.METRICS_FILE).exists():  # trained to the end before its process was lost
+        with runs.lock(run_dir):  # the lost process may have been drawing its pictures
+            runner.remove_leftovers(run_dir)
+            runner.draw_pictures(run_dir)
+        epochs = runs.read_json(run_dir / runs.METRICS_FILE)["epochs"]
+        return epochs, resolve_values(runner.recorded_options(run_dir)).config.early_stopping
+    log = WarningLog()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # each distinct warning once, recorded in metrics.json
+        warnings.filterwarnings("ignore", message=NUMPY_FLOATING_POINT, category=RuntimeWarning)
+        warnings.showwarning = log.show
+        if (run_dir / checkpoint.CHECKPOINT_FILE).exists():
+            changes = {name: options[name] for name in runner.RESUME_OVERRIDES if name in options}
+            finished = runner.resume(run_dir, changes, log, callbacks)
+        else:
+            finished = runner.start(resolve_values({**options, "out": str(run_dir)}), log, callbacks)
+    return finished.metrics["epochs"], finished.model.config.early_stopping
