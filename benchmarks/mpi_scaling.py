@@ -13,6 +13,7 @@ Data: MNIST's shape (784 features, 10 classes), random unless --data names a fol
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -47,10 +48,10 @@ def timed_fit(model, x, y, parallel=None) -> tuple[float, float]:
             return total
 
         parallel._sum = timed_sum
-        model.epoch_runner = parallel
-    model.fit(x, y, epochs=1)
+    fit = model.fit if parallel is None else lambda *data, **options: parallel.fit(model, *data, **options)
+    fit(x, y, epochs=1)
     summing[0] = 0.0
-    history = model.fit(x, y, epochs=1)
+    history = fit(x, y, epochs=1)
     steps = x.shape[0] // BATCH
     return history[-1]["seconds"] / steps, summing[0] / steps
 
@@ -72,12 +73,13 @@ def main() -> None:
     args = parser.parse_args()
     world = World()
     x, y = data(args.steps, args.data)
-    threads = _blas_threads()
     modes = ["plain", "ordered", "allreduce"] if world.size == 1 else ["ordered", "allreduce"]
     for name in args.networks:
         for mode in modes:
             model = xpnet.Model(hidden=NETWORKS[name], batch_size=BATCH, device="cpu")
             parallel = None if mode == "plain" else xpnet.DataParallel(world, reduction=mode)
+            with contextlib.nullcontext() if parallel is None else parallel.one_blas_thread():
+                threads = _blas_threads()  # what the steps run on
             step, summing = timed_fit(model, x, y, parallel)
             n_values = sum(int(np.prod(p.shape)) for p in model.network.parameters())
             received = 0 if parallel is None else received_bytes(parallel, n_values, 4)
