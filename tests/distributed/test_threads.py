@@ -103,3 +103,17 @@ def test_the_ordered_reduction_trains_on_one_blas_thread_whatever_the_ranks_shar
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", str(before))
     with DataParallel().one_blas_thread():
         assert blas_threads() == before
+
+
+def test_the_ordered_reduction_without_threadpoolctl_names_the_extra(monkeypatch):
+    from xpnet.distributed.parallel import DataParallel
+
+    for name in launcher.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # an import of it raises ImportError
+    with pytest.raises(
+        xpnet.XpnetError, match=r"one BLAS thread per rank, which needs threadpoolctl: pip install 'xpnet\[mpi\]'"
+    ):
+        DataParallel().one_blas_thread()
+    with DataParallel(reduction="allreduce").one_blas_thread():
+        pass
