@@ -43,17 +43,19 @@ def forward_in_float64(path, x):
     return out
 
 
-def assert_loads_the_files_weights(model, path):
+def loaded(path) -> xpnet.Model:
+    """The model file at ``path`` loaded, its weights shown equal, bit for bit, to the archive's own entries."""
+    model = xpnet.load(path)
     archive = np.load(path)
     for name, parameter in zip(model.network.parameter_names(), model.network.parameters()):
         np.testing.assert_array_equal(parameter, archive[f"param/{name}"])
+    return model
 
 
 def test_an_old_classifier_file_predicts_what_it_did():
     expected = np.load(FIXTURES / "expected.npz")
     _, _, x_test, _ = xpnet.load_digits()
-    model = xpnet.load(FIXTURES / "classifier.npz")
-    assert_loads_the_files_weights(model, FIXTURES / "classifier.npz")
+    model = loaded(FIXTURES / "classifier.npz")
     probabilities = model.predict_proba(x_test)
     np.testing.assert_allclose(probabilities, expected["classifier_proba"], **FLOAT32_ROUNDING)
     logits = forward_in_float64(FIXTURES / "classifier.npz", x_test)
@@ -67,8 +69,7 @@ def test_an_old_classifier_file_predicts_what_it_did():
 def test_an_old_regressor_file_predicts_what_it_did():
     expected = np.load(FIXTURES / "expected.npz")
     _, _, x_test, _ = xpnet.load_digits()
-    model = xpnet.load(FIXTURES / "regressor.npz")
-    assert_loads_the_files_weights(model, FIXTURES / "regressor.npz")
+    model = loaded(FIXTURES / "regressor.npz")
     outputs = model.predict(x_test)
     np.testing.assert_allclose(outputs, expected["regressor_outputs"], **FLOAT32_ROUNDING)
     np.testing.assert_allclose(outputs, forward_in_float64(FIXTURES / "regressor.npz", x_test), **FLOAT32_ROUNDING)
