@@ -2,7 +2,8 @@
 
 Each math test is written once and runs on every backend: NumPy, array-api-strict on its default
 device and on its second device ``device1`` (which catches arrays created on the wrong device, the
-bug that breaks CuPy on ``cuda:1``), PyTorch on the CPU, and CuPy where a GPU is present.
+bug that breaks CuPy on ``cuda:1``), PyTorch on the CPU, JAX on the CPU (immutable arrays), and CuPy
+where a GPU is present.
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ def _torch() -> Backend:
     return Backend(xp, xp.__array_namespace_info__().default_device(), "torch")
 
 
+def _jax() -> Backend:
+    """JAX's NumPy on the CPU, as users have it: 64-bit types off, so its arrays are float32 and int32
+    unless asked otherwise, and JAX's arrays are immutable (every update must be assigned)."""
+    pytest.importorskip("jax")
+    import jax
+    import jax.numpy as xp
+
+    return Backend(xp, jax.devices("cpu")[0], "jax")
+
+
 def _cupy() -> Backend:
     pytest.importorskip("cupy")
     if not cuda_available():
@@ -78,6 +89,7 @@ BACKENDS = {
     "strict": lambda: _strict("CPU_DEVICE"),
     "strict-device1": lambda: _strict("device1"),
     "torch": _torch,
+    "jax": _jax,
     "cupy": _cupy,
 }
 
@@ -87,7 +99,12 @@ BACKENDS = {
 )
 def backend(request) -> Backend:
     """Every available array library and device, each as a Backend (namespace + device)."""
-    return BACKENDS[request.param]()
+    chosen = BACKENDS[request.param]()
+    yield chosen
+    if chosen.name == "jax":  # 64-bit types back off, as users have them, if a test turned them on
+        import jax
+
+        jax.config.update("jax_enable_x64", False)
 
 
 @pytest.fixture
@@ -97,10 +114,40 @@ def xp(backend):
 
 
 def on(backend: Backend, array, dtype=None):
-    """Copy host data onto ``backend``'s device, keeping its NumPy dtype unless ``dtype`` is given."""
+    """Copy host data onto ``backend``'s device, keeping its NumPy dtype unless ``dtype`` is given; 64-bit
+    host data goes to the backend's default dtypes where it has no 64-bit types (JAX, as installed)."""
     array = np.asarray(array)
-    dtype = getattr(backend.xp, str(array.dtype)) if dtype is None else dtype
+    if dtype is None:
+        defaults = backend.xp.__array_namespace_info__().default_dtypes(device=backend.device)
+        kind = "real floating" if array.dtype.kind == "f" else "integral" if array.dtype.kind in "iu" else None
+        dtype = getattr(backend.xp, str(array.dtype))
+        if kind and array.dtype.itemsize == 8 and dtype not in supported_dtypes(backend, kind):
+            dtype = defaults[kind]
     return backend.xp.asarray(array, dtype=dtype, device=backend.device)
+
+
+def supported_dtypes(backend: Backend, kind: str) -> tuple:
+    """The dtypes of ``kind`` (as ``isdtype`` names kinds) that ``backend`` holds."""
+    return tuple(backend.xp.__array_namespace_info__().dtypes(device=backend.device, kind=kind).values())
+
+
+def writable(backend: Backend) -> None:
+    """Skip a test of flat buffers and writing through views on a library whose arrays cannot be
+    written (JAX): xpnet never packs those, and trains them one array per parameter."""
+    from xpnet.arrays.flat import gives_writable_views
+
+    if not gives_writable_views(backend.xp.zeros((1,), device=backend.device)):
+        pytest.skip(f"{backend.name} arrays cannot be written: xpnet never packs them")
+
+
+def float64(backend: Backend):
+    """``backend``'s float64, for a test that needs it (finite differences): JAX has it only with 64-bit
+    types on, which this turns on until the test ends (the ``backend`` fixture turns them off again)."""
+    if backend.name == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    return backend.xp.float64
 
 
 def assert_array(actual, expected, backend: Backend, *, dtype=None, rtol=1e-6, atol=0.0) -> None:

@@ -68,8 +68,8 @@ def command_refusal(argv, capsys) -> str:
             "unknown activation 'swish': choose one of gelu, identity, leaky_relu, relu, sigmoid, tanh",
         ),
         (
-            [lambda: xpnet.TrainConfig(optimizer="rmsprop"), lambda: optim.make("rmsprop")],
-            "unknown optimizer 'rmsprop': choose one of sgd, momentum, nesterov, adam, adamw",
+            [lambda: xpnet.TrainConfig(optimizer="adagrad"), lambda: optim.make("adagrad")],
+            "unknown optimizer 'adagrad': choose one of adam, adamw, rmsprop, sgd, momentum, nesterov",
         ),
         (
             [lambda: xpnet.TrainConfig(epochs=True), lambda: xpnet.Model().fit(np.zeros((2, 2)), [0, 1], epochs=True)],

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import array_api_compat
 import numpy as np
 import pytest
-from conftest import assert_array, import_torch, on
+from conftest import assert_array, float64, import_torch, on
 
 import xpnet.arrays.backend
 from xpnet import Model, XpnetError, select
@@ -112,7 +112,8 @@ def test_asarray_brings_host_and_foreign_arrays_onto_the_backend(backend):
     host = np.arange(6, dtype=np.float32).reshape(3, 2)
     assert_array(backend.asarray(host), host, backend, dtype=backend.xp.float32, rtol=0)
     assert_array(backend.asarray(torch.asarray(host)), host, backend, dtype=backend.xp.float32, rtol=0)
-    assert_array(backend.asarray([[1, 2]], dtype=backend.xp.float64), [[1.0, 2.0]], backend, dtype=backend.xp.float64)
+    f64 = float64(backend)
+    assert_array(backend.asarray([[1, 2]], dtype=f64), [[1.0, 2.0]], backend, dtype=f64)
 
 
 def test_to_numpy_reads_arrays_and_scalars_from_every_backend(backend):

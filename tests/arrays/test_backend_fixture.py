@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, on
+from conftest import assert_array, float64, on
 
 from xpnet.arrays.backend import Backend
 
@@ -13,7 +13,7 @@ def test_arrays_land_on_the_backend_device_with_their_dtype(backend):
     host = np.arange(6, dtype=np.float32).reshape(2, 3)
     array = on(backend, host)
     assert_array(array, host, backend, dtype=backend.xp.float32)
-    assert_array(on(backend, host, backend.xp.float64), host, backend, dtype=backend.xp.float64)
+    assert_array(on(backend, host, float64(backend)), host, backend, dtype=backend.xp.float64)
 
 
 def test_the_assertion_helper_catches_wrong_values_and_dtypes(backend):

@@ -9,7 +9,7 @@ from conftest import assert_array, on
 
 from xpnet.arrays import extensions
 from xpnet.arrays.backend import to_numpy
-from xpnet.arrays.flat import Flat
+from xpnet.arrays.flat import Flat, gives_writable_views
 
 
 def test_products_and_column_sums_go_into_views_of_a_buffer(backend):
@@ -19,10 +19,16 @@ def test_products_and_column_sums_go_into_views_of_a_buffer(backend):
     views = Flat.of([on(backend, np.zeros((3, 4), np.float32)), on(backend, np.zeros(4, np.float32))]).views()
     product = extensions.matmul(x1.T, x2, out=views[0])
     sums = extensions.column_sums(x2, out=views[1])
-    assert product is views[0] and sums is views[1]
     standard_product, standard_sums = to_numpy(x1.T @ x2), to_numpy(xp.sum(x2, axis=0))
-    expected = np.concatenate([standard_product.ravel(), standard_sums])
-    assert_array(views.flat.buffer, expected, backend, dtype=xp.float32, rtol=0)
+    if gives_writable_views(views[0]):
+        assert product is views[0] and sums is views[1]
+        expected = np.concatenate([standard_product.ravel(), standard_sums])
+        assert_array(views.flat.buffer, expected, backend, dtype=xp.float32, rtol=0)
+    else:  # immutable arrays (JAX): the results come back new, and the buffer stays as it was
+        assert product is not views[0] and sums is not views[1]
+        assert_array(views.flat.buffer, np.zeros(16), backend, dtype=xp.float32)
+    assert_array(product, standard_product, backend, dtype=xp.float32, rtol=0)
+    assert_array(sums, standard_sums, backend, dtype=xp.float32, rtol=0)
     assert_array(extensions.matmul(x1.T, x2), standard_product, backend, dtype=xp.float32, rtol=0)
     assert_array(extensions.column_sums(x2), standard_sums, backend, dtype=xp.float32, rtol=0)
 

@@ -53,7 +53,7 @@ def test_the_default_run_prints_every_epoch_and_reaches_97_percent(default_run):
         (["--lr", "-0.1"], "learning rate must be positive, got -0.1; try 0.001 with adam"),
         (["--epochs", "0"], "epochs must be a positive integer, got 0"),
         (["--activation", "swish"], "unknown activation 'swish': choose one of"),
-        (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop': choose one of"),
+        (["--optimizer", "adagrad"], "unknown optimizer 'adagrad': choose one of"),
         (["--dtype", "float16"], "unknown dtype 'float16': choose one of float32, float64"),
         (["--dropout", "1.0"], r"dropout must be in \[0, 1\), got 1.0"),
         (["--device", "gpu"], "unknown device 'gpu': use 'cpu', 'cuda', 'cuda:N' or 'auto'"),

@@ -156,7 +156,7 @@ def test_missing_or_extra_arrays_are_refused(saved, tmp_path, change, match):
         ("version", 0, "format version 0 is not valid"),
         ("layers", [{"type": "Conv2D"}], "unknown layer type 'Conv2D'"),
         ("layers", "Dense", "layer list is missing or malformed"),
-        ("config", {"hidden": [8], "optimizer": "rmsprop"}, "model settings are invalid .*unknown optimizer"),
+        ("config", {"hidden": [8], "optimizer": "adagrad"}, "model settings are invalid .*unknown optimizer"),
         ("config", {"lr": "fast"}, "model settings are invalid"),
         ("config", [], "model settings are missing"),
         ("history", {"epoch": 1}, "training history is missing or malformed"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from array_api_compat import array_namespace
-from conftest import on
+from conftest import float64, on, writable
 
 from xpnet import Activation, Dense, GradientMismatch, Layer, Network, XpnetError, gradcheck
 from xpnet.arrays.backend import numpy_backend, to_numpy
@@ -60,12 +60,11 @@ class InputGradientWithoutTranspose(Dense):
 
 def problem(backend, first_layer=Dense, seed: int = 0):
     rng = np.random.default_rng(seed)
-    xp = backend.xp
 
     def dense(kind):
         return kind(
-            on(backend, rng.normal(size=(N_UNITS, N_UNITS)), xp.float64),
-            on(backend, rng.normal(size=N_UNITS), xp.float64),
+            on(backend, rng.normal(size=(N_UNITS, N_UNITS)), float64(backend)),
+            on(backend, rng.normal(size=N_UNITS), float64(backend)),
         )
 
     network = Network(
@@ -73,12 +72,12 @@ def problem(backend, first_layer=Dense, seed: int = 0):
             dense(Dense),
             Activation("tanh"),
             dense(first_layer),
-            Scale(on(backend, rng.uniform(0.5, 1.5, size=N_UNITS), xp.float64)),
+            Scale(on(backend, rng.uniform(0.5, 1.5, size=N_UNITS), float64(backend))),
             Activation("sigmoid"),
             dense(Dense),
         ]
     )
-    x = on(backend, rng.normal(size=(N_SAMPLES, N_UNITS)), xp.float64)
+    x = on(backend, rng.normal(size=(N_SAMPLES, N_UNITS)), float64(backend))
     labels = on(backend, rng.integers(0, N_UNITS, size=N_SAMPLES))
     return network, x, labels
 
@@ -122,6 +121,7 @@ def test_the_checked_network_and_inputs_are_left_untouched(backend):
 
 
 def test_a_network_packed_for_training_is_checked_in_float64_and_left_untouched(backend):
+    writable(backend)
     network, x, labels = problem(backend, seed=4)
     network.trained_parameters()  # parameters and gradient buffers packed, as training leaves them
     buffers = [to_numpy(g).copy() for g in network.trained_gradients()]

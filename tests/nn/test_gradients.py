@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, import_torch, on, torch_activations
+from conftest import assert_array, float64, import_torch, on, torch_activations
 
 from xpnet import Activation, Dense, Dropout, GradientMismatch, Layer, Network, gradcheck
 from xpnet.arrays.backend import numpy_backend
@@ -66,7 +66,7 @@ def torch_gradients(problem, activation: str, loss: str, dtype) -> dict[str, np.
 @pytest.mark.parametrize("activation", ACTIVATION_NAMES)
 def test_backward_matches_finite_differences(backend, activation):
     problem = host_problem()
-    network = xpnet_network(backend, problem, activation, backend.xp.float64)
+    network = xpnet_network(backend, problem, activation, float64(backend))
     errors = gradcheck(network, on(backend, problem["x"]), on(backend, problem["labels"]), tolerance=1e-6)
     assert set(errors) == {"0.weight", "0.bias", "2.weight", "2.bias", "input"}
     assert max(errors.values()) <= 1e-6
@@ -75,12 +75,13 @@ def test_backward_matches_finite_differences(backend, activation):
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
 def test_mse_backward_matches_finite_differences(backend, activation):
     problem = host_problem(1)
-    network = xpnet_network(backend, problem, activation, backend.xp.float64)
+    network = xpnet_network(backend, problem, activation, float64(backend))
     errors = gradcheck(network, on(backend, problem["x"]), on(backend, problem["targets"]), loss="mse")
     assert max(errors.values()) <= 1e-6
 
 
 def test_gradcheck_of_a_network_with_dropout_checks_the_evaluation_pass(backend):
+    float64(backend)
     problem = host_problem(2)
     network = xpnet_network(backend, problem, "relu", backend.xp.float32, dropout=0.5)
     errors = gradcheck(network, on(backend, problem["x"]), on(backend, problem["labels"]))
@@ -137,7 +138,7 @@ class WrongTanh(Layer):
 
 def test_gradcheck_catches_a_wrong_backward_pass(backend):
     problem = host_problem(7)
-    network = xpnet_network(backend, problem, "identity", backend.xp.float64)
+    network = xpnet_network(backend, problem, "identity", float64(backend))
     network.layers[1] = WrongTanh()
     with pytest.raises(GradientMismatch, match="differs from finite differences"):
         gradcheck(network, on(backend, problem["x"]), on(backend, problem["labels"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, import_torch, on
+from conftest import assert_array, float64, import_torch, on
 
 from xpnet import XpnetError
 from xpnet.arrays.backend import to_numpy
@@ -64,6 +64,7 @@ def test_cross_entropy_matches_torch_on_moderate_logits(backend):
 
 
 def test_cross_entropy_matches_torch_for_probability_targets(backend):
+    float64(backend)
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(6, 4))
     targets = rng.dirichlet(np.ones(4), size=6)

@@ -5,7 +5,7 @@ anew before the next epoch."""
 from __future__ import annotations
 
 import numpy as np
-from conftest import assert_array, on
+from conftest import assert_array, on, writable
 
 from xpnet.arrays.backend import array_namespace, to_numpy
 from xpnet.arrays.flat import Views
@@ -32,6 +32,7 @@ def network_and_batch(backend):
 
 
 def test_parameters_and_gradients_are_views_of_flat_buffers_with_the_same_values(backend):
+    writable(backend)
     network, x, grad_output = network_and_batch(backend)
     before = [to_numpy(p).copy() for p in network.parameters()]
     network.forward(x, training=True)
@@ -51,6 +52,7 @@ def test_parameters_and_gradients_are_views_of_flat_buffers_with_the_same_values
 
 
 def test_a_replaced_parameter_is_packed_anew_and_copies_are_independent(backend):
+    writable(backend)
     network, _, _ = network_and_batch(backend)
     params = network.trained_parameters()
     copies = network.copy_parameters()

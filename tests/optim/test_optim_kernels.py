@@ -37,7 +37,7 @@ def _run_steps(make_optimizer, dtype, lrs=(0.1, 0.05, 0.02)):
     params = _arrays(0, dtype)
     optimizer = make_optimizer()
     for step, lr in enumerate(lrs):
-        optimizer.step(params, _arrays(step + 1, dtype), lr)
+        params = optimizer.step(params, _arrays(step + 1, dtype), lr)
     return params, optimizer.state
 
 
@@ -59,8 +59,9 @@ def test_fast_updates_equal_the_reference_bit_for_bit(name, dtype):
 def test_fast_path_is_taken_for_numpy_arrays(monkeypatch):
     calls = []
 
-    def record(settings, step, param, *arrays):
+    def record(settings, step, param, grad, *buffers):
         calls.append(param.shape)
+        return param, *buffers
 
     fast = dataclasses.replace(optim.Adam.variants, chunked=record, fused=record)
     monkeypatch.setattr(optim.Adam, "variants", fast)
@@ -167,3 +168,25 @@ def _counting(function, calls):
         return function(*args)
 
     return counted
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_the_reference_returns_new_arrays_and_writes_into_none(name):
+    """The array-API reference is a pure function, so it trains libraries whose arrays cannot be
+    written (JAX, Dask); the NumPy variants update in place and return the arrays they were given."""
+    optimizer = OPTIMIZERS[name]()
+    param, grad = _arrays(0, np.float32)[0], _arrays(1, np.float32)[0]
+    buffers = [np.full_like(param, 0.5) for _ in optimizer.buffers]
+    given = [array.copy() for array in (param, grad, *buffers)]
+    step = optim.optimizer.Step(0.1, 3)
+    new = optimizer.variants.reference(optimizer.settings, step, param, grad, *buffers)
+    assert len(new) == 1 + len(buffers)
+    assert all(out is not array for out, array in zip(new, (param, *buffers)))
+    for array, before in zip((param, grad, *buffers), given, strict=True):
+        np.testing.assert_array_equal(array, before)
+    for variant in (optimizer.variants.chunked, optimizer.variants.fused):
+        in_place = variant(optimizer.settings, step, param, grad, *buffers)
+        assert all(out is array for out, array in zip(in_place, (param, *buffers), strict=True))
+        for out, expected in zip(in_place, new, strict=True):
+            np.testing.assert_array_equal(out, expected)
+        param, buffers = given[0].copy(), [array.copy() for array in given[2:]]

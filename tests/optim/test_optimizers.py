@@ -25,6 +25,8 @@ def torch_optimizer(name: str, params, weight_decay: float):
         return torch.optim.SGD(params, lr=1.0, momentum=0.9, nesterov=name == "nesterov", weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=1.0, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=1.0, weight_decay=weight_decay)
     return torch.optim.AdamW(params, lr=1.0, weight_decay=weight_decay)
 
 
@@ -46,7 +48,7 @@ def test_steps_match_torch_optim(backend, name, weight_decay):
     reference = [torch.tensor(p, requires_grad=True) for p in initial]
     reference_optimizer = torch_optimizer(name, reference, weight_decay)
     for lr, step_gradients in zip(LEARNING_RATES, gradients):
-        optimizer.step(params, [on(backend, g) for g in step_gradients], lr)
+        params = optimizer.step(params, [on(backend, g) for g in step_gradients], lr)
         for group in reference_optimizer.param_groups:
             group["lr"] = lr
         for tensor, gradient in zip(reference, step_gradients):
@@ -59,17 +61,29 @@ def test_steps_match_torch_optim(backend, name, weight_decay):
 
 @pytest.mark.parametrize("name", ["momentum", "adam"])
 def test_state_lives_on_the_device_and_persists_across_steps(backend, name):
+    """The buffers stay on the parameters' device and carry over; the step returns new arrays and leaves
+    the ones it was given as they were (the reference never writes into them), except on NumPy, whose
+    fast paths update in place and return the same arrays."""
     xp = backend.xp
     initial, gradients = host_run(1)
     params = [on(backend, p) for p in initial]
     optimizer = make(name)
-    optimizer.step(params, [on(backend, g) for g in gradients[0]], 0.01)
-    buffers = {buffer: list(arrays) for buffer, arrays in optimizer.state.items()}
+    params = optimizer.step(params, [on(backend, g) for g in gradients[0]], 0.01)
+    buffers = {buffer: [np.array(to_numpy(array)) for array in arrays] for buffer, arrays in optimizer.state.items()}
+    live = {buffer: list(arrays) for buffer, arrays in optimizer.state.items()}
+    given = [np.array(to_numpy(param)) for param in params]
     assert set(buffers) == ({"velocity"} if name == "momentum" else {"first_moment", "second_moment"})
-    optimizer.step(params, [on(backend, g) for g in gradients[1]], 0.01)
+    new_params = optimizer.step(params, [on(backend, g) for g in gradients[1]], 0.01)
+    in_place = backend.is_numpy
+    for old, new, values in zip(params, new_params, given, strict=True):
+        assert (new is old) == in_place
+        if not in_place:
+            assert_array(old, values, backend, rtol=0)
+        assert not np.array_equal(to_numpy(new), values)
     for buffer, arrays in optimizer.state.items():
-        for before, after, shape in zip(buffers[buffer], arrays, SHAPES):
-            assert after is before  # updated in place, not rebuilt
+        for before, old_array, after, shape in zip(buffers[buffer], live[buffer], arrays, SHAPES, strict=True):
+            assert (after is old_array) == in_place
+            assert not np.array_equal(to_numpy(after), before)
             assert_array(after, to_numpy(after), backend, dtype=xp.float32)
             assert tuple(after.shape) == shape
     assert optimizer.steps == 2
@@ -82,7 +96,7 @@ def test_momentum_velocity_matches_torch_momentum_buffer(backend):
     reference = [torch.tensor(p, requires_grad=True) for p in initial]
     reference_optimizer = torch.optim.SGD(reference, lr=0.1, momentum=0.9)
     for step_gradients in gradients[:3]:
-        optimizer.step(params, [on(backend, g) for g in step_gradients], 0.1)
+        params = optimizer.step(params, [on(backend, g) for g in step_gradients], 0.1)
         for tensor, gradient in zip(reference, step_gradients):
             tensor.grad = torch.tensor(gradient)
         reference_optimizer.step()
@@ -92,8 +106,8 @@ def test_momentum_velocity_matches_torch_momentum_buffer(backend):
 
 
 def test_bad_optimizer_settings_are_refused_by_name():
-    with pytest.raises(XpnetError, match="unknown optimizer 'rmsprop': choose one of sgd, momentum"):
-        make("rmsprop")
+    with pytest.raises(XpnetError, match="unknown optimizer 'adagrad': choose one of adam, adamw, rmsprop"):
+        make("adagrad")
     with pytest.raises(XpnetError, match="Nesterov momentum needs momentum > 0"):
         make("nesterov", momentum=0.0)
     with pytest.raises(XpnetError, match="weight_decay must be >= 0, got -1"):
@@ -110,7 +124,7 @@ def test_a_fresh_optimizer_given_the_state_dict_continues_exactly_as_the_origina
     assert original.state_dict() == {"steps": 0, "buffers": {}}
     params = [on(backend, p) for p in initial]
     for step_gradients in gradients[:3]:
-        original.step(params, [on(backend, g) for g in step_gradients], 0.05)
+        params = original.step(params, [on(backend, g) for g in step_gradients], 0.05)
     state = original.state_dict()
     assert state["steps"] == 3 and set(state["buffers"]) == set(original.buffers)
     for buffer, arrays in state["buffers"].items():
@@ -120,8 +134,8 @@ def test_a_fresh_optimizer_given_the_state_dict_continues_exactly_as_the_origina
     resumed.load_state_dict({"steps": state["steps"], "buffers": copies})
     resumed_params = [xp.asarray(p, copy=True) for p in params]
     for step_gradients in gradients[3:]:
-        original.step(params, [on(backend, g) for g in step_gradients], 0.05)
-        resumed.step(resumed_params, [on(backend, g) for g in step_gradients], 0.05)
+        params = original.step(params, [on(backend, g) for g in step_gradients], 0.05)
+        resumed_params = resumed.step(resumed_params, [on(backend, g) for g in step_gradients], 0.05)
     assert resumed.steps == original.steps == N_STEPS
     for resumed_param, param in zip(resumed_params, params, strict=True):
         assert_array(resumed_param, to_numpy(param), backend, dtype=xp.float32, rtol=0)
@@ -158,11 +172,35 @@ def test_views_of_one_flat_buffer_step_as_one_array_to_the_same_bits(backend, na
             whole = make(name, weight_decay=0.01)
             buffers = {name: [xp.asarray(a, copy=True) for a in arrays] for name, arrays in state["buffers"].items()}
             whole.load_state_dict({"steps": state["steps"], "buffers": buffers})
-        one_by_one.step(params, [on(backend, g) for g in step_gradients], LEARNING_RATES[step])
-        whole.step(views, Flat.of([on(backend, g) for g in step_gradients]).views(), LEARNING_RATES[step])
+        params = one_by_one.step(params, [on(backend, g) for g in step_gradients], LEARNING_RATES[step])
+        views = whole.step(views, Flat.of([on(backend, g) for g in step_gradients]).views(), LEARNING_RATES[step])
+        assert isinstance(views, Views)
         for view, param in zip(views, params, strict=True):
             assert_array(view, to_numpy(param), backend, dtype=xp.float32, rtol=0)
     for buffer, arrays in one_by_one.state.items():
         assert isinstance(whole.state[buffer], Views)
         for flat_array, array in zip(whole.state[buffer], arrays, strict=True):
             assert_array(flat_array, to_numpy(array), backend, dtype=xp.float32, rtol=0)
+
+
+def test_adam_betas_and_eps_come_from_the_settings_as_torch_takes_them(backend):
+    """``adam_beta1``, ``adam_beta2`` and ``adam_eps`` (``--adam-betas``, ``--adam-eps``) reach the rule."""
+    import xpnet
+
+    initial, gradients = host_run(6)
+    params = [on(backend, p) for p in initial]
+    config = xpnet.TrainConfig(optimizer="adam", adam_beta1=0.5, adam_beta2=0.9, adam_eps=1e-3)
+    optimizer = config.make_optimizer()
+    reference = [torch.tensor(p, requires_grad=True) for p in initial]
+    reference_optimizer = torch.optim.Adam(reference, lr=0.1, betas=(0.5, 0.9), eps=1e-3)
+    for step_gradients in gradients:
+        params = optimizer.step(params, [on(backend, g) for g in step_gradients], 0.1)
+        for tensor, gradient in zip(reference, step_gradients):
+            tensor.grad = torch.tensor(gradient)
+        reference_optimizer.step()
+    for param, tensor in zip(params, reference, strict=True):
+        assert_array(param, tensor.detach().numpy(), backend, rtol=1e-5, atol=1e-6)
+    with pytest.raises(XpnetError, match=r"adam_beta2 must be in \[0, 1\), got 1.0"):
+        xpnet.TrainConfig(adam_beta2=1.0)
+    with pytest.raises(XpnetError, match="adam_eps must be positive, got 0"):
+        xpnet.TrainConfig(adam_eps=0)

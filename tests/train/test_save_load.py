@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_array, on
+from conftest import assert_array, float64, on
 
 import xpnet
 from xpnet import Model, load_digits
@@ -94,6 +94,7 @@ def test_a_numpy_file_loads_and_trains_on_every_backend(trained, digits, backend
 
 
 def test_a_model_trained_on_another_backend_loads_on_the_cpu(backend, digits, tmp_path):
+    float64(backend)
     x, y, x_test, _ = digits
     model = Model(device="auto", optimizer="momentum", dtype="float64", **SETTINGS)
     model.fit(on(backend, x), on(backend, y), epochs=1)

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_array, on
+from conftest import assert_array, float64, on
 
 from xpnet import Dense, Model, Network, TrainingDiverged, XpnetWarning, gradcheck, load_digits
 from xpnet.arrays.backend import to_numpy
@@ -112,7 +112,7 @@ def test_each_sample_is_normalised_over_its_own_classes_not_over_the_batch(backe
 def square_network(backend, seed: int = 0) -> Network:
     """10 -> 10 -> 10: square weights, where a transposed gradient keeps the right shape."""
     rng = np.random.default_rng(seed)
-    dtype = backend.xp.float64
+    dtype = float64(backend)
     return Network(
         [
             Dense(on(backend, rng.normal(size=(10, 10)), dtype), on(backend, rng.normal(size=10), dtype)),

@@ -101,6 +101,12 @@ def is_foreign_array(data) -> bool:
     return array_api_compat.is_array_api_obj(data) and not isinstance(data, np.ndarray)
 
 
+def default_integer(xp: ModuleType, device=None):
+    """The integer dtype ``xp`` makes by default on ``device`` (int64 for NumPy; int32 for JAX, which
+    truncates int64 with a warning unless 64-bit types are enabled): class labels and counts use it."""
+    return xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
+
+
 def numpy_backend() -> Backend:
     import array_api_compat.numpy as xp
 

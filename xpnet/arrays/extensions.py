@@ -15,30 +15,39 @@ from __future__ import annotations
 import functools
 
 import array_api_compat
+from array_api_compat import is_cupy_namespace, is_numpy_namespace, is_torch_namespace
 
 from xpnet.arrays.backend import array_namespace
+from xpnet.arrays.flat import gives_writable_views
 
 
 def matmul(x1, x2, *, out=None):
-    """``x1 @ x2``, written into ``out`` (of the product's shape and dtype) when it is given."""
+    """``x1 @ x2``, written into ``out`` (of the product's shape and dtype) when it is given and its
+    library writes through; callers use the returned array, which is ``out`` or a new one."""
     if out is None:
         return x1 @ x2
     if _takes_out(out):
-        array_namespace(out).matmul(x1, x2, out=out)
-    else:
-        out[...] = x1 @ x2
-    return out
+        return array_namespace(out).matmul(x1, x2, out=out)
+    return _written(out, x1 @ x2)
 
 
 def column_sums(x, *, out=None):
-    """The sum of ``x`` over its first axis, written into ``out`` when it is given."""
+    """The sum of ``x`` over its first axis, written into ``out`` when it is given and its library
+    writes through; callers use the returned array."""
     xp = array_namespace(x)
     if out is None:
         return xp.sum(x, axis=0)
     if _takes_out(out):
-        xp.sum(x, axis=0, out=out)
-    else:
-        out[...] = xp.sum(x, axis=0)
+        return xp.sum(x, axis=0, out=out)
+    return _written(out, xp.sum(x, axis=0))
+
+
+def _written(out, result):
+    """``result`` copied into ``out`` where ``out``'s library writes through its views, else ``result``
+    itself (array-api-extra's ``at(...).set`` does the same)."""
+    if not gives_writable_views(out):
+        return result
+    out[...] = result
     return out
 
 
@@ -61,8 +70,11 @@ def _takes_out(array) -> bool:
 
 @functools.cache
 def _promotes_booleans(xp, dtype) -> bool:
-    """Whether ``xp`` multiplies ``dtype`` arrays by boolean arrays (to ``dtype``)."""
+    """Whether ``xp`` multiplies ``dtype`` arrays by boolean arrays (to ``dtype``) as by a float mask, to
+    the bit: NumPy, CuPy and PyTorch, checked in ``tests/arrays/test_extensions.py`` (JAX promotes, but
+    gives +0 where a float mask gives -0)."""
+    known = any(check(xp) for check in (is_numpy_namespace, is_cupy_namespace, is_torch_namespace))
     try:
-        return xp.result_type(xp.bool, dtype) == dtype
+        return known and xp.result_type(xp.bool, dtype) == dtype
     except TypeError:
         return False

@@ -80,6 +80,12 @@ def packed(arrays: list) -> Views:
     return arrays if isinstance(arrays, Views) else Flat.of(arrays).views()
 
 
+def rebuilt(arrays: list, buffer) -> list:
+    """``arrays`` (``Views``) with their values taken from ``buffer``, a new 1-D array laid out alike: the
+    same views where ``buffer`` is theirs (it was updated in place), else views of ``buffer``."""
+    return arrays if buffer is arrays.flat.buffer else Flat(buffer, arrays.flat.shapes).views()
+
+
 def copied(arrays: list) -> list:
     """Independent copies of ``arrays``: views of one copy of their buffer when they are a ``Views``
     (one operation), else a copy of each."""

@@ -1,5 +1,6 @@
 """One epoch of data-parallel training: ``DataParallel`` takes ``train.loop.train_epoch``'s place
-(``Model.epoch_runner``) and takes the same steps, each spread over the ranks of an MPI world.
+(``Model.epoch_runner``) and runs it with one difference: each step's gradient is spread over the
+ranks of an MPI world (``SharedGradients``).
 
 Every rank holds the whole dataset and model and derives the same shuffle from the run's seed; the
 batch size stays the global batch. Each minibatch is cut into slots (contiguous shares of its rows);
@@ -17,11 +18,11 @@ The two reductions:
   the order of additions is the library's, so results are reproducible for a fixed number of ranks.
 
 A slot's dropout masks come from a stream named by (seed, DROPOUT, epoch, batch, slot), so they do
-not depend on which rank draws them. The buffer of a step also carries each rank's stop request (so a
-signal to any rank stops every rank after the same step) and each slot's outputs, at the slot's rows of
-the batch (zeros elsewhere, so the sum is exact): every rank keeps the whole batch's outputs, from which
-the epoch's loss and correct count are summed as ``train_epoch`` sums them (the same numbers, the same
-position for a checkpoint).
+not depend on which rank draws them. The buffer of a step also carries each slot's outputs, at the
+slot's rows of the batch (zeros elsewhere, so the sum is exact): every rank keeps the whole batch's
+outputs, from which the epoch's loss and correct count are summed as ``train_epoch`` sums them (the
+same numbers, the same position for a checkpoint). Each step the ranks also agree, on the host, on
+any rank's stop request, so a signal to any rank stops every rank after the same step.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ from array_api_compat import device
 
 from xpnet import validation
 from xpnet.arrays.backend import Backend, array_namespace, to_numpy
-from xpnet.arrays.flat import Flat, Views
+from xpnet.arrays.flat import Flat, Views, gives_writable_views
 from xpnet.distributed import launcher
 from xpnet.distributed.exchange import exchange_for
 from xpnet.distributed.world import World
 from xpnet.errors import SettingError, XpnetError
 from xpnet.train.checkpoint import STOP_SIGNALS
-from xpnet.train.loop import EpochInputs, EpochPosition, EpochResult, batch_bounds, check_position, gathered
+from xpnet.train.loop import EpochResult, LocalGradients, train_epoch
 
 REDUCTIONS = ("ordered", "allreduce")
 DEFAULT_MICRO_BATCHES = 4
@@ -98,83 +99,26 @@ class DataParallel:
         """The number of shares each minibatch is cut into."""
         return self.micro_batches if self.reduction == "ordered" else self.world.size
 
-    def __call__(
-        self,
-        network,
-        optimizer,
-        loss_function,
-        x,
-        y,
-        *,
-        lr: float,
-        batch_size: int,
-        order,
-        dropout_rng,
-        classify: bool,
-        on_batch_end=None,
-        position: EpochPosition | None = None,
-        final_check: bool = False,
-    ) -> EpochResult:
-        """``train.loop.train_epoch`` on this rank's share of each step: the same arguments, the same
+    def __call__(self, network, optimizer, loss_function, x, y, **epoch_options) -> EpochResult:
+        """``train.loop.train_epoch`` with this rank's share of each step: the same arguments, the same
         results (device scalars: mean loss and correct count over the whole epoch, of every rank, and the
-        final check's loss), and the same position, whose kept outputs are the whole batch's on every rank."""
-        xp = array_namespace(x)
-        position = position or EpochPosition(0)
-        inputs, y = EpochInputs(x, order), gathered(y, order)
-        targets = loss_function.targets(y, network.n_outputs, x.dtype)
-        position.follow(loss_function, targets, y if classify else None)
-        params = network.trained_parameters()
-        shapes = [tuple(param.shape) for param in params]
-        sizes = [math.prod(shape) for shape in shapes]
-        n_gradients, n_outputs = sum(sizes), network.n_outputs
-        per_rank = -(-self.slots // self.world.size)
-        mine = range(min(self.world.rank * per_rank, self.slots), min((self.world.rank + 1) * per_rank, self.slots))
-        bounds = batch_bounds(x.shape[0], batch_size)
-        check_position(position, bounds, x.shape[0])
-        # The epoch's buffers, reused by every step (fresh ones would cost a page fault per 4 KiB each time).
-        # A slot's outputs go to its rows' stretch of the batch's outputs, zeros elsewhere, so that the
-        # sum holds the whole batch's outputs exactly.
-        first_output = n_gradients + len(STOP_SIGNALS)
-        width = first_output + min(batch_size, x.shape[0]) * n_outputs
-        rows = xp.zeros((per_rank, width), dtype=x.dtype, device=device(x))
-        total = xp.zeros((width,), dtype=x.dtype, device=device(x))
-        for batch in range(position.next_batch, len(bounds)):
-            rows[:, n_gradients:] = 0
-            batch_start, batch_stop = bounds[batch]
-            for row, slot in enumerate(mine):
-                start, stop = slot_bounds(batch_start, batch_stop, slot, self.slots)
-                if start == stop:  # a batch smaller than the slots: this one is empty
-                    rows[row, :] = 0
-                    continue
-                outputs = network.forward(inputs.rows(start, stop), training=True, rng=dropout_rng.child(batch, slot))
-                grad_outputs = loss_function.gradient(outputs, targets[start:stop, ...])
-                # The gradient of the slot's mean loss; weighted by the slot's share, the slots add up to the batch's.
-                network.backward(grad_outputs * ((stop - start) / (batch_stop - batch_start)), input_gradient=False)
-                gradients = network.trained_gradients()
-                if isinstance(gradients, Views):
-                    rows[row, :n_gradients] = gradients.flat.buffer
-                else:
-                    offset = 0
-                    for gradient, size in zip(gradients, sizes):
-                        rows[row, offset : offset + size] = xp.reshape(gradient, (-1,))
-                        offset += size
-                first, end = (first_output + (at - batch_start) * n_outputs for at in (start, stop))
-                rows[row, first:end] = xp.reshape(outputs, (-1,))
-            if self.stop_requested is not None:
-                rows[0, n_gradients + STOP_SIGNALS.index(self.stop_requested)] = 1
-            total = self._sum(self._exchange(dropout_rng.backend), rows, total)
-            summed = Flat(total[:n_gradients], shapes).views()
-            optimizer.step(params, summed if isinstance(params, Views) else list(summed), lr)
-            batch_outputs = total[first_output : first_output + (batch_stop - batch_start) * n_outputs]
-            position.outputs.append(xp.reshape(xp.asarray(batch_outputs, copy=True), (-1, n_outputs)))
-            position.next_batch = batch + 1
-            self.stop_agreed = _agreed_signal(to_numpy(total[n_gradients:first_output]))
-            if on_batch_end is not None:
-                on_batch_end(batch)
-        self.world.check_parameters((to_numpy(param).tobytes() for param in params), position.epoch + 1)
-        final = network.forward(inputs.rows(*bounds[0])) if final_check else None
-        total_loss, correct, *final_loss = position.sums(final)
-        return EpochResult(total_loss / x.shape[0], correct, *final_loss)
+        final check's loss), and the same position, whose kept outputs are the whole batch's on every rank.
+        Only the gradient of each batch is computed otherwise (``SharedGradients``)."""
+        if not gives_writable_views(x):
+            raise XpnetError(
+                f"data-parallel training writes each step's gradients into a buffer it exchanges, which "
+                f"{array_namespace(x).__name__} arrays do not allow: train on NumPy, CuPy or PyTorch arrays"
+            )
+        gradients = SharedGradients(self, network, x, epoch_options["batch_size"])
+        return train_epoch(network, optimizer, loss_function, x, y, gradients=gradients, **epoch_options)
+
+    def agree_on_stop(self) -> int | None:
+        """The stop signal every rank agrees on after this step, from each rank's request: the first in
+        ``STOP_SIGNALS`` any rank asked for. Agreed on the host, so no step waits for its device."""
+        requested = sum(1 << index for index, signal in enumerate(STOP_SIGNALS) if signal == self.stop_requested)
+        agreed = self.world.comm.allreduce(requested, op=self.world.mpi.BOR)  # a bit per signal any rank asked for
+        self.stop_agreed = next((signal for index, signal in enumerate(STOP_SIGNALS) if agreed >> index & 1), None)
+        return self.stop_agreed
 
     def _sum(self, exchange, rows, total):
         """The sum of every rank's rows: the library's allreduce (of ``rows``' first, in place where it
@@ -195,13 +139,68 @@ class DataParallel:
         return self._exchanges[key]
 
 
+class SharedGradients(LocalGradients):
+    """A batch's gradient as the sum of its slots' gradients, each slot computed by one rank and the
+    sums exchanged (``DataParallel``): ``train_epoch``'s one difference in data-parallel training.
+
+    The epoch's buffers are reused by every step (fresh ones would cost a page fault per 4 KiB each
+    time). A slot's outputs go to its rows' stretch of the batch's outputs, zeros elsewhere, so that
+    the sum holds the whole batch's outputs exactly."""
+
+    def __init__(self, parallel: DataParallel, network, x, batch_size: int):
+        xp = array_namespace(x)
+        self.parallel, self.world = parallel, parallel.world
+        self.shapes = [tuple(param.shape) for param in network.trained_parameters()]
+        self.sizes = [math.prod(shape) for shape in self.shapes]
+        self.n_gradients, self.n_outputs = sum(self.sizes), network.n_outputs
+        slots, rank = parallel.slots, self.world.rank
+        per_rank = -(-slots // self.world.size)
+        self.mine = range(min(rank * per_rank, slots), min((rank + 1) * per_rank, slots))
+        width = self.n_gradients + min(batch_size, x.shape[0]) * self.n_outputs
+        self.rows = xp.zeros((per_rank, width), dtype=x.dtype, device=device(x))
+        self.total = xp.zeros((width,), dtype=x.dtype, device=device(x))
+
+    def begin(self, network, inputs, bounds, position, dropout_rng):
+        """Nothing to replay: a slot's dropout stream is named by its batch and slot."""
+
+    def batch(self, network, loss, inputs, targets, bounds, batch, dropout_rng):
+        xp, rows, n_gradients = array_namespace(self.rows), self.rows, self.n_gradients
+        rows[:, n_gradients:] = 0
+        batch_start, batch_stop = bounds[batch]
+        for row, slot in enumerate(self.mine):
+            start, stop = slot_bounds(batch_start, batch_stop, slot, self.parallel.slots)
+            if start == stop:  # a batch smaller than the slots: this one is empty
+                rows[row, :] = 0
+                continue
+            outputs = network.forward(inputs.rows(start, stop), training=True, rng=dropout_rng.child(batch, slot))
+            grad_outputs = loss.gradient(outputs, targets[start:stop, ...])
+            # The gradient of the slot's mean loss; weighted by the slot's share, the slots add up to the batch's.
+            network.backward(grad_outputs * ((stop - start) / (batch_stop - batch_start)), input_gradient=False)
+            gradients = network.trained_gradients()
+            if isinstance(gradients, Views):
+                rows[row, :n_gradients] = gradients.flat.buffer
+            else:
+                offset = 0
+                for gradient, size in zip(gradients, self.sizes):
+                    rows[row, offset : offset + size] = xp.reshape(gradient, (-1,))
+                    offset += size
+            first, end = (n_gradients + (at - batch_start) * self.n_outputs for at in (start, stop))
+            rows[row, first:end] = xp.reshape(outputs, (-1,))
+        self.parallel.agree_on_stop()
+        self.total = self.parallel._sum(self.parallel._exchange(dropout_rng.backend), rows, self.total)
+        summed = Flat(self.total[:n_gradients], self.shapes).views()
+        batch_outputs = self.total[n_gradients : n_gradients + (batch_stop - batch_start) * self.n_outputs]
+        outputs = xp.reshape(xp.asarray(batch_outputs, copy=True), (-1, self.n_outputs))
+        return summed if isinstance(network.trained_parameters(), Views) else list(summed), outputs
+
+    def end(self, network, position):
+        """Every rank must hold one model: compared once per epoch."""
+        parameters = network.trained_parameters()
+        self.world.check_parameters((to_numpy(param).tobytes() for param in parameters), position.epoch + 1)
+
+
 def slot_bounds(start: int, stop: int, slot: int, slots: int) -> tuple[int, int]:
     """Rows ``(first, end)`` of share ``slot`` of ``slots`` of the minibatch ``start:stop``: contiguous,
     sizes differing by at most one, empty where the batch has fewer rows than slots."""
     rows = stop - start
     return start + slot * rows // slots, start + (slot + 1) * rows // slots
-
-
-def _agreed_signal(flags) -> int | None:
-    """The stop signal the ranks agree on from the summed flags: the first in ``STOP_SIGNALS`` any asked for."""
-    return next((signal for signal, count in zip(STOP_SIGNALS, flags) if count > 0), None)

@@ -7,6 +7,9 @@ prove its backpropagation, and how a user proves a new layer before training wit
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+
+from array_api_compat import device
 
 from xpnet.arrays.backend import array_namespace
 from xpnet.errors import GradientMismatch, XpnetError
@@ -37,6 +40,11 @@ def gradcheck(
     if max_entries < 1 or not eps > 0:
         raise XpnetError(f"gradcheck needs max_entries >= 1 and eps > 0, got {max_entries} and {eps}")
     xp = array_namespace(x)
+    if xp.float64 not in xp.__array_namespace_info__().dtypes(device=device(x), kind="real floating").values():
+        raise XpnetError(
+            f"gradcheck compares in float64, which {xp.__name__} does not hold on {device(x)}: "
+            "for JAX, set JAX_ENABLE_X64=1 (or jax.config.update('jax_enable_x64', True)) first"
+        )
     network = _float64_copy(network)
     x = xp.astype(x, xp.float64)
     if xp.isdtype(y.dtype, "real floating"):
@@ -49,9 +57,12 @@ def gradcheck(
     _, grad_outputs = loss_function(network.forward(x), y)
     grad_input = network.backward(grad_outputs)
     errors = {}
-    named = zip(network.parameter_names(), network.parameters(), network.gradients())
-    for name, parameter, analytic in [*named, ("input", x, grad_input)]:
-        errors[name] = _max_relative_error(parameter, analytic, lambda: loss_value(x), eps, max_entries)
+    for index, layer in enumerate(network.layers):
+        for name, parameter in layer.params.items():
+            errors[f"{index}.{name}"] = _max_relative_error(
+                parameter, layer.grads[name], _with_parameter(layer, name, lambda: loss_value(x)), eps, max_entries
+            )
+    errors["input"] = _max_relative_error(x, grad_input, loss_value, eps, max_entries)
     failed = {name: error for name, error in errors.items() if not error <= tolerance}
     if failed:
         worst = max(failed, key=failed.get)
@@ -77,21 +88,35 @@ def _as_float64(array):
     return xp.astype(array, xp.float64, copy=True)
 
 
-def _max_relative_error(array, analytic, loss_value, eps: float, max_entries: int) -> float:
-    """Perturb entries of ``array`` in place, comparing (L(+eps) - L(-eps)) / 2eps with ``analytic``."""
-    flat_size = 1
-    for size in array.shape:
-        flat_size *= size
+def _with_parameter(layer, name: str, loss_value) -> Callable:
+    """``loss_with(array)``: the loss with ``array`` as the layer's parameter ``name``, which is then put
+    back (assigned, never written into: the arrays may be immutable)."""
+
+    def loss_with(array) -> float:
+        original = layer.params[name]
+        layer.params[name] = array
+        try:
+            return loss_value()
+        finally:
+            layer.params[name] = original
+
+    return loss_with
+
+
+def _max_relative_error(array, analytic, loss_with, eps: float, max_entries: int) -> float:
+    """Compare (L(+eps) - L(-eps)) / 2eps with ``analytic`` at evenly spread entries of ``array``, each
+    loss taken by ``loss_with`` on a perturbed copy of ``array``."""
+    xp = array_namespace(array)
+    flat = xp.reshape(array, (-1,))
+    flat_size = flat.shape[0]
+    positions = xp.arange(flat_size, device=device(array))
     stride = -(-flat_size // max_entries)  # rounded up, so at most max_entries entries are perturbed
     worst = 0.0
     for flat_index in range(0, flat_size, stride):
         index = _unravel(flat_index, array.shape)
-        original = float(array[index])
-        array[index] = original + eps
-        loss_plus = loss_value()
-        array[index] = original - eps
-        loss_minus = loss_value()
-        array[index] = original
+        bump = xp.astype(positions == flat_index, array.dtype) * eps
+        loss_plus = loss_with(xp.reshape(flat + bump, array.shape))
+        loss_minus = loss_with(xp.reshape(flat - bump, array.shape))
         numeric = (loss_plus - loss_minus) / (2 * eps)
         exact = float(analytic[index])
         scale = max(abs(numeric), abs(exact), _ABSOLUTE_BELOW)

@@ -114,6 +114,17 @@ class Network:
                 layer.gradient_buffers[name] = gradient
         return self._flat[0]
 
+    def assign(self, params: list) -> None:
+        """Take ``params``, the new values of ``trained_parameters()`` (an optimizer step's result), as the
+        parameters: nothing to do where the step updated them in place, else each layer holds its new
+        array (views of the new flat buffer, when training flat)."""
+        if self._flat is not None:
+            if params is self._flat[0]:
+                return
+            self._flat = params, self._flat[1]
+        for (layer, name), parameter in zip(self._named(), params, strict=True):
+            layer.params[name] = parameter
+
     def trained_gradients(self) -> list:
         """The gradients of ``trained_parameters()``, after a backward pass."""
         return self._flat[1] if self._flat is not None else self.gradients()

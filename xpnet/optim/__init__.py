@@ -1,25 +1,22 @@
-"""Optimizers: each update rule as array-API reference with its NumPy and Numba variants, chosen in one
-place (``kernels``), and learning-rate schedules. Like ``nn``, it knows nothing of training loops or files."""
+"""Optimizers: each update rule as an array-API reference that returns new values, with optional
+in-place variants for NumPy chosen in one place (``kernels``), and learning-rate schedules. Like ``nn``,
+it knows nothing of training loops or files.
+
+A rule lives in a module of its own here and registers its names (``optimizer.register``); every module
+of this package is imported below, so a new rule is one new file."""
 
 from __future__ import annotations
 
-from xpnet import validation
-from xpnet.optim.adam import Adam
-from xpnet.optim.optimizer import Optimizer
-from xpnet.optim.sgd import SGD
+import importlib
+import pkgutil
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "Optimizer", "make"]
+from xpnet.optim.optimizer import OPTIMIZERS, Optimizer, make, register
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
+from xpnet.optim.adam import Adam  # noqa: E402  (after the rules registered themselves)
+from xpnet.optim.rmsprop import RMSprop  # noqa: E402
+from xpnet.optim.sgd import SGD  # noqa: E402
 
-def make(name: str, *, momentum: float | None = None, weight_decay: float = 0.0, **adam_options) -> Optimizer:
-    """Build an optimizer by name. ``momentum`` defaults to 0 for "sgd" and 0.9 for "momentum" and
-    "nesterov"; the Adam options (beta1, beta2, eps) apply to "adam" and "adamw"."""
-    validation.choice("optimizer", name, OPTIMIZERS)
-    if name == "sgd":
-        return SGD(momentum=momentum or 0.0, weight_decay=weight_decay)
-    if name in ("momentum", "nesterov"):
-        momentum = 0.9 if momentum is None else momentum
-        return SGD(momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay)
-    return Adam(weight_decay=weight_decay, decoupled=name == "adamw", **adam_options)
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "Optimizer", "RMSprop", "make", "register"]

@@ -1,5 +1,5 @@
 """Adam (Kingma & Ba) with bias correction, and AdamW, as torch.optim.Adam and AdamW: the settings,
-the reference update and its NumPy and Numba variants."""
+the reference update and its NumPy and Numba variants; registered as adam and adamw."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from xpnet import validation
 from xpnet.arrays.backend import array_namespace
 from xpnet.optim import kernels
-from xpnet.optim.optimizer import Optimizer, Step, decayed, setting
+from xpnet.optim.optimizer import Optimizer, Step, decayed, register, setting
 
 
 @dataclass(frozen=True)
@@ -31,33 +31,31 @@ def _bias_corrections(settings: AdamSettings, step: Step) -> tuple[float, float]
     return step.lr / (1.0 - settings.beta1**step.number), math.sqrt(1.0 - settings.beta2**step.number)
 
 
-def _decay(settings: AdamSettings, step: Step, param, grad):
-    """The gradient after weight decay: AdamW shrinks the parameter in place and keeps the gradient,
-    Adam folds the decay into the gradient."""
-    if settings.decoupled:
-        param *= 1.0 - step.lr * settings.weight_decay
-        return grad
-    return decayed(param, grad, settings.weight_decay)
-
-
-def update(settings: AdamSettings, step: Step, param, grad, first, second) -> None:
-    """The reference: moving averages of the gradient and its square, bias-corrected, give the step."""
+def update(settings: AdamSettings, step: Step, param, grad, first, second) -> tuple:
+    """The reference: moving averages of the gradient and its square, bias-corrected, give the step.
+    AdamW shrinks the parameter first and keeps the gradient; Adam folds the decay into the gradient.
+    Returns the new parameter and moments."""
     xp = array_namespace(param)
-    grad = _decay(settings, step, param, grad)
-    first *= settings.beta1
-    first += (1.0 - settings.beta1) * grad
-    second *= settings.beta2
-    second += (1.0 - settings.beta2) * (grad * grad)
+    if settings.decoupled:
+        param = param * (1.0 - step.lr * settings.weight_decay)
+    else:
+        grad = decayed(param, grad, settings.weight_decay)
+    first = first * settings.beta1 + (1.0 - settings.beta1) * grad
+    second = second * settings.beta2 + (1.0 - settings.beta2) * (grad * grad)
     step_size, root_correction2 = _bias_corrections(settings, step)
     denominator = xp.sqrt(second) / root_correction2 + settings.eps
-    param -= step_size * (first / denominator)
+    return param - step_size * (first / denominator), first, second
 
 
-def update_in_chunks(settings: AdamSettings, step: Step, param, grad, first, second) -> None:
+def update_in_chunks(settings: AdamSettings, step: Step, param, grad, first, second) -> tuple:
     """``update`` in place on NumPy arrays, chunk by chunk (see ``kernels.chunks``)."""
     step_size, root_correction2 = _bias_corrections(settings, step)
     for param_chunk, grad_chunk, first_chunk, second_chunk, scratch in kernels.chunks(param, grad, first, second):
-        gradient = _decay(settings, step, param_chunk, grad_chunk)
+        if settings.decoupled:
+            param_chunk *= 1.0 - step.lr * settings.weight_decay
+            gradient = grad_chunk
+        else:
+            gradient = decayed(param_chunk, grad_chunk, settings.weight_decay)
         first_chunk *= settings.beta1
         np.multiply(gradient, 1.0 - settings.beta1, out=scratch)
         first_chunk += scratch
@@ -71,6 +69,7 @@ def update_in_chunks(settings: AdamSettings, step: Step, param, grad, first, sec
         np.divide(first_chunk, scratch, out=scratch)
         scratch *= step_size
         param_chunk -= scratch
+    return param, first, second
 
 
 @kernels.compiled
@@ -85,8 +84,9 @@ def _kernel(param, grad, first, second, decay, weight_decay, beta1, beta1_rest, 
         param[i] = p - (m / (math.sqrt(v) / root2 + eps)) * size
 
 
-def update_fused(settings: AdamSettings, step: Step, param, grad, first, second) -> None:
-    """``update`` in one compiled pass over NumPy arrays (decoupled decay multiplies by 1 otherwise)."""
+def update_fused(settings: AdamSettings, step: Step, param, grad, first, second) -> tuple:
+    """``update`` in one compiled pass over NumPy arrays, in place (decoupled decay multiplies by 1
+    otherwise)."""
     scalar = param.dtype.type
     step_size, root_correction2 = _bias_corrections(settings, step)
     decay = 1.0 - step.lr * settings.weight_decay if settings.decoupled else 1.0
@@ -105,6 +105,7 @@ def update_fused(settings: AdamSettings, step: Step, param, grad, first, second)
         scalar(settings.eps),
         scalar(step_size),
     )
+    return param, first, second
 
 
 class Adam(Optimizer):
@@ -135,3 +136,13 @@ class Adam(Optimizer):
 
     def config(self):
         return {"name": "adamw" if self.decoupled else "adam", **self.hyperparameters()}
+
+
+@register("adam")
+def _adam(*, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8, **_) -> Adam:
+    return Adam(beta1, beta2, eps, weight_decay)
+
+
+@register("adamw")
+def _adamw(*, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8, **_) -> Adam:
+    return Adam(beta1, beta2, eps, weight_decay, decoupled=True)

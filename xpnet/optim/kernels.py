@@ -1,12 +1,14 @@
 """The one place that decides how an optimizer update runs on the arrays it is given.
 
-Each rule (``sgd``, ``adam``) is written once in array-API code, the reference, and twice more for
-NumPy. The array API has no ``out=``, so the reference makes a parameter-sized temporary for each
-operation and streams it through main memory; the ``chunked`` variant applies the same operations in
-the same order (so with the same rounding) in place, one cache-sized chunk at a time, and the
-``fused`` variant is one pass compiled by Numba (the ``fast`` extra). ``choose`` picks one;
-``tests/optim/test_optim_kernels.py`` checks all three give the same bits. ``XPNET_FASTPATH=0`` in the
-environment, or ``disabled()``, keeps the reference.
+Each rule is written once in array-API code, the reference: a pure function that returns new arrays,
+so it runs on every library, immutable ones included. A rule may add in-place variants for NumPy, the
+one library they are chosen for here, which writes through every array it hands out. The array API
+has no ``out=``, so the reference makes a parameter-sized temporary for each operation and streams it
+through main memory; the ``chunked`` variant applies the same operations in the same order (so with
+the same rounding) in place, one cache-sized chunk at a time, and the ``fused`` variant is one pass
+compiled by Numba (the ``fast`` extra). Both return the arrays they were given, updated. ``choose``
+picks one; ``tests/optim/test_optim_kernels.py`` checks all three give the same bits.
+``XPNET_FASTPATH=0`` in the environment, or ``disabled()``, keeps the reference.
 """
 
 from __future__ import annotations
@@ -33,30 +35,33 @@ available = importlib.util.find_spec("numba") is not None
 _loaded = False
 _enabled = os.environ.get("XPNET_FASTPATH", "1") != "0"
 
-Update = Callable[..., None]
+# Called as ``(settings, step, param, grad, *buffers)``, returns ``(param, *buffers)``.
+Update = Callable[..., tuple]
 
 
 @dataclass(frozen=True)
 class Variants:
-    """One update rule three ways, each called as ``(settings, step, param, grad, *buffers)`` and
-    updating in place: ``reference`` (array API), ``chunked`` (NumPy) and ``fused`` (Numba)."""
+    """One update rule up to three ways: ``reference`` (array API, returns new arrays), and optionally
+    ``chunked`` (NumPy) and ``fused`` (Numba), which update their arguments in place and return them."""
 
     reference: Update
-    chunked: Update
-    fused: Update
+    chunked: Update | None = None
+    fused: Update | None = None
 
 
 def choose(variants: Variants, param, *others) -> Update:
     """The variant for these arrays: the reference unless the fast path is on and every array is a
     C-contiguous NumPy array of the parameter's float dtype; then the Numba kernel where ``wanted``,
-    the NumPy chunks otherwise."""
+    the NumPy chunks otherwise, as far as the rule has them."""
     dtype = getattr(param, "dtype", None)
     in_place = all(
         type(array) is np.ndarray and array.dtype == dtype and array.flags.c_contiguous for array in (param, *others)
     )
     if not (_enabled and in_place and dtype.kind == "f"):
         return variants.reference
-    return variants.fused if wanted(param.size) else variants.chunked
+    if variants.fused is not None and wanted(param.size):
+        return variants.fused
+    return variants.chunked or variants.reference
 
 
 @contextmanager

@@ -1,21 +1,36 @@
-"""The optimizer base class: the rule's settings, its state and the step loop that updates each
-parameter by the variant ``kernels.choose`` picks.
+"""The optimizer base class: a rule's settings, its state, and the step that applies the rule; and the
+registry that builds an optimizer by name.
+
+An update rule is a pure function of the parameter, its gradient and the rule's buffers that returns
+their new values, ``param, *buffers = rule(settings, step, param, grad, *buffers)``, so it runs on
+every array library, mutable or not (JAX, Dask). ``Optimizer.step`` returns the new parameters for
+their owner (the network) to assign, and replaces its own buffers by assignment. Where a library is
+proven to write through, ``kernels.choose`` may pick an in-place variant of the rule, which returns
+the arrays it was given, updated; the owners' assignments then change nothing.
 
 Optimizer state (velocities, moment estimates, the step count) is explicit: it lives in
 ``optimizer.state`` and ``optimizer.steps``, survives across steps and across ``fit`` calls, and is
-saved with the model (``state_dict`` and ``load_state_dict``). The update rules follow
-``torch.optim`` exactly, so results can be checked against it.
+saved with the model (``state_arrays`` and ``load_state_arrays``). The rules follow ``torch.optim``
+exactly, so results can be checked against it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from xpnet import validation
 from xpnet.arrays.backend import array_namespace
-from xpnet.arrays.flat import Views, packed
+from xpnet.arrays.flat import Views, packed, rebuilt
+from xpnet.errors import StateError
 from xpnet.optim import kernels
+
+# A model's state names the optimizer's step count and buffers so (see ``state_arrays``).
+STEPS_KEY = "optimizer_steps"
+BUFFER_PREFIX = "optimizer/"
 
 
 class Settings(Protocol):
@@ -40,7 +55,7 @@ def setting(name: str) -> property:
 class Optimizer:
     """Base class: ``settings`` holds the hyperparameters, ``state`` maps a buffer name to one array
     per parameter (views of one flat buffer once updated flat), ``steps`` counts the updates and
-    ``variants`` are the ways to apply the rule."""
+    ``variants`` are the ways to apply the rule (its pure reference, and any in-place fast paths)."""
 
     buffers: tuple[str, ...] = ()
     variants: kernels.Variants
@@ -52,10 +67,11 @@ class Optimizer:
         self.steps = 0
         self.state: dict[str, list] = {}
 
-    def step(self, params: list, grads: list, lr: float) -> None:
-        """Apply one update to every parameter in place. Parameters and gradients given as views of one
-        flat buffer each (``xpnet.arrays.flat.Views``, as a network trains them) are updated as one
-        array, with buffers kept flat alike: a handful of operations for the whole model."""
+    def step(self, params: list, grads: list, lr: float) -> list:
+        """One update of every parameter: returns the new parameters, in order, for their owner to assign
+        (the arrays given, where a fast path updated them in place). Parameters and gradients given as views
+        of one flat buffer each (``xpnet.arrays.flat.Views``, as a network trains them) are updated as one
+        array, with the buffers kept flat alike: a handful of operations for the whole model."""
         whole = isinstance(params, Views) and isinstance(grads, Views)
         if not self.state:
             self.state = {name: _zeros_like(params) for name in self.buffers}
@@ -64,18 +80,26 @@ class Optimizer:
         self.steps += 1
         step = Step(lr, self.steps)
         if whole:
-            params, grads = [params.flat.buffer], [grads.flat.buffer]
-            state = {name: [arrays.flat.buffer] for name, arrays in self.state.items()}
-        else:
-            state = self.state
+            buffers = [self.state[name].flat.buffer for name in self.buffers]
+            param, *buffers = self._apply(step, params.flat.buffer, grads.flat.buffer, buffers)
+            self.state = {name: rebuilt(self.state[name], buffer) for name, buffer in zip(self.buffers, buffers)}
+            return rebuilt(params, param)
+        new_params, new_state = [], {name: [] for name in self.buffers}
         for index, (param, grad) in enumerate(zip(params, grads)):
-            buffers = [state[name][index] for name in self.buffers]
-            update = kernels.choose(self.variants, param, grad, *buffers)
-            update(self.settings, step, param, grad, *buffers)
+            param, *buffers = self._apply(step, param, grad, [self.state[name][index] for name in self.buffers])
+            new_params.append(param)
+            for name, buffer in zip(self.buffers, buffers):
+                new_state[name].append(buffer)
+        self.state = new_state
+        return new_params
+
+    def _apply(self, step: Step, param, grad, buffers: list) -> tuple:
+        update = kernels.choose(self.variants, param, grad, *buffers)
+        return update(self.settings, step, param, grad, *buffers)
 
     def state_dict(self) -> dict[str, Any]:
         """The step count and the live buffers, one array per parameter in parameter order (no buffers
-        before the first step): what a checkpoint keeps."""
+        before the first step)."""
         return {"steps": self.steps, "buffers": dict(self.state)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -83,6 +107,44 @@ class Optimizer:
         shaped, or ``Views``, which a flat update uses as they are)."""
         self.steps = state["steps"]
         self.state = dict(state["buffers"])
+
+    def state_arrays(self) -> dict[str, Any]:
+        """The step count and buffers as a model's state names them: ``optimizer_steps``, and
+        ``optimizer/<buffer>/<parameter index>`` for each buffer array."""
+        arrays = {
+            f"{BUFFER_PREFIX}{name}/{index}": array
+            for name, buffer in self.state.items()
+            for index, array in enumerate(buffer)
+        }
+        return {STEPS_KEY: self.steps, **arrays}
+
+    def load_state_arrays(self, state: dict, parameters: list, place: Callable) -> set[str]:
+        """Adopt what ``state_arrays`` wrote into ``state`` (host arrays from a file), each buffer checked
+        against its parameter in ``parameters`` and put on the device by ``place``; all buffers or none.
+        Returns the names used; ``StateError`` where the description is not that of this optimizer."""
+        steps = state.get(STEPS_KEY)
+        if type(steps) is not int or steps < 0:
+            raise StateError(f"optimizer step count {steps!r} is invalid; the file is corrupt")
+        present = {name.split("/")[1] for name in state if name.startswith(BUFFER_PREFIX) and name.count("/") == 2}
+        if present and present != set(self.buffers):
+            raise StateError(
+                f"optimizer state has buffers {sorted(present)} but the optimizer uses {sorted(self.buffers)}"
+            )
+        buffers = {name: [] for name in self.buffers} if present else {}
+        for name, arrays in buffers.items():
+            for index, parameter in enumerate(parameters):
+                key = f"{BUFFER_PREFIX}{name}/{index}"
+                array = state.get(key)
+                if not isinstance(array, np.ndarray):
+                    raise StateError(f"model state lacks the array {key!r}; the file is corrupt")
+                if array.shape != parameter.shape or array.dtype != parameter.dtype:
+                    raise StateError(
+                        f"optimizer {name} {index} is {array.dtype} {array.shape} for a parameter of "
+                        f"{parameter.dtype} {parameter.shape}"
+                    )
+                arrays.append(place(array))
+        self.load_state_dict({"steps": steps, "buffers": buffers})
+        return {f"{BUFFER_PREFIX}{name}/{index}" for name in buffers for index in range(len(parameters))}
 
     def hyperparameters(self) -> dict:
         return asdict(self.settings)
@@ -102,3 +164,34 @@ def _zeros_like(arrays: list) -> list:
     if isinstance(arrays, Views):
         return arrays.flat.zeros().views()
     return [array_namespace(array).zeros_like(array) for array in arrays]
+
+
+# Optimizers by name: each rule's module registers the names it answers to (``register``).
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {}
+
+
+def register(name: str) -> Callable:
+    """Make the decorated function build the optimizer called ``name``. It is called with every option
+    ``make`` knows (``momentum``, ``weight_decay``, ``beta1``, ``beta2``, ``eps``) as keywords, and takes
+    those it uses (the rest as ``**_``)."""
+
+    def decorate(build: Callable[..., Optimizer]) -> Callable[..., Optimizer]:
+        OPTIMIZERS[name] = build
+        return build
+
+    return decorate
+
+
+def make(
+    name: str,
+    *,
+    momentum: float | None = None,
+    weight_decay: float = 0.0,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> Optimizer:
+    """Build an optimizer by its registered name. ``momentum`` (None: the rule's default) applies to the
+    SGD family, ``beta1``, ``beta2`` and ``eps`` to the rules with moving averages (Adam's family)."""
+    validation.choice("optimizer", name, OPTIMIZERS)
+    return OPTIMIZERS[name](momentum=momentum, weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps)

@@ -1,5 +1,5 @@
 """Stochastic gradient descent with optional (Nesterov) momentum, as torch.optim.SGD: the settings,
-the reference update and its NumPy and Numba variants."""
+the reference update and its NumPy and Numba variants; registered as sgd, momentum and nesterov."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from xpnet import validation
 from xpnet.errors import SettingError
 from xpnet.optim import kernels
-from xpnet.optim.optimizer import Optimizer, Step, decayed, setting
+from xpnet.optim.optimizer import Optimizer, Step, decayed, register, setting
 
 
 @dataclass(frozen=True)
@@ -22,18 +22,20 @@ class SGDSettings:
     weight_decay: float = 0.0
 
 
-def update(settings: SGDSettings, step: Step, param, grad, velocity=None) -> None:
+def update(settings: SGDSettings, step: Step, param, grad, *velocity) -> tuple:
     """The reference: the decayed gradient, through the velocity (looked ahead with Nesterov) when
-    there is momentum, times the learning rate comes off the parameter."""
+    there is momentum, times the learning rate comes off the parameter. Returns the new parameter and,
+    with momentum, the new velocity."""
     grad = decayed(param, grad, settings.weight_decay)
-    if settings.momentum:
-        velocity *= settings.momentum
-        velocity += grad
-        grad = grad + settings.momentum * velocity if settings.nesterov else velocity
-    param -= step.lr * grad
+    if not settings.momentum:
+        return (param - step.lr * grad,)
+    (velocity,) = velocity
+    velocity = velocity * settings.momentum + grad
+    grad = grad + settings.momentum * velocity if settings.nesterov else velocity
+    return param - step.lr * grad, velocity
 
 
-def update_in_chunks(settings: SGDSettings, step: Step, param, grad, velocity=None) -> None:
+def update_in_chunks(settings: SGDSettings, step: Step, param, grad, velocity=None) -> tuple:
     """``update`` in place on NumPy arrays, chunk by chunk (see ``kernels.chunks``)."""
     operands = (param, grad) if velocity is None else (param, grad, velocity)
     for param_chunk, grad_chunk, *velocity_chunk, scratch in kernels.chunks(*operands):
@@ -50,6 +52,7 @@ def update_in_chunks(settings: SGDSettings, step: Step, param, grad, velocity=No
                 gradient = velocity_chunk
         np.multiply(gradient, step.lr, out=scratch)
         param_chunk -= scratch
+    return operands[:1] + operands[2:]
 
 
 @kernels.compiled
@@ -64,8 +67,8 @@ def _kernel(param, grad, velocity, weight_decay, momentum, nesterov, lr):
         param[i] = p - g * lr
 
 
-def update_fused(settings: SGDSettings, step: Step, param, grad, velocity=None) -> None:
-    """``update`` in one compiled pass over NumPy arrays."""
+def update_fused(settings: SGDSettings, step: Step, param, grad, velocity=None) -> tuple:
+    """``update`` in one compiled pass over NumPy arrays, in place."""
     scalar = param.dtype.type
     _kernel(
         param.reshape(-1),
@@ -76,6 +79,7 @@ def update_fused(settings: SGDSettings, step: Step, param, grad, velocity=None) 
         settings.nesterov,
         scalar(step.lr),
     )
+    return (param,) if velocity is None else (param, velocity)
 
 
 class SGD(Optimizer):
@@ -91,3 +95,18 @@ class SGD(Optimizer):
             raise SettingError("Nesterov momentum needs momentum > 0, for example momentum=0.9")
         super().__init__(SGDSettings(momentum, nesterov, weight_decay))
         self.buffers = ("velocity",) if momentum else ()
+
+
+@register("sgd")
+def _sgd(*, momentum=None, weight_decay=0.0, **_) -> SGD:
+    return SGD(momentum=momentum or 0.0, weight_decay=weight_decay)
+
+
+@register("momentum")
+def _momentum(*, momentum=None, weight_decay=0.0, **_) -> SGD:
+    return SGD(momentum=0.9 if momentum is None else momentum, weight_decay=weight_decay)
+
+
+@register("nesterov")
+def _nesterov(*, momentum=None, weight_decay=0.0, **_) -> SGD:
+    return SGD(momentum=0.9 if momentum is None else momentum, nesterov=True, weight_decay=weight_decay)

@@ -97,6 +97,19 @@ OPTIONS = (
     Option("optimizer", str, "optimizer", f"{_choices(optim.OPTIMIZERS)} (default: {_DEFAULTS.optimizer})", "NAME"),
     Option("lr", float, "optimizer", f"learning rate (default: {_DEFAULTS.lr:g})", "LR"),
     Option("momentum", float, "optimizer", "SGD momentum (default: 0.9 for momentum/nesterov, 0 for sgd)", "M"),
+    Option(
+        "adam_beta1", float, "optimizer", f"adam/adamw: first moment's decay (default: {_DEFAULTS.adam_beta1:g})", "B1"
+    ),
+    Option(
+        "adam_beta2", float, "optimizer", f"adam/adamw: second moment's decay (default: {_DEFAULTS.adam_beta2:g})", "B2"
+    ),
+    Option(
+        "adam_eps",
+        float,
+        "optimizer",
+        f"adam/adamw: added to the root of the second moment (default: {_DEFAULTS.adam_eps:g})",
+        "EPS",
+    ),
     Option("weight_decay", float, "optimizer", f"L2 weight decay (default: {_DEFAULTS.weight_decay:g})", "L2"),
     Option(
         "schedule",

@@ -38,6 +38,9 @@ class _XpnetEstimator(BaseEstimator):
         optimizer=_DEFAULTS.optimizer,
         lr=_DEFAULTS.lr,
         momentum=_DEFAULTS.momentum,
+        adam_beta1=_DEFAULTS.adam_beta1,
+        adam_beta2=_DEFAULTS.adam_beta2,
+        adam_eps=_DEFAULTS.adam_eps,
         weight_decay=_DEFAULTS.weight_decay,
         schedule=_DEFAULTS.schedule,
         warmup_epochs=_DEFAULTS.warmup_epochs,
@@ -57,6 +60,9 @@ class _XpnetEstimator(BaseEstimator):
         self.optimizer = optimizer
         self.lr = lr
         self.momentum = momentum
+        self.adam_beta1 = adam_beta1
+        self.adam_beta2 = adam_beta2
+        self.adam_eps = adam_eps
         self.weight_decay = weight_decay
         self.schedule = schedule
         self.warmup_epochs = warmup_epochs

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from xpnet import validation
 from xpnet.arrays.backend import array_namespace
 from xpnet.errors import StateError, XpnetError
 from xpnet.train.config import EARLY_STOPPING_PATIENCE
 
+# A model's state names the best weights so: ``best/<layer>.<name>``.
+BEST_PREFIX = "best/"
 NEEDS_VALIDATION = "early stopping needs validation data: set val_split (e.g. 0.1) or pass validation_data"
 
 
@@ -75,6 +79,35 @@ class EarlyStopping(Callback):
         self.epochs_without_improvement = state["epochs_without_improvement"]
         best = state.get("best_parameters")
         self.best_parameters = None if best is None else [place(array) for array in best]
+
+    def state_arrays(self, parameter_names: list[str]) -> dict:
+        """``state_dict()`` as a model's state holds it: the counters under ``early_stopping``, and the best
+        weights as ``best/<parameter name>`` arrays."""
+        counters = self.state_dict()
+        best = counters.pop("best_parameters")
+        arrays = {} if best is None else {BEST_PREFIX + name: array for name, array in zip(parameter_names, best)}
+        return {"early_stopping": counters, **arrays}
+
+    def load_state_arrays(self, state: dict, parameters: dict, place) -> set[str]:
+        """Adopt what ``state_arrays`` wrote into ``state`` (host arrays from a file), the best weights
+        checked against ``parameters`` (name to host array); returns the names used."""
+        counters = state.get("early_stopping")
+        if counters is None:
+            return set()
+        if not isinstance(counters, dict):
+            raise StateError("the early-stopping state is malformed; the file is corrupt")
+        names = [BEST_PREFIX + name for name in parameters]
+        best = [state.get(name) for name in names]
+        if all(array is None for array in best):
+            best = None
+        else:
+            for array, parameter in zip(best, parameters.values()):
+                if not (
+                    isinstance(array, np.ndarray) and array.shape == parameter.shape and array.dtype == parameter.dtype
+                ):
+                    raise StateError("the best weights kept by early stopping do not match the model")
+        self.load_state_dict({**counters, "best_parameters": best}, place)
+        return set(names) if best is not None else set()
 
     @property
     def stopped(self) -> bool:

@@ -34,6 +34,9 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float | None = None
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
     weight_decay: float = 0.0
     schedule: str = "constant"
     warmup_epochs: int = 0
@@ -58,6 +61,10 @@ class TrainConfig:
         validation.learning_rate(self.lr)
         if self.momentum is not None:
             validation.fraction("momentum", self.momentum)
+        validation.fraction("adam_beta1", self.adam_beta1)
+        validation.fraction("adam_beta2", self.adam_beta2)
+        if not validation.finite("adam_eps", self.adam_eps) > 0:
+            raise SettingError(f"adam_eps must be positive, got {self.adam_eps}; the usual value is 1e-8")
         validation.non_negative("weight_decay", self.weight_decay)
         self.batch_size = validation.whole("batch size", self.batch_size, minimum=1)
         self.epochs = validation.whole("epochs", self.epochs, minimum=1)
@@ -94,7 +101,14 @@ class TrainConfig:
         return self.replace(val_split=EARLY_STOPPING_VAL_SPLIT)
 
     def make_optimizer(self) -> optim.Optimizer:
-        return optim.make(self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay)
+        return optim.make(
+            self.optimizer,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            beta1=self.adam_beta1,
+            beta2=self.adam_beta2,
+            eps=self.adam_eps,
+        )
 
     def make_schedule(self) -> schedules.Schedule:
         return schedules.Schedule(self.schedule, total_epochs=self.epochs, warmup_epochs=self.warmup_epochs)

@@ -1,5 +1,6 @@
-"""What training watches for besides the loss going down: a loss that became NaN or infinite, accuracy
-stuck at chance level, and a cosine schedule run past its end; each message names the likely causes."""
+"""What training watches for besides the loss going down: a loss that became NaN or infinite, a first
+step that changed nothing, accuracy stuck at chance level, and a cosine schedule run past its end; each
+message names the likely causes."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ def divergence_message(epoch: int, lr: float, scale: float, config: TrainConfig)
         f"({config.optimizer}). Try a learning rate 10x smaller (lr={lr / 10:g}); "
         + _scale_hint(scale)
         + "the model keeps the weights from before this epoch."
+    )
+
+
+def stalled_message(backend, lr: float, config: TrainConfig) -> str:
+    """Why a model's first step left every parameter as it was although a gradient was not zero."""
+    return (
+        f"the first optimizer step left every parameter unchanged although the gradient was not zero: the "
+        f"{backend.name} arrays did not take the update. A layer or optimizer of your own must return new arrays "
+        "rather than write into the ones it is given (some libraries' arrays, JAX's and Dask's among them, cannot "
+        f"be written); or the learning rate {lr:g} is too small to move {config.dtype} weights"
     )
 
 

@@ -1,12 +1,12 @@
 """Checking and placing what ``fit``, ``evaluate`` and ``predict`` are given: inputs as a finite 2-D
-float array, class labels as int64 numbers ``0..K-1`` (from labels or one-hot rows), regression
-targets as floats; each error says what was wrong and how to fix it."""
+float array, class labels as numbers ``0..K-1`` of the library's default integer dtype (from labels or
+one-hot rows), regression targets as floats; each error says what was wrong and how to fix it."""
 
 from __future__ import annotations
 
 import math
 
-from xpnet.arrays.backend import Backend
+from xpnet.arrays.backend import Backend, default_integer
 from xpnet.errors import XpnetError
 
 
@@ -21,17 +21,27 @@ def checked_inputs(backend: Backend, x, dtype, role: str, n_inputs: int | None =
             f"{role} inputs must be a 2-D array (samples, features) with at least one sample, "
             f"got shape {tuple(x.shape)}; {fix}"
         )
-    # NaN propagates through max and min (the array API requires it): two reads, and no boolean copy of x.
-    if x.shape[1] and not (math.isfinite(float(backend.xp.max(x))) and math.isfinite(float(backend.xp.min(x)))):
+    if x.shape[1] and not all_finite(backend, x):
         raise XpnetError(f"{role} inputs contain NaN or infinite values: clean or impute them first")
     if n_inputs is not None and x.shape[1] != n_inputs:
         raise XpnetError(f"{role} inputs have {x.shape[1]} features but the model expects {n_inputs}")
     return x
 
 
+def all_finite(backend: Backend, x) -> bool:
+    """Whether ``x`` holds no NaN or infinity. NaN propagates through max and min, as the array API
+    requires: two reads and no boolean copy of ``x``, for the libraries that honour it (NumPy, CuPy,
+    PyTorch, array-api-strict). JAX's CPU reductions can skip a NaN, so other libraries test each value."""
+    xp = backend.xp
+    if backend.name in ("numpy", "cupy", "torch", "array_api_strict"):
+        return math.isfinite(float(xp.max(x))) and math.isfinite(float(xp.min(x)))
+    return bool(xp.all(xp.isfinite(x)))
+
+
 def checked_labels(backend: Backend, y, role: str, n_classes: int | None):
-    """``(labels, one_hot_width)``: ``y`` as int64 class numbers on the backend, and the number of
-    columns when ``y`` came as one-hot rows (which states the classes, even those absent here)."""
+    """``(labels, one_hot_width)``: ``y`` as class numbers of the default integer dtype on the backend,
+    and the number of columns when ``y`` came as one-hot rows (which states the classes, even those
+    absent here)."""
     xp = backend.xp
     y = backend.asarray(y)
     width = None
@@ -53,7 +63,7 @@ def checked_labels(backend: Backend, y, role: str, n_classes: int | None):
             f"{role} labels must be integers 0..K-1, got dtype {y.dtype}: map them first, "
             "e.g. classes, y = numpy.unique(y, return_inverse=True)"
         )
-    y = xp.astype(y, xp.int64, copy=False)
+    y = xp.astype(y, default_integer(xp, backend.device), copy=False)
     lowest, highest = int(xp.min(y)), int(xp.max(y))
     if lowest < 0:
         raise XpnetError(

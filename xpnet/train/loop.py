@@ -14,7 +14,8 @@ import array_api_compat
 import numpy as np
 from array_api_compat import device
 
-from xpnet.arrays.backend import array_namespace
+from xpnet.arrays.backend import array_namespace, default_integer
+from xpnet.arrays.flat import copied
 from xpnet.arrays.streams import RandomStream
 from xpnet.errors import StateError, XpnetError
 from xpnet.nn.losses import Loss
@@ -26,13 +27,16 @@ EVALUATION_BATCH_SIZE = 4096
 
 class EpochResult(NamedTuple):
     """An epoch's training, as device scalars: the mean loss over its samples (each taken before the
-    step that learned from it), the number of correct predictions (None for regression), and if asked
+    step that learned from it), the number of correct predictions (None for regression), if asked
     for, the summed loss of its first batch under the weights it ends with, which the training loss
-    never saw (its last step can break them)."""
+    never saw (its last step can break them), and for a model's first epoch, whether its first step
+    left every parameter unchanged although a gradient was not zero (``stalled``: an array library
+    that did not take the update)."""
 
     mean_loss: object
     correct: object
     final_loss: object = None
+    stalled: object = None
 
 
 @dataclass
@@ -146,6 +150,29 @@ def batch_bounds(n_samples: int, batch_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + batch_size, n_samples)) for start in range(0, n_samples, batch_size)]
 
 
+class LocalGradients:
+    """How ``train_epoch`` gets each batch's gradient: computed here, by this process alone. Another
+    way of getting it (``xpnet.distributed.DataParallel`` shares each batch among MPI processes and
+    sums their gradients) is the one difference between single-process and data-parallel training."""
+
+    def begin(self, network: Network, inputs: EpochInputs, bounds: list, position: EpochPosition, dropout_rng):
+        """Before the epoch's first step: a resumed epoch replays the forward passes it skips, so that
+        dropout draws the same masks."""
+        for start, stop in bounds[: position.next_batch]:
+            network.forward(inputs.rows(start, stop), training=True, rng=dropout_rng)
+
+    def batch(self, network: Network, loss: Loss, inputs: EpochInputs, targets, bounds: list, batch: int, dropout_rng):
+        """``(gradients, outputs)`` of minibatch ``batch``: the mean loss's gradient for every trained
+        parameter, and the network's outputs for its rows, which the epoch keeps."""
+        start, stop = bounds[batch]
+        outputs = network.forward(inputs.rows(start, stop), training=True, rng=dropout_rng)
+        network.backward(loss.gradient(outputs, targets[start:stop, ...]), input_gradient=False)
+        return network.trained_gradients(), outputs
+
+    def end(self, network: Network, position: EpochPosition) -> None:
+        """After the epoch's last step (a shared epoch checks that every process holds one model)."""
+
+
 def train_epoch(
     network: Network,
     optimizer: Optimizer,
@@ -161,15 +188,18 @@ def train_epoch(
     on_batch_end=None,
     position: EpochPosition | None = None,
     final_check: bool = False,
+    gradients: LocalGradients | None = None,
 ) -> EpochResult:
     """Train on every sample once, in ``order``; return its ``EpochResult`` (with ``final_check``, the
     final loss too). ``position`` is updated after every step; an epoch resumed from it skips the
-    batches already done.
+    batches already done. ``gradients`` says how a batch's gradient is computed (here, by default).
 
     The epoch's targets (a classifier's one-hot rows) are built once in its order, and its inputs are
     gathered in it once (``EpochInputs``), so that each batch is a slice of them. A step computes the
     loss's gradient only and keeps its outputs; the loss and the correct predictions are summed from
-    those at the end."""
+    those at the end. The optimizer's step returns the new parameters and the network assigns them:
+    nothing relies on an array library writing through its arrays."""
+    gradients = gradients or LocalGradients()
     position = position or EpochPosition(0)
     inputs, y = EpochInputs(x, order), gathered(y, order)
     targets = loss.targets(y, network.n_outputs, x.dtype)
@@ -177,21 +207,33 @@ def train_epoch(
     params = network.trained_parameters()
     bounds = batch_bounds(x.shape[0], batch_size)
     check_position(position, bounds, x.shape[0])
-    for start, stop in bounds[: position.next_batch]:
-        # A resumed epoch replays the forward passes it skips, so dropout draws the same masks.
-        network.forward(inputs.rows(start, stop), training=True, rng=dropout_rng)
+    gradients.begin(network, inputs, bounds, position, dropout_rng)
+    stalled = None
     for batch in range(position.next_batch, len(bounds)):
-        start, stop = bounds[batch]
-        outputs = network.forward(inputs.rows(start, stop), training=True, rng=dropout_rng)
-        network.backward(loss.gradient(outputs, targets[start:stop, ...]), input_gradient=False)
-        optimizer.step(params, network.trained_gradients(), lr)
+        batch_gradients, outputs = gradients.batch(network, loss, inputs, targets, bounds, batch, dropout_rng)
+        first_step = position.epoch == 0 and batch == 0
+        before = copied(params) if first_step else None
+        params = optimizer.step(params, batch_gradients, lr)
+        network.assign(params)
+        if first_step:
+            stalled = stalled_step(before, params, batch_gradients)
         position.outputs.append(outputs)
         position.next_batch = batch + 1
         if on_batch_end is not None:
             on_batch_end(batch)
+    gradients.end(network, position)
     final = network.forward(inputs.rows(*bounds[0])) if final_check else None
     total_loss, correct, *final_loss = position.sums(final)
-    return EpochResult(total_loss / x.shape[0], correct, *final_loss)
+    return EpochResult(total_loss / x.shape[0], correct, final_loss[0] if final_loss else None, stalled)
+
+
+def stalled_step(before: list, after: list, gradients: list):
+    """A device boolean: whether a step left every parameter as it was (``before``) although a gradient
+    was not zero. Computed on the device and read with the epoch's loss, so the batch loop never waits."""
+    xp = array_namespace(after[0])
+    unchanged = xp.stack([xp.all(old == new) for old, new in zip(before, after)])
+    moving = xp.stack([xp.any(gradient != 0) for gradient in gradients])
+    return xp.logical_and(xp.all(unchanged), xp.any(moving))
 
 
 def check_position(position: EpochPosition, bounds: list[tuple[int, int]], n_samples: int) -> None:
@@ -239,7 +281,7 @@ def evaluate(network: Network, loss: Loss, x, y, *, classify: bool):
     """Mean loss and number of correct predictions (None for regression) over ``x``, as device scalars."""
     xp = array_namespace(x)
     total_loss = xp.zeros((), dtype=x.dtype, device=device(x))
-    correct = xp.zeros((), dtype=xp.int64, device=device(x)) if classify else None
+    correct = xp.zeros((), dtype=default_integer(xp, device(x)), device=device(x)) if classify else None
     for start, stop in batch_bounds(x.shape[0], EVALUATION_BATCH_SIZE):
         outputs = network.forward(x[start:stop, ...])
         total_loss += loss.total(outputs, loss.targets(y[start:stop, ...], outputs.shape[1], outputs.dtype))
@@ -261,8 +303,6 @@ def _is_scalar(array, dtype: str) -> bool:
 
 
 def count_correct(outputs, labels):
-    """Number of rows whose highest output is at the label (integer or one-hot labels)."""
+    """Number of rows whose highest output is at the label (class numbers, as ``Model`` gives them)."""
     xp = array_namespace(outputs)
-    if labels.ndim == 2:
-        labels = xp.argmax(labels, axis=1)
     return xp.count_nonzero(xp.argmax(outputs, axis=1) == labels)

@@ -83,7 +83,8 @@ class Model:
     def from_state(cls, state: dict, device="cpu") -> Model:
         """The model ``state`` describes (host arrays), on ``device``; ``StateError`` if it is not valid."""
         model = cls(model_state.settings_of(state), device=device)
-        model_state.load_state(model, state)
+        loaded = model_state.load_state(state, model.config, device, model.optimizer, model.early_stopping)
+        model.backend, model.network, model.n_classes, model.history, model.position = loaded
         return model
 
     @classmethod
@@ -176,7 +177,7 @@ class Model:
                 callback.on_epoch_begin(epoch + 1, n_batches)
             before = self._snapshot()
             started = time.perf_counter()
-            train_loss, train_correct, final_loss = self.epoch_runner(
+            result = self.epoch_runner(
                 self.network,
                 self.optimizer,
                 loss,
@@ -194,16 +195,19 @@ class Model:
                 final_check=x_val is None,
             )
             self.position = None
-            record = {"epoch": epoch + 1, "train_loss": float(train_loss)}
+            if result.stalled is not None and bool(result.stalled):
+                self._restore(before)
+                raise XpnetError(diagnostics.stalled_message(self.backend, lr, self.config))
+            record = {"epoch": epoch + 1, "train_loss": float(result.mean_loss)}
             record["seconds"] = time.perf_counter() - started
-            record["train_accuracy"] = _fraction(train_correct, x.shape[0])
+            record["train_accuracy"] = _fraction(result.correct, x.shape[0])
             if x_val is not None:
                 val_loss, val_correct = loop.evaluate(self.network, loss, x_val, y_val, classify=self.classify)
                 record["val_loss"] = float(val_loss)
                 record["val_accuracy"] = _fraction(val_correct, x_val.shape[0])
             # The final weights' loss, which the training loss (taken before each step) never saw: the
             # validation loss where there is one, else the first batch's.
-            final_loss = record["val_loss"] if x_val is not None else float(final_loss)
+            final_loss = record["val_loss"] if x_val is not None else float(result.final_loss)
             if not (math.isfinite(record["train_loss"]) and math.isfinite(final_loss)):
                 self._restore(before)
                 raise TrainingDiverged(diagnostics.divergence_message(epoch + 1, lr, scale(), self.config))

@@ -12,18 +12,19 @@ that format reads as a corrupt file (``write`` stamps it).
 
 A description may come from a stranger's file, so ``settings_of`` and ``load_state`` check every value
 against the others before they place a single array on the device, and raise ``StateError`` naming what
-is wrong. ``Model.from_state`` builds the model from the settings and has it filled here, so this module
-imports the model module only for its type hints, and the two never import each other when they run.
+is wrong. ``Model.from_state`` builds the model from the settings and assigns what ``load_state`` returns
+(its optimizer and early stopping load their own parts), so this module imports the model module only
+for its type hints, and the two never import each other when they run.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import array_api_compat
 import numpy as np
 
-from xpnet.arrays.backend import select
+from xpnet.arrays.backend import Backend, select
 from xpnet.errors import StateError, XpnetError, one_line
 from xpnet.io import model_file
 from xpnet.nn.layers import Dense
@@ -35,32 +36,35 @@ from xpnet.train.loop import EpochPosition
 if TYPE_CHECKING:
     from xpnet.train.model import Model
 
-OPTIMIZER_PREFIX = "optimizer/"
-BEST_PREFIX = "best/"
 POSITION_PREFIX = "progress/"
 # A position's arrays: the outputs the epoch's steps kept, and sums carried for batches before them.
 POSITION_ARRAYS = ("outputs", "total_loss", "correct")
 
 
+class Loaded(NamedTuple):
+    """What ``load_state`` read for a model: its backend, network, classes, history and position (the
+    optimizer and early stopping, the model's own, have loaded their parts themselves)."""
+
+    backend: Backend
+    network: Network
+    n_classes: int | None
+    history: list[dict]
+    position: EpochPosition | None
+
+
 def state_of(model: Model) -> dict:
-    """``model``'s state: the live arrays (not copies) and JSON values, laid out as described above."""
+    """``model``'s state: the live arrays (not copies) and JSON values, laid out as described above, each
+    part described by its owner."""
     state = {
         "config": model.config.to_dict(),
         "n_classes": model.n_classes,
         "history": model.history,
         "trained_on": str(model.backend),
         **model.network.state_dict(),
+        **model.optimizer.state_arrays(),
     }
-    optimizer = model.optimizer.state_dict()
-    state["optimizer_steps"] = optimizer["steps"]
-    for buffer, arrays in optimizer["buffers"].items():
-        state |= {f"{OPTIMIZER_PREFIX}{buffer}/{index}": array for index, array in enumerate(arrays)}
     if model.early_stopping is not None:
-        stopper = model.early_stopping.state_dict()
-        best = stopper.pop("best_parameters")
-        state["early_stopping"] = stopper
-        if best is not None:
-            state |= {BEST_PREFIX + name: array for name, array in zip(model.network.parameter_names(), best)}
+        state |= model.early_stopping.state_arrays(model.network.parameter_names())
     position = model.position
     if position is not None and position.next_batch > 0:
         position = position.state_dict()
@@ -78,38 +82,35 @@ def write(path, model: Model, *, run: dict | None = None) -> None:
     model_file.write(path, state, version=version, run=run)
 
 
-def load_state(model: Model, state: dict) -> None:
-    """Fill ``model``, new and built from ``settings_of(state)``, with what ``state`` describes (host
-    arrays, as a file or a pickle gives them), on the model's device; ``StateError`` where the description
-    is not that of a valid model."""
-    config = model.config
+def load_state(state: dict, config: TrainConfig, device, optimizer, early_stopping) -> Loaded:
+    """What ``state`` describes (host arrays, as a file or a pickle gives them) for a model of ``config``
+    on ``device``: the parts the model assigns, while ``optimizer`` and ``early_stopping`` (None when the
+    model does not stop early) adopt theirs. ``StateError`` where the description is not that of a valid
+    model; every value is checked before an array is placed on the device."""
     check_history(state.get("history"))
-    steps, n_classes = state.get("optimizer_steps"), state.get("n_classes")
-    if type(steps) is not int or steps < 0:
-        raise StateError(f"optimizer step count {steps!r} is invalid; the file is corrupt")
+    n_classes = state.get("n_classes")
     if n_classes is not None and (type(n_classes) is not int or n_classes < 1):
         raise StateError(f"number of classes {n_classes!r} is invalid; the file is corrupt")
     _check_parameters(state, config.dtype)
     network = Network.from_state(state)
     parameters = dict(zip(network.parameter_names(), network.parameters()))  # on the host, for the checks
     _check_outputs(network, config, n_classes)
+    backend = select(device)
 
-    model.backend = select(model.device)
+    def place(array):  # a copy: the model owns its arrays
+        return backend.asarray(array, copy=True)
 
-    def place(array):  # a copy: the model owns its arrays, and trains them in place
-        return model.backend.asarray(array, copy=True)
-
-    network.set_parameters([place(array) for array in parameters.values()])
-    model.network = network
-    model.n_classes = n_classes
-    model.history = [dict(record) for record in state["history"]]  # its own, as it owns its arrays
     used = {PARAMETER_PREFIX + name for name in parameters}
-    used |= _load_optimizer(model, state, steps, list(parameters.values()), place)
-    used |= _load_early_stopping(model, state, parameters, place)
-    used |= _load_position(model, state, config, place)
-    unexpected = sorted(name for name, value in state.items() if _is_array(value) and name not in used)
+    used |= optimizer.load_state_arrays(state, list(parameters.values()), place)
+    if early_stopping is not None:
+        used |= early_stopping.load_state_arrays(state, parameters, place)
+    network.set_parameters([place(array) for array in parameters.values()])
+    position, position_names = _load_position(state, config, network, len(state["history"]), place)
+    unexpected = sorted(name for name, value in state.items() if _is_array(value) and name not in used | position_names)
     if unexpected:
         raise StateError(f"unexpected array {unexpected[0]!r}; the file is corrupt or from a custom xpnet")
+    history = [dict(record) for record in state["history"]]  # its own, as it owns its arrays
+    return Loaded(backend, network, n_classes, history, position)
 
 
 def settings_of(state: dict) -> TrainConfig:
@@ -150,68 +151,25 @@ def _check_outputs(network: Network, config: TrainConfig, n_classes) -> None:
         )
 
 
-def _load_optimizer(model: Model, state: dict, steps: int, parameters: list, place) -> set[str]:
-    """The optimizer's buffers (all or none), each checked against its parameter; the names used."""
-    buffers = model.optimizer.buffers
-    names = [name for name in state if name.startswith(OPTIMIZER_PREFIX) and name.count("/") == 2]
-    present = {name.split("/")[1] for name in names}
-    if present and present != set(buffers):
-        raise StateError(f"optimizer state has buffers {sorted(present)} but the optimizer uses {sorted(buffers)}")
-    arrays = {buffer: [] for buffer in buffers} if present else {}
-    for buffer in arrays:
-        for index, parameter in enumerate(parameters):
-            name = f"{OPTIMIZER_PREFIX}{buffer}/{index}"
-            array = state.get(name)
-            if not isinstance(array, np.ndarray):
-                raise StateError(f"model state lacks the array {name!r}; the file is corrupt")
-            if array.shape != parameter.shape or array.dtype != parameter.dtype:
-                raise StateError(
-                    f"optimizer {buffer} {index} is {array.dtype} {array.shape} for a parameter of "
-                    f"{parameter.dtype} {parameter.shape}"
-                )
-            arrays[buffer].append(place(array))
-    model.optimizer.load_state_dict({"steps": steps, "buffers": arrays})
-    return {f"{OPTIMIZER_PREFIX}{buffer}/{index}" for buffer in arrays for index in range(len(parameters))}
-
-
-def _load_early_stopping(model: Model, state: dict, parameters: dict, place) -> set[str]:
-    """Early stopping's counters and best weights, for a model that stops early; the names used."""
-    values = state.get("early_stopping")
-    if values is None or model.early_stopping is None:
-        return set()
-    if not isinstance(values, dict):
-        raise StateError("the early-stopping state is malformed; the file is corrupt")
-    names = [BEST_PREFIX + name for name in parameters]
-    best = [state.get(name) for name in names]
-    if all(array is None for array in best):
-        best = None
-    else:
-        for array, parameter in zip(best, parameters.values()):
-            if not isinstance(array, np.ndarray) or array.shape != parameter.shape or array.dtype != parameter.dtype:
-                raise StateError("the best weights kept by early stopping do not match the model")
-    model.early_stopping.load_state_dict({**values, "best_parameters": best}, place)
-    return set(names) if best is not None else set()
-
-
-def _load_position(model: Model, state: dict, config: TrainConfig, place) -> set[str]:
-    """Where an epoch stopped and its kept outputs (or running sums), for a model stopped inside one; the
-    names used."""
+def _load_position(state: dict, config: TrainConfig, network: Network, epochs_done: int, place) -> tuple:
+    """Where an epoch stopped and its kept outputs (or running sums), for a model stopped inside one, or
+    None; with the names used."""
     values = state.get("progress")
     if values is None:
-        return set()
+        return None, set()
     if not isinstance(values, dict):
         raise StateError("the position inside the epoch is invalid; the file is corrupt")
     arrays = {name: state.get(POSITION_PREFIX + name) for name in POSITION_ARRAYS}
-    model.position = EpochPosition.from_state(
+    position = EpochPosition.from_state(
         {**values, **arrays},
-        epochs_done=len(model.history),
+        epochs_done=epochs_done,
         dtype=config.dtype,
         classify=config.loss == "cross_entropy",
         batch_size=config.batch_size,
-        n_outputs=model.network.n_outputs,
+        n_outputs=network.n_outputs,
         place=place,
     )
-    return {POSITION_PREFIX + name for name in arrays}
+    return position, {POSITION_PREFIX + name for name in arrays}
 
 
 def _is_array(value) -> bool:
