@@ -25,6 +25,8 @@ INIT, SHUFFLE, DROPOUT, SPLIT = range(4)
 GPU_STATES = 2**14
 # Bytes of one Philox state (cuRAND's curandStatePhilox4_32_10_t).
 GPU_STATE_BYTES = 64
+# Streams a run draws from at once: an epoch's shuffle and dropout streams, and a minibatch's child.
+_STREAMS_AT_ONCE = 3
 
 
 class RandomStream:
@@ -64,6 +66,12 @@ class RandomStream:
         xp = self.backend.xp
         with self.backend.active():
             return xp.argsort(self.uniform((n,), xp.float32))
+
+
+def state_bytes(backend: Backend) -> int:
+    """Device memory the generators of a run's streams hold at once on ``backend``: CuPy's states (other
+    libraries' generators are small host objects)."""
+    return _STREAMS_AT_ONCE * GPU_STATES * GPU_STATE_BYTES if array_api_compat.is_cupy_namespace(backend.xp) else 0
 
 
 def _uniform_source(backend: Backend, seeds: np.random.SeedSequence):
