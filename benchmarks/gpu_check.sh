@@ -5,7 +5,7 @@
 #   benchmarks/gpu_check.sh WHEELS_DIR MNIST_DIR OUT_DIR [EPOCHS]
 #
 # WHEELS_DIR holds wheels of what the machine lacks (array-api-compat), MNIST_DIR the four IDX files
-# (raw or .gz). Writes into OUT_DIR: cuda-tests.log (the CUDA tests and scikit-learn's GPU test),
+# (raw or .gz). Writes into OUT_DIR: cuda-tests.log (every test marked cuda, in all of tests/),
 # results_gpu.md and results_gpu_tf32.md (the GPU benchmark), gridsearch-cuda.log, and nvidia-smi.txt.
 # Each step runs even when an earlier one failed; the exit code is the number of failed steps.
 set -uo pipefail
@@ -26,7 +26,7 @@ step() {  # step LOG COMMAND...: run COMMAND, its output to the screen and to OU
     "$@" 2>&1 | tee "$out/$log" || failed=$((failed + 1))
 }
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1
-step cuda-tests.log python3 -m pytest -p no:cacheprovider -m cuda -ra tests/test_cuda.py tests/test_sklearn.py
+step cuda-tests.log python3 -m pytest -p no:cacheprovider -m cuda -ra tests
 step benchmark.log python3 benchmarks/gpu_benchmark.py --data-dir "$mnist" --epochs "$epochs" \
     --results "$out/results_gpu.md"
 step benchmark-tf32.log python3 benchmarks/gpu_benchmark.py --data-dir "$mnist" --epochs "$epochs" --tf32 \

@@ -76,10 +76,11 @@ def apt_packages(run_line: str) -> set[str]:
     return packages
 
 
-def test_the_base_image_is_a_cuda_12_runtime_image_replaceable_by_a_build_argument(instructions):
+def test_the_base_image_is_nvidias_cuda_12_base_image_replaceable_by_a_build_argument(instructions):
     before_first_stage = instructions[: next(i for i, item in enumerate(instructions) if item["instruction"] == "FROM")]
     arguments = dict(item["value"].split("=", 1) for item in before_first_stage if item["instruction"] == "ARG")
-    assert re.fullmatch(r"nvidia/cuda:12\.\d+(\.\d+)?-runtime-ubuntu\d+\.\d+", arguments.get("BASE", ""))
+    # The "base" flavour: the CUDA libraries and headers come from the cuda extra's wheels, not from the image.
+    assert re.fullmatch(r"nvidia/cuda:12\.\d+(\.\d+)?-base-ubuntu\d+\.\d+", arguments.get("BASE", ""))
     first_from = next(item for item in instructions if item["instruction"] == "FROM")
     assert first_from["value"].split()[0] == "${BASE}"
 
@@ -97,14 +98,36 @@ def test_xpnet_is_installed_with_the_extra_named_by_a_build_argument(stages):
         assert expanded.stdout == expected
 
 
-def test_the_extras_of_the_image_exist_in_the_package():
+def extra_requirements() -> dict[str, list]:
+    """Each optional dependency of the package as ``packaging`` requirements, by extra."""
     tomllib = pytest.importorskip("tomllib")
+    requirements = pytest.importorskip("packaging.requirements")
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert any(requirement.startswith("cupy-cuda12x") for requirement in extras["cuda"])
-    assert any(requirement.startswith("matplotlib") for requirement in extras["plot"])
+    return {extra: [requirements.Requirement(line) for line in lines] for extra, lines in extras.items()}
+
+
+def test_the_extras_of_the_image_exist_in_the_package():
+    extras = extra_requirements()
+    assert {requirement.name for requirement in extras["cuda"]} == {"cupy-cuda12x", "nvidia-nccl-cu12"}
+    assert {requirement.name for requirement in extras["plot"]} == {"matplotlib"}
     # The image's mpiexec and mpi4py (python -m xpnet --distributed): MPICH's wheel, from the package registry;
     # threadpoolctl pins the ordered reduction's ranks to one BLAS thread.
-    assert {requirement.split(">")[0] for requirement in extras["mpi"]} == {"mpi4py", "mpich", "threadpoolctl"}
+    assert {requirement.name for requirement in extras["mpi"]} == {"mpi4py", "mpich", "threadpoolctl"}
+
+
+def test_the_cuda_extra_brings_cupys_headers_and_nccl_within_one_major_version():
+    by_name = {requirement.name: requirement for requirement in extra_requirements()["cuda"]}
+    cupy = by_name["cupy-cuda12x"]
+    # CuPy compiles its kernels at run time against the CUDA headers: its "ctk" extra installs them.
+    assert cupy.extras == {"ctk"}
+    assert [cupy.specifier.contains(version) for version in ("13.6.0", "14.0.0", "14.2.0", "15.0.0")] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    nccl = by_name["nvidia-nccl-cu12"]
+    assert nccl.specifier.contains("2.25.1") and not nccl.specifier.contains("3.0.0")
 
 
 def test_the_final_stage_copies_the_virtual_environment_and_carries_no_build_tools(stages):

@@ -95,3 +95,24 @@ def test_cgroup_version_1_is_read_from_its_memory_controller(linux):
 def test_without_proc_the_limit_is_physical_memory(linux):
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert memory.memory_limit(numpy_backend()) == memory.Limit(physical, "physical memory")
+
+
+# -- a CUDA GPU, through the stand-in for CuPy (tests/cupy_standin.py: it does not prove what CuPy reports) --
+
+
+def test_a_gpu_offers_its_free_memory_and_the_blocks_cupys_pool_holds_free(monkeypatch):
+    from cupy_standin import install
+
+    standin = install(monkeypatch, free_on_gpu=6 * GIB)
+    standin.pool.used, standin.pool.free = 2 * GIB, GIB
+    assert memory.memory_limit(standin.backend(0)) == memory.Limit(7 * GIB, "free memory on the GPU <CUDA Device 0>")
+
+
+def test_cupys_pool_limit_bounds_a_gpu_below_its_free_memory(monkeypatch):
+    from cupy_standin import install
+
+    standin = install(monkeypatch, free_on_gpu=60 * GIB)
+    standin.pool.used, standin.pool.limit = 3 * GIB, 4 * GIB  # CUPY_GPU_MEMORY_LIMIT=4GiB, 3 GiB in use
+    assert memory.memory_limit(standin.backend(0)) == memory.Limit(
+        GIB, "CuPy's memory pool limit (CUPY_GPU_MEMORY_LIMIT)"
+    )

@@ -10,9 +10,16 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
+from xpnet.arrays.backend import select
 from xpnet.cli import main
+from xpnet.datasets import load_digits
+from xpnet.errors import XpnetError
+from xpnet.optim import OPTIMIZERS
 from xpnet.report import plots
 from xpnet.train import memory
+from xpnet.train.model import Model
 
 GIB = 2**30
 REPO = Path(__file__).resolve().parents[2]
@@ -64,3 +71,40 @@ def test_a_million_hidden_units_under_a_real_address_space_limit_are_one_clear_l
     assert result.stderr.count("\n") == 1, result.stderr
     assert "use fewer or narrower hidden layers" in result.stderr
     assert not run_dir.exists()  # a run refused before it started leaves no folder behind
+
+
+@pytest.mark.parametrize(("optimizer", "weight_decay"), [*((name, 0.0) for name in OPTIMIZERS), ("adam", 1e-4)])
+def test_the_estimate_covers_the_temporaries_of_the_reference_update(optimizer, weight_decay):
+    """On array-api-strict, as on CuPy, a step runs the array-API reference update, each of whose
+    element-wise operations makes a model-sized temporary (NumPy updates in place). Measured over a
+    one-step epoch of a model already trained: the epoch's rollback copy of the parameters and optimizer
+    buffers, the step's activations, and the update."""
+    strict = pytest.importorskip("array_api_strict")
+    x_train, y_train, _, _ = load_digits()
+    hidden, batch = 50000, 16
+    model = Model(hidden=[hidden], optimizer=optimizer, weight_decay=weight_decay, batch_size=batch, device=strict)
+    model.fit(x_train[:batch], y_train[:batch], epochs=1)
+    model_bytes = 4 * sum(parameter.size for parameter in model.network.parameters())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        model.fit(x_train[:batch], y_train[:batch], epochs=1)
+        needed = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    rollback = 1 + len(model.config.make_optimizer().buffers)
+    temporaries = memory.step_temporaries(optimizer, weight_decay, select(strict))
+    activations = 7 * batch * (hidden + 10) * 4  # training_bytes' bound on a step's activations
+    assert needed <= (rollback + temporaries) * model_bytes + activations, (needed / model_bytes, temporaries)
+
+
+def test_a_gpu_run_counts_its_random_generators_states(monkeypatch):
+    """A network whose parameters, step and runtime fit CuPy's pool limit to the byte, but not beside the
+    Philox states of its random streams, is refused (on the stand-in for CuPy, tests/cupy_standin.py)."""
+    from cupy_standin import install
+
+    standin = install(monkeypatch)
+    sizes = [64, 32, 10]
+    standin.pool.limit = memory.training_bytes(sizes, 4, 2, 32, epoch_inputs=True)
+    with pytest.raises(XpnetError, match=r"limited by CuPy's memory pool limit \(CUPY_GPU_MEMORY_LIMIT\): use fewer"):
+        memory.check_fits(sizes, 4, 2, 32, standin.backend(0))

@@ -1,5 +1,6 @@
 """What a device has free for new arrays: on the host the tightest of the memory the kernel says is
-available, the container's cgroup limit and the process's ``ulimit``; on a CUDA GPU, CuPy's free memory.
+available, the container's cgroup limit and the process's ``ulimit``; on a CUDA GPU, the tighter of its
+free memory and CuPy's memory pool limit.
 
 Training and the file readers ask it first, so that work too big for the machine fails before allocating.
 """
@@ -44,9 +45,15 @@ def memory_limit(backend: Backend) -> Limit | None:
         import cupy
 
         with backend.device:
+            pool = cupy.get_default_memory_pool()
             # Blocks cached by CuPy's pool count as used for the driver but are free for new arrays.
-            free = int(cupy.cuda.runtime.memGetInfo()[0]) + cupy.get_default_memory_pool().free_bytes()
-        return Limit(free, f"free memory on the GPU {backend.device}")
+            free = Limit(
+                int(cupy.cuda.runtime.memGetInfo()[0]) + pool.free_bytes(), f"free memory on the GPU {backend.device}"
+            )
+            limit = pool.get_limit()  # 0 unless set, by CUPY_GPU_MEMORY_LIMIT or set_limit
+        if not limit:
+            return free
+        return min(free, Limit(max(limit - pool.used_bytes(), 0), "CuPy's memory pool limit (CUPY_GPU_MEMORY_LIMIT)"))
     if backend.name == "torch" and getattr(backend.device, "type", "cpu") != "cpu":
         return None
     return min(host_limits(), default=None)

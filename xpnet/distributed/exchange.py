@@ -8,6 +8,8 @@ with the library's own allreduce (faster, but its order of additions depends on 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from xpnet.arrays.backend import Backend, to_numpy
@@ -74,7 +76,7 @@ class NcclExchange:
 
 
 def nccl_available() -> bool:
-    """Whether CuPy was built with NCCL (the ``cupy-cuda12x`` wheels load it from the nvidia-nccl package)."""
+    """Whether CuPy can load NCCL (the ``cupy-cuda12x`` wheels load it from the nvidia-nccl-cu12 wheel)."""
     try:
         from cupy.cuda import nccl
     except ImportError:
@@ -82,8 +84,36 @@ def nccl_available() -> bool:
     return getattr(nccl, "available", True)
 
 
+class ExchangeChoice(NamedTuple):
+    """The exchange all ranks use (``"nccl"`` or ``"host"``), and the ranks on CuPy that lack NCCL."""
+
+    kind: str
+    without_nccl: tuple[int, ...]
+
+    def describe(self) -> str:
+        """One line for the run's output."""
+        if self.kind == "nccl":
+            return "gradients are summed by NCCL between the ranks' GPUs"
+        if not self.without_nccl:
+            return "gradients are summed by MPI in host memory"
+        ranks = ", ".join(map(str, self.without_nccl))
+        return (
+            f"gradients are summed by MPI in host memory, through a copy from each GPU every step: CuPy cannot load "
+            f"NCCL on rank(s) {ranks} (pip install 'xpnet[cuda]' brings it)"
+        )
+
+
+def agreed_exchange(world: World, backend: Backend) -> ExchangeChoice:
+    """The exchange every rank uses for ``backend``'s arrays, decided together from each rank's view (an
+    allgather): NCCL only where every rank has it, so that no two ranks enter different collectives."""
+    has_nccl = world.comm.allgather(nccl_available() if backend.name == "cupy" else None)  # None: not on CuPy
+    if all(has_nccl):
+        return ExchangeChoice("nccl", ())
+    return ExchangeChoice("host", tuple(rank for rank, has in enumerate(has_nccl) if has is False))
+
+
 def exchange_for(world: World, backend: Backend):
-    """NCCL for CuPy arrays where CuPy has it, else MPI on host buffers."""
-    if backend.name == "cupy" and nccl_available():
+    """NCCL for CuPy arrays where every rank's CuPy has it, else MPI on host buffers; every rank calls it."""
+    if agreed_exchange(world, backend).kind == "nccl":
         return NcclExchange(world, backend)
     return HostExchange(world, backend)

@@ -42,9 +42,9 @@ class World:
         self.mpi = mpi
         self.comm = comm if comm is not None else mpi.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        node = self.comm.Split_type(mpi.COMM_TYPE_SHARED)
-        self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
-        node.Free()
+        # The ranks on this node: they share its GPUs (see ``device``).
+        self.node = self.comm.Split_type(mpi.COMM_TYPE_SHARED)
+        self.local_rank, self.local_size = self.node.Get_rank(), self.node.Get_size()
         limit_blas_threads(self.local_size)
 
     @property
@@ -111,26 +111,41 @@ class World:
             )
 
     def device(self, requested: str) -> str:
-        """The device this rank trains on: ``"cuda"`` (and ``"auto"`` where CuPy sees a GPU) become one
-        GPU per rank, chosen by the rank's place on its node; anything else as given."""
-        from xpnet.arrays.backend import cuda_available
+        """The device this rank trains on: ``"cuda"`` (and ``"auto"`` where CuPy sees a GPU) become one GPU per
+        rank, the rank's place among its node's GPUs, or the one GPU it sees where the launcher gave each rank
+        its own (Slurm's ``--gpus-per-task=1``, ``CUDA_VISIBLE_DEVICES`` per rank); anything else as given.
+        Every rank of the job calls it: the ranks of a node compare the GPUs they see."""
+        from xpnet.arrays.backend import cuda_device_count
 
         spec = requested.strip().lower() if isinstance(requested, str) else requested
-        if spec not in ("cuda", "auto") or (spec == "auto" and not cuda_available()):
+        if spec not in ("cuda", "auto"):
             return requested
-        import cupy
-
-        gpus = cupy.cuda.runtime.getDeviceCount()
-        if self.local_size > gpus:
-            raise BackendError(
-                f"{self.local_size} ranks share this node but it has {gpus} GPU(s): data-parallel training puts "
-                f"one rank on each GPU; start at most {gpus} ranks per node, or train with --device cpu"
-            )
-        return f"cuda:{self.local_rank}"
+        gpus = cuda_device_count()
+        # Every rank of the node joins this, whatever it sees, so that none waits for another in vain.
+        seen = self.node.allgather(_first_gpu_bus_id() if gpus == 1 else None)
+        if gpus == 0:  # "auto" trains on the CPU; for "cuda", selecting the backend says why there is no GPU
+            return requested
+        if gpus >= self.local_size:
+            return f"cuda:{self.local_rank}"
+        if gpus == 1 and seen.count(seen[self.local_rank]) == 1:  # a GPU of its own
+            return "cuda:0"
+        raise BackendError(
+            f"{self.local_size} ranks share this node but rank {self.rank} sees {gpus} GPU(s)"
+            f"{' and shares it with another rank' if gpus == 1 else ''}: data-parallel training puts one rank on "
+            f"each GPU; start at most {max(gpus, 1)} rank(s) per node, give each rank a GPU of its own "
+            "(CUDA_VISIBLE_DEVICES, Slurm's --gpus-per-task=1), or train with --device cpu"
+        )
 
     def abort(self, exit_code: int) -> None:
         """End every rank of the job now (the launcher stops the others)."""
         self.comm.Abort(exit_code)
+
+
+def _first_gpu_bus_id() -> str:
+    """The PCI bus id of the first GPU CuPy sees: the same GPU has the same id in every process."""
+    import cupy
+
+    return cupy.cuda.Device(0).pci_bus_id
 
 
 def limit_blas_threads(local_size: int) -> None:

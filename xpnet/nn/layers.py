@@ -114,8 +114,11 @@ class Dense(Layer):
     @classmethod
     def initialized(cls, n_inputs: int, n_outputs: int, init: str, dtype, rng: RandomStream):
         xp = rng.backend.xp
-        weight = initial_weights(init, n_inputs, n_outputs, dtype, rng)
-        bias = xp.zeros((n_outputs,), dtype=dtype, device=rng.backend.device)
+        # On the backend's device: CuPy computes and creates on the current GPU (array-api-compat drops
+        # zeros' device= for CuPy), which need not be the backend's.
+        with rng.backend.active():
+            weight = initial_weights(init, n_inputs, n_outputs, dtype, rng)
+            bias = xp.zeros((n_outputs,), dtype=dtype, device=rng.backend.device)
         return cls(weight, bias)
 
     def forward(self, x, *, training=False, rng=None):

@@ -24,6 +24,7 @@ from pathlib import Path
 from xpnet import datasets
 from xpnet.arrays.backend import Backend, select
 from xpnet.distributed.checkpoint import RankCheckpointer
+from xpnet.distributed.exchange import agreed_exchange
 from xpnet.distributed.parallel import DataParallel
 from xpnet.errors import XpnetError
 from xpnet.io import runs
@@ -127,12 +128,22 @@ def check_resumable(run_dir: Path) -> None:
 
 def _placed(world, run_options: dict, resumed: Path | None) -> tuple:
     """The world the run trains over, its ``DataParallel`` epoch runner (None unless distributed), its
-    device (a rank's own GPU) and backend: an unavailable device fails before anything is written."""
+    device (a rank's own GPU) and backend: an unavailable device fails before anything is written. A
+    distributed run says how its ranks sum their gradients (``exchange.agreed_exchange``)."""
     world = world.together(lambda: jobs.world_for(world, run_options["distributed"]))
     parallel = world.together(lambda: data_parallel(world, run_options, resumed))
     device = world.together(lambda: parallel.world.device(run_options["device"]) if parallel else run_options["device"])
     backend = world.together(lambda: select(device))
+    if parallel is not None:
+        choice = agreed_exchange(parallel.world, backend)
+        if world.is_root and not run_options["quiet"]:
+            print(f"{parallel.world.size} ranks, {choice.describe()}", file=_console(run_options), flush=True)
     return world, parallel, device, backend
+
+
+def _console(run_options: dict):
+    """Where a run's progress goes: stdout, unless that is kept for ``--json``'s summary."""
+    return sys.stderr if run_options["json"] else sys.stdout
 
 
 def data_parallel(world, run_options: dict, resumed: Path | None) -> DataParallel | None:
@@ -183,8 +194,7 @@ def _train(
     is_root = parallel is None or parallel.world.is_root
     if is_root:
         remove_leftovers(run_dir)
-    console = sys.stderr if run_options["json"] else sys.stdout
-    progress = console_progress(console, quiet=run_options["quiet"] or not is_root)
+    progress = console_progress(_console(run_options), quiet=run_options["quiet"] or not is_root)
     x_train, y_train, x_test, y_test = data
     every_steps = run_options["checkpoint_every"]
     if parallel is None:

@@ -9,6 +9,7 @@ import itertools
 
 import numpy as np
 
+from xpnet.arrays import streams
 from xpnet.arrays.backend import Backend
 from xpnet.arrays.memory import GIB, memory_limit
 from xpnet.errors import XpnetError
@@ -18,6 +19,18 @@ from xpnet.train.loop import EVALUATION_BATCH_SIZE, gathers_per_batch
 # Arrays kept per parameter besides the optimizer buffers: the parameter, its gradient, and the
 # copy taken each epoch to roll back a diverged epoch (which also copies the optimizer buffers).
 _COPIES_PER_PARAMETER = 3
+# Model-sized arrays an optimizer step holds at its peak besides those, where the step runs the array-API
+# reference update: on every library but NumPy, whose update runs in place (xpnet/optim/kernels.py). The
+# reference is a pure function of the flat buffers: new values coexist with the old until they are
+# assigned, and each element-wise operation makes a temporary. At each rule's peak:
+#   sgd       lr * grad, and the new parameter                                                    2
+#   momentum  the new velocity; lr * velocity and the new parameter                               3
+#   nesterov  the new velocity; grad + momentum * velocity, its product by lr, the new parameter  4
+#   adam      the new first and second moments; the denominator, first / denominator, its
+#             product by the step size, and the new parameter                                     5
+#   adamw     adam's, and the decayed parameter                                                   6
+# Coupled weight decay (every rule but adamw's) adds the decayed gradient, grad + decay * parameter.
+UPDATE_TEMPORARIES = {"sgd": 2, "momentum": 3, "nesterov": 4, "adam": 5, "adamw": 6}
 # Arrays of batch x width per layer in a training step: pre-activation, activation, dropout mask and
 # output, and in the backward pass the incoming gradient, the activation's derivative and their product.
 _ARRAYS_PER_TRAINING_UNIT = 7
@@ -35,10 +48,14 @@ def training_bytes(
     evaluation_rows: int = 0,
     training_rows: int = 0,
     epoch_inputs: bool = True,
+    update_temporaries: int = 0,
+    generator_bytes: int = 0,
 ) -> int:
     """Peak bytes held while training an MLP with layer ``sizes``: parameters, gradients, optimizer
-    state and rollback copies, what each epoch holds of its ``training_rows`` samples, plus the larger
-    of one training step and one evaluation batch, plus what the run's code takes.
+    state and rollback copies, the optimizer step's ``update_temporaries`` (model-sized, see
+    ``step_temporaries``), what each epoch holds of its ``training_rows`` samples, plus the larger of
+    one training step and one evaluation batch, plus the random generators' states and what the run's
+    code takes.
 
     An epoch builds its targets in its shuffled order once, and gathers its inputs in that order once
     (``epoch_inputs``; on NumPy, batch by batch instead), so that each batch is a slice of them, and
@@ -52,12 +69,21 @@ def training_bytes(
     """
     layer_parameters = [n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes)]
     widths = sizes[1:]
-    per_parameter = _COPIES_PER_PARAMETER + 2 * n_optimizer_buffers
+    per_parameter = _COPIES_PER_PARAMETER + 2 * n_optimizer_buffers + update_temporaries
     step = max(layer_parameters) + _ARRAYS_PER_TRAINING_UNIT * batch_size * sum(widths)
     rows = min(max(evaluation_rows, batch_size), EVALUATION_BATCH_SIZE)
     evaluation = rows * (2 * sum(widths) + max(widths))
     epoch = training_rows * (itemsize * (sizes[0] * epoch_inputs + 2 * sizes[-1]) + _LABEL_BYTES)
-    return itemsize * (sum(layer_parameters) * per_parameter + max(step, evaluation)) + epoch + _RUNTIME_BYTES
+    held = itemsize * (sum(layer_parameters) * per_parameter + max(step, evaluation))
+    return held + epoch + generator_bytes + _RUNTIME_BYTES
+
+
+def step_temporaries(optimizer: str, weight_decay: float, backend: Backend) -> int:
+    """Model-sized temporaries of one optimizer step on ``backend`` (``UPDATE_TEMPORARIES``)."""
+    if backend.is_numpy:
+        return 0
+    coupled_decay = weight_decay > 0 and optimizer != "adamw"
+    return UPDATE_TEMPORARIES[optimizer] + coupled_decay
 
 
 def check_fits(
@@ -69,19 +95,28 @@ def check_fits(
     *,
     evaluation_rows: int = 0,
     training_rows: int = 0,
+    update_temporaries: int = 0,
 ) -> None:
     """Raise ``XpnetError`` if training this network on ``training_rows`` samples (and evaluating
     ``evaluation_rows`` rows) would need more memory than the device allows."""
     epoch_inputs = not gathers_per_batch(backend.xp)
     needed = training_bytes(
-        sizes, itemsize, n_optimizer_buffers, batch_size, evaluation_rows, training_rows, epoch_inputs
+        sizes,
+        itemsize,
+        n_optimizer_buffers,
+        batch_size,
+        evaluation_rows,
+        training_rows,
+        epoch_inputs,
+        update_temporaries,
+        streams.state_bytes(backend),
     )
     limit = memory_limit(backend)
     if limit is not None and needed > limit.available:
         raise XpnetError(
             f"a network with layer sizes {sizes} needs about {needed / GIB:.1f} GiB to train "
-            f"(parameters, gradients, optimizer state, an epoch's copy of the data, and one batch or "
-            "evaluation batch of activations), "
+            f"(parameters, gradients, optimizer state and its update, an epoch's copy of the data, and one batch "
+            "or evaluation batch of activations), "
             f"but {backend} has {limit.available / GIB:.1f} GiB left, limited by {limit.source}: "
             "use fewer or narrower hidden layers, or a smaller batch size"
         )
@@ -100,4 +135,5 @@ def check_model_fits(
         backend,
         evaluation_rows=evaluation_rows,
         training_rows=training_rows,
+        update_temporaries=step_temporaries(config.optimizer, config.weight_decay, backend),
     )
