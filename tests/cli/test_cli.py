@@ -194,11 +194,12 @@ def test_true_false_options_can_be_turned_off_after_a_config_file_set_them(cli, 
         ("hidden = [1.5]\n", r"hidden must be a list of widths"),
         ("lr = = 1\n", r"is not valid TOML"),
         ("batch-size = 8\nbatch_size = 16\n", r"sets 'batch_size' twice"),
+        (b"\xff\xfeBAD", r"job.toml is not UTF-8 text \(byte 0 cannot be decoded\); save it as UTF-8"),
     ],
 )
 def test_bad_config_files_are_one_line_errors(cli, tmp_path, text, pattern):
     config = tmp_path / "job.toml"
-    config.write_text(text)
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
     assert_usage_error(cli("--config", config, "--out", tmp_path / "run"), pattern)
     assert not (tmp_path / "run").exists()
 
