@@ -64,3 +64,19 @@ def test_a_million_hidden_units_under_a_real_address_space_limit_are_one_clear_l
     assert result.stderr.count("\n") == 1, result.stderr
     assert "use fewer or narrower hidden layers" in result.stderr
     assert not run_dir.exists()  # a run refused before it started leaves no folder behind
+
+
+def test_a_batch_larger_than_the_training_set_is_sized_as_the_batch_it_trains(tmp_path, monkeypatch, capsys):
+    """--batch-size 10**12 trains the 1,438 digits in one batch of 1,438 rows, and is sized as such."""
+    monkeypatch.setattr(plots, "available", lambda: False)
+    sized = []
+    check_fits = memory.check_fits
+
+    def recording_check_fits(sizes, itemsize, buffers, batch_size, backend, **options):
+        sized.append(batch_size)
+        check_fits(sizes, itemsize, buffers, batch_size, backend, **options)
+
+    monkeypatch.setattr(memory, "check_fits", recording_check_fits)
+    argv = ["--batch-size", str(10**12), "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert sized == [1438, 1438]  # the command's check (before loading), then the model's (before building)
