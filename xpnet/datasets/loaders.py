@@ -225,6 +225,8 @@ def _features(path: Path, array: np.ndarray, *, pixels: bool = False, name: str 
     if array.shape[0] == 0:
         raise DatasetError(f"{path}: {name} holds no samples; pass a file with at least one")
     values = array.reshape(array.shape[0], -1)
+    if values.shape[1] == 0:
+        raise DatasetError(f"{path}: {name} has shape {array.shape}: no features per sample; store at least one")
     _check_finite(path, values, name)
     if pixels or values.dtype.kind in "biu":
         low, high = values.min(), values.max()

@@ -71,7 +71,7 @@ def start(
     world, parallel, device, backend = _placed(world, run_options, resumed=None)
     with contextlib.ExitStack() as locked:
         # The folder is claimed and config.json written (by rank 0) before the data loads (a download
-        # can take minutes); a failed start removes the folder again.
+        # can take minutes); a start that fails before its first checkpoint removes the folder again.
         claimed = runs.new_run_dir(run_options["out"], keep_lock=locked)
         with jobs.entered_on_root(world, claimed) as run_dir:
             if world.is_root:
@@ -79,9 +79,11 @@ def start(
                 record = runs.config_record(recorded, resolved_options(settings.config), backend)
                 runs.write_json(run_dir / runs.CONFIG_FILE, {**record, **_ranks(parallel)})
             data = _load(settings, backend, world)
-        model = Model(settings.config, device=device)
-        with jobs.rank_errors_end_the_job(world):
-            return _train(model, settings.config.epochs, data, run_dir, run_options, warning_log, callbacks, parallel)
+            model = Model(settings.config, device=device)
+            with jobs.rank_errors_end_the_job(world):
+                return _train(
+                    model, settings.config.epochs, data, run_dir, run_options, warning_log, callbacks, parallel
+                )
 
 
 def resume(
