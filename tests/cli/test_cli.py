@@ -362,12 +362,24 @@ def test_running_out_of_memory_is_a_one_line_error(cli, tmp_path, monkeypatch):
     def allocate_too_much(*args, **kwargs):
         return np.empty(10**14, dtype=np.float64)  # 800 TB: NumPy raises its _ArrayMemoryError
 
-    monkeypatch.setattr(datasets, "load", allocate_too_much)
+    monkeypatch.setattr(xpnet.Model, "fit", allocate_too_much)
     assert_usage_error(
         cli("--epochs", 1, "--out", tmp_path / "run"),
         r"^xpnet: error: out of memory \(Unable to allocate [\d.]+ TiB for an array with shape \(100000000000000,\) "
         r"and data type float64\); free memory, or ask for less: a smaller --hidden or --batch-size",
     )
+
+
+def test_running_out_of_memory_while_loading_names_the_dataset(cli, tmp_path, monkeypatch):
+    def allocate_too_much(*args, **kwargs):
+        return np.empty(10**14, dtype=np.float64)
+
+    monkeypatch.setattr(datasets, "load", allocate_too_much)
+    assert_usage_error(
+        cli("--epochs", 1, "--out", tmp_path / "run"),
+        r"^xpnet: error: out of memory while loading the dataset digits: free memory, or use a smaller dataset$",
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_training_warnings_print_as_one_line_and_are_recorded(cli, tmp_path):

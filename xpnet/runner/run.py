@@ -25,7 +25,7 @@ from xpnet import datasets
 from xpnet.arrays.backend import Backend, select
 from xpnet.distributed.checkpoint import RankCheckpointer
 from xpnet.distributed.parallel import DataParallel
-from xpnet.errors import XpnetError, one_line
+from xpnet.errors import DatasetError, XpnetError, one_line
 from xpnet.io import runs
 from xpnet.nn import network
 from xpnet.report import plots
@@ -187,9 +187,19 @@ def _load(settings: Resolved, backend: Backend, world):
     """The run's dataset, once the network is known to fit in memory beside it (on every rank)."""
     run_options = settings.run
     quiet = run_options["quiet"] or not world.is_root
-    data = world.together(lambda: datasets.load(run_options["dataset"], data_dir=run_options["data_dir"], quiet=quiet))
+    data = world.together(lambda: load_dataset(run_options, quiet))
     world.together(lambda: check_memory(settings.config, data, backend))
     return data
+
+
+def load_dataset(run_options: dict, quiet: bool):
+    """The run's dataset; running out of memory while loading it names the dataset, not the network."""
+    try:
+        return datasets.load(run_options["dataset"], data_dir=run_options["data_dir"], quiet=quiet)
+    except MemoryError:
+        raise DatasetError(
+            f"out of memory while loading the dataset {run_options['dataset']}: free memory, or use a smaller dataset"
+        ) from None
 
 
 def _train(
