@@ -26,7 +26,7 @@ from xpnet.errors import DatasetError, one_line
 
 # Samples are read and converted about this many bytes (as stored) at a time; a chunk's temporaries
 # (its bytes, and a float32 copy of up to 4 times as many for 1-byte pixels) are counted as this many chunks.
-CHUNK_BYTES = 2**22
+CHUNK_BYTES = 2**20
 CHUNK_OVERHEAD = 6
 # Deflate turns at most 1032 bytes into one (258-byte matches in two bits), so a deflated stream
 # claiming more than this many times its own size is lying.
