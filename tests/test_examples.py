@@ -110,3 +110,17 @@ def test_the_quick_sweep_example_runs_in_well_under_a_minute(tmp_path):
     assert time.monotonic() - started < 60
     assert "best: trial " in result.stdout
     assert (tmp_path / "sweeps" / "digits_quick" / "best.json").is_file()
+
+
+def test_the_files_written_for_users_speak_of_the_project_in_its_own_words():
+    """README, examples and benchmark reports say what a recipe aims at and why, not which ticket asked."""
+    files = [REPO / "README.md", *sorted((REPO / "examples").rglob("*.*")), *sorted((REPO / "benchmarks").glob("*.md"))]
+    tracker_words = re.compile(r"\bissues?\b|\basked for\b", re.IGNORECASE)
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in files
+        if path.suffix in (".md", ".toml", ".py", ".sh")
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if tracker_words.search(line)
+    ]
+    assert found == []

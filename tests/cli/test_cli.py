@@ -194,11 +194,12 @@ def test_true_false_options_can_be_turned_off_after_a_config_file_set_them(cli, 
         ("hidden = [1.5]\n", r"hidden must be a list of widths"),
         ("lr = = 1\n", r"is not valid TOML"),
         ("batch-size = 8\nbatch_size = 16\n", r"sets 'batch_size' twice"),
+        (b"\xff\xfeBAD", r"job.toml is not UTF-8 text \(byte 0 cannot be decoded\); save it as UTF-8"),
     ],
 )
 def test_bad_config_files_are_one_line_errors(cli, tmp_path, text, pattern):
     config = tmp_path / "job.toml"
-    config.write_text(text)
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
     assert_usage_error(cli("--config", config, "--out", tmp_path / "run"), pattern)
     assert not (tmp_path / "run").exists()
 
@@ -361,12 +362,24 @@ def test_running_out_of_memory_is_a_one_line_error(cli, tmp_path, monkeypatch):
     def allocate_too_much(*args, **kwargs):
         return np.empty(10**14, dtype=np.float64)  # 800 TB: NumPy raises its _ArrayMemoryError
 
-    monkeypatch.setattr(datasets, "load", allocate_too_much)
+    monkeypatch.setattr(xpnet.Model, "fit", allocate_too_much)
     assert_usage_error(
         cli("--epochs", 1, "--out", tmp_path / "run"),
         r"^xpnet: error: out of memory \(Unable to allocate [\d.]+ TiB for an array with shape \(100000000000000,\) "
         r"and data type float64\); free memory, or ask for less: a smaller --hidden or --batch-size",
     )
+
+
+def test_running_out_of_memory_while_loading_names_the_dataset(cli, tmp_path, monkeypatch):
+    def allocate_too_much(*args, **kwargs):
+        return np.empty(10**14, dtype=np.float64)
+
+    monkeypatch.setattr(datasets, "load", allocate_too_much)
+    assert_usage_error(
+        cli("--epochs", 1, "--out", tmp_path / "run"),
+        r"^xpnet: error: out of memory while loading the dataset digits: free memory, or use a smaller dataset$",
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_training_warnings_print_as_one_line_and_are_recorded(cli, tmp_path):

@@ -4,6 +4,7 @@ results are written ends. (Real processes killed and resumed: ``test_resume_kill
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from xpnet.cli import main
-from xpnet.io import runs
+from xpnet.io import model_file, runs
 from xpnet.runner import run as runner
 from xpnet.train import checkpoint
 
@@ -204,3 +205,81 @@ def test_run_files_are_readable_like_any_new_file(tmp_path):
     os.umask(umask)
     for name in ("config.json", "metrics.json", "model.npz", "checkpoint.npz"):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_full_disk_while_writing_the_results_says_resume_writes_them(tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    replace = os.replace
+
+    def disk_full_for_confusion(source, target):
+        if Path(target).name == runs.CONFUSION_FILE:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        replace(source, target)
+
+    with monkeypatch.context() as patches:
+        patches.setattr(os, "replace", disk_full_for_confusion)
+        assert main(["--out", str(run_dir), *OPTIONS]) == 2
+    error = one_error_line(capsys)
+    assert f"cannot write {run_dir / runs.CONFUSION_FILE}: No space left on device" in error
+    assert error.endswith(
+        "training ended and its checkpoint is saved: once that is fixed (free disk space, say), write the results "
+        f"with: python -m xpnet --resume {run_dir}\n"
+    )
+    assert main(["--resume", str(run_dir)]) == 0
+    assert all((run_dir / name).is_file() for name in RESULT_FILES)
+
+
+def edit_config(run_dir: Path, **options) -> Path:
+    path = run_dir / runs.CONFIG_FILE
+    record = json.loads(path.read_text())
+    record["options"].update(options)
+    path.write_text(json.dumps(record))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda run_dir: (run_dir / runs.CONFIG_FILE).write_text('{"options": {'),
+            r"cannot read {config} \(.*\); the run folder is damaged: --resume continues a run with the options "
+            r"{config} recorded when it started: put back that file as it was, or start a new run with another --out",
+        ),
+        (
+            lambda run_dir: edit_config(run_dir, epochs="abc"),
+            r"{config}: options: epochs must be an integer, got 'abc'.*put back that file as it was",
+        ),
+        (
+            lambda run_dir: edit_config(run_dir, epochs=5),
+            r"{config} records epochs 5 but {run_dir}/checkpoint.npz trained with 3; --resume continues a run",
+        ),
+    ],
+    ids=["damaged-config", "epochs-abc", "edited-epochs"],
+)
+def test_a_config_that_cannot_be_resumed_names_the_file_and_what_to_do(stopped_run, capsys, damage, message):
+    damage(stopped_run)
+    assert main(["--resume", str(stopped_run)]) == 2
+    error = one_error_line(capsys)
+    config = re.escape(str(stopped_run / runs.CONFIG_FILE))
+    assert re.search(message.format(config=config, run_dir=re.escape(str(stopped_run))), error), error
+    assert not (stopped_run / runs.METRICS_FILE).exists()
+
+
+def test_a_checkpoint_whose_settings_disagree_with_its_weights_is_refused(stopped_run, capsys):
+    path = stopped_run / checkpoint.CHECKPOINT_FILE
+    state, run = model_file.read(path)
+    state["config"]["hidden"] = [32]  # beside weights 16 wide
+    model_file.write(path, state, version=model_file.read_archive(path)[1]["version"], run=run)
+    edit_config(stopped_run, hidden=[32])
+    assert main(["--resume", str(stopped_run)]) == 2
+    assert (
+        f"{path} records hidden [32] but holds layers of widths [16]: the file was altered; start a new run"
+        in one_error_line(capsys)
+    )
+    assert not (stopped_run / runs.MODEL_FILE).exists()
+
+
+def test_resume_given_a_file_says_to_give_its_folder(stopped_run, capsys):
+    path = stopped_run / checkpoint.CHECKPOINT_FILE
+    assert main(["--resume", str(path)]) == 2
+    assert f"{path} is a file, not a run folder: give the folder that holds it" in one_error_line(capsys)

@@ -96,6 +96,45 @@ def test_a_start_that_fails_leaves_no_folder_behind(tmp_path, monkeypatch, capsy
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("interval", ["0", "-1"])
+def test_a_bad_checkpoint_interval_is_refused_before_the_folder_is_claimed(tmp_path, monkeypatch, capsys, interval):
+    monkeypatch.setattr(datasets, "load", lambda *arguments, **options: pytest.fail("the data was loaded"))
+    assert main(["--checkpoint-every", interval, "--out", str(tmp_path / "run"), *OPTIONS]) == 2
+    error = one_error_line(capsys)
+    assert (
+        f"--checkpoint-every, the checkpoint interval (in optimizer steps), must be a positive integer, got {interval}"
+        in error
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def zero_feature_npz(folder) -> str:
+    path = folder / "no-features.npz"
+    labels = np.array([0, 1, 0, 1])
+    np.savez(path, x_train=np.zeros((4, 0), np.float32), y_train=labels, x_test=np.zeros((4, 0)), y_test=labels)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (lambda data: ["--val-split", "0.9999"], "val_split 0.9999 leaves no training data: use a smaller fraction"),
+        (lambda data: ["--dataset", zero_feature_npz(data)], "x_train has shape (4, 0): no features per sample"),
+        (lambda data: ["--lr", "1e30"], "training diverged in epoch 1"),
+    ],
+    ids=["val-split", "zero-features", "diverges-in-epoch-1"],
+)
+@pytest.mark.parametrize("out", ["new/run", "empty"])
+def test_a_start_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path, capsys, options, message, out):
+    """Nothing to resume, so nothing left: a new folder is removed, a folder that was there is left empty."""
+    data, work = tmp_path / "data", tmp_path / "work"
+    data.mkdir()
+    (work / "empty").mkdir(parents=True)
+    assert main([*options(data), "--out", str(work / out), *OPTIONS]) == 2
+    assert message in one_error_line(capsys)
+    assert [path.name for path in work.rglob("*")] == ["empty"]
+
+
 def test_leftovers_of_killed_writes_are_removed_when_the_run_continues(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     with monkeypatch.context() as patches:

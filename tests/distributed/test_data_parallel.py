@@ -51,3 +51,26 @@ def test_reduction_settings_are_checked():
         xpnet.DataParallel(reduction="tree")
     with pytest.raises(xpnet.XpnetError, match="micro_batches must be a positive integer, got 0"):
         xpnet.DataParallel(micro_batches=0)
+
+
+def test_a_slots_dropout_masks_are_drawn_from_the_stream_of_its_epoch_batch_and_slot(monkeypatch):
+    """Every slot of every batch draws its own masks, from the stream the seed, epoch, batch and slot name."""
+    x, y, _x_test, _y_test = xpnet.load_digits()
+    x, y = x[:64], y[:64]
+    draws = []
+    forward = xpnet.Dropout.forward
+
+    def recording_forward(self, inputs, *, training=False, rng=None):
+        if training:  # the layer's first draw from rng is its mask; a stream of the same name draws it again
+            draws.append(np.asarray(rng.child().uniform(inputs.shape, inputs.dtype)))
+        return forward(self, inputs, training=training, rng=rng)
+
+    monkeypatch.setattr(xpnet.Dropout, "forward", recording_forward)
+    model = xpnet.Model(hidden=[8], dropout=0.5, batch_size=32, epochs=1, seed=3, device="cpu")
+    xpnet.DataParallel(micro_batches=2).fit(model, x, y)
+    slots = [(batch, slot) for batch in range(2) for slot in range(2)]
+    assert len(draws) == len(slots)
+    for (batch, slot), drawn in zip(slots, draws):
+        expected = RandomStream(numpy_backend(), 3, DROPOUT, 0, batch, slot).uniform(drawn.shape, np.float32)
+        np.testing.assert_array_equal(drawn, expected)
+    assert not np.array_equal(draws[0], draws[2])  # slot 0 of batches 0 and 1

@@ -74,3 +74,18 @@ def test_a_launch_every_rank_refuses_is_reported_once(options, message, tmp_path
 def test_distributed_settings_without_distributed_are_refused(capsys, tmp_path):
     assert main(["--reduction", "allreduce", "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err == "xpnet: error: --reduction applies to --distributed runs: add --distributed\n"
+
+
+def test_resuming_a_run_started_without_distributed_under_mpiexec_says_how_it_resumes(capsys, tmp_path):
+    """The way the message names is the one that works: --distributed beside --resume is refused."""
+    run_dir = tmp_path / "run"
+    assert main(["--epochs", "1", "--hidden", "8", "--quiet", "--out", str(run_dir)]) == 0
+    (run_dir / "metrics.json").unlink()  # training ended, results missing: a run to resume
+    result = launch("-n", "2", sys.executable, "-m", "xpnet", "--resume", str(run_dir))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"xpnet: error: the run in {run_dir} was started without --distributed, so it continues in one process: "
+        f"python -m xpnet --resume {run_dir} (without mpiexec)\n"
+    )
+    assert main(["--resume", str(run_dir), "--quiet"]) == 0
+    assert (run_dir / "metrics.json").is_file()

@@ -84,7 +84,22 @@ def test_a_failed_start_removes_the_folders_it_created_and_only_those(tmp_path):
     unstarted_run_config(tmp_path)
     with pytest.raises(RuntimeError, match="dataset failed"), runs.new_run_dir(tmp_path):
         raise RuntimeError("dataset failed")
-    assert runs.is_run_config(tmp_path / runs.CONFIG_FILE)
+    assert list(tmp_path.iterdir()) == []  # a folder that was there stays, without the start's config.json
+
+
+def test_a_failure_after_the_first_checkpoint_keeps_the_run_to_resume(tmp_path):
+    with pytest.raises(RuntimeError, match="disk full"), runs.new_run_dir(tmp_path / "run") as folder:
+        for name in (runs.CONFIG_FILE, runs.CHECKPOINT_FILE):
+            (folder / name).write_text("{}")
+        raise RuntimeError("disk full")
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [runs.CHECKPOINT_FILE, runs.CONFIG_FILE]
+
+
+def test_an_interrupted_start_keeps_its_config_to_be_started_again(tmp_path):
+    with pytest.raises(KeyboardInterrupt), runs.new_run_dir(tmp_path / "run") as folder:
+        (folder / runs.CONFIG_FILE).write_text("{}")
+        raise KeyboardInterrupt
+    assert [path.name for path in (tmp_path / "run").iterdir()] == [runs.CONFIG_FILE]
 
 
 def test_leftover_files_are_only_those_of_interrupted_writes(tmp_path):

@@ -159,3 +159,22 @@ def test_settings_that_check_nothing_are_refused(options, shown):
     network, x, labels = problem(numpy_backend())
     with pytest.raises(XpnetError, match=rf"gradcheck needs max_entries >= 1 and eps > 0, got {shown}"):
         gradcheck(network, x, labels, **options)
+
+
+class HalfWrongScale(Scale):
+    """A layer whose backward pass forgets the gradient of the second half of its factors."""
+
+    def backward(self, grad_output):
+        grad_input = super().backward(grad_output)
+        half = self.grads["factors"].shape[0] // 2
+        self.grads["factors"][half:] = 0.0
+        return grad_input
+
+
+def test_the_perturbed_entries_are_spread_over_the_array_so_a_wrong_far_end_is_caught():
+    """Four of 64 factors are checked: evenly spread ones reach the wrong second half, the first four would not."""
+    rng = np.random.default_rng(5)
+    network = Network([HalfWrongScale(rng.uniform(0.5, 1.5, size=64))])
+    x, labels = rng.normal(size=(3, 64)), rng.integers(0, 64, size=3)
+    with pytest.raises(GradientMismatch, match=r"gradient of 0\.factors differs from finite differences"):
+        gradcheck(network, x, labels, max_entries=4)

@@ -13,6 +13,7 @@ from xpnet import XpnetError
 from xpnet.arrays.backend import to_numpy
 from xpnet.arrays.streams import RandomStream
 from xpnet.nn.initializers import INITIALIZERS, initial_weights
+from xpnet.nn.network import resolved_init
 
 FAN_IN, FAN_OUT = 300, 200
 
@@ -76,3 +77,19 @@ def test_normals_stay_finite_when_a_generator_returns_one(backend, dtype):
     assert np.isfinite(normal).all()
     radius = np.sqrt(-2.0 * np.log(1.0 - host_draws[:4]))
     np.testing.assert_allclose(normal[:4], radius * np.cos(2.0 * math.pi * host_draws[:4]), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("activation", "init"),
+    [
+        ("relu", "he_normal"),
+        ("leaky_relu", "he_normal"),
+        ("gelu", "he_normal"),  # ReLU-like: zero for large negative inputs, the identity for large positive ones
+        ("tanh", "glorot_uniform"),
+        ("sigmoid", "glorot_uniform"),
+        ("identity", "glorot_uniform"),
+    ],
+)
+def test_auto_init_is_he_for_relu_like_activations_and_glorot_for_the_others(activation, init):
+    assert resolved_init("auto", activation) == init
+    assert resolved_init("glorot_normal", activation) == "glorot_normal"  # a name given stays as it is

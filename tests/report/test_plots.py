@@ -69,6 +69,32 @@ def test_without_matplotlib_training_notes_it_and_plot_explains(tmp_path, capsys
     )
 
 
+@pytest.mark.parametrize("validation", [True, False])
+def test_the_curves_show_validation_where_the_run_recorded_it(validation):
+    pytest.importorskip("matplotlib")
+    epochs = [
+        {
+            "epoch": epoch,
+            "train_loss": 1.0 / epoch,
+            "train_accuracy": 0.5,
+            "test_loss": 2.0 / epoch,
+            "test_accuracy": 0.4,
+        }
+        for epoch in (1, 2, 3)
+    ]
+    if validation:
+        for record in epochs:
+            record.update(val_loss=3.0 / record["epoch"], val_accuracy=0.45)
+    loss_axes, accuracy_axes = plots.curves_figure(epochs).axes[:2]
+    drawn = {line.get_label(): list(line.get_ydata()) for line in loss_axes.get_lines()}
+    expected = {"train": [1.0, 1 / 2, 1 / 3], "test": [2.0, 2 / 2, 2 / 3]}
+    if validation:
+        expected["validation"] = [3.0, 3 / 2, 3 / 3]
+    assert drawn == expected
+    legend = [text.get_text() for text in accuracy_axes.get_legend().get_texts()]
+    assert legend == (["train", "validation", "test"] if validation else ["train", "test"])
+
+
 def test_a_confusion_matrix_shows_counts_and_ticks_only_while_they_are_readable():
     pytest.importorskip("matplotlib")
     for classes, texts in ((10, 100), (plots.LABELLED_CLASSES, plots.LABELLED_CLASSES**2), (40, 0)):

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 sklearn = pytest.importorskip("sklearn")
-distributed = pytest.importorskip("distributed")
+distributed = pytest.importorskip(
+    "distributed", reason="needs Dask's distributed scheduler: pip install '.[test,slow]'"
+)
 
 from joblib import parallel_backend  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402

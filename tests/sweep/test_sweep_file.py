@@ -90,6 +90,14 @@ BAD = [
     ({"sweep": GOOD_SWEEP + "jobs = 0\n"}, r"jobs must be a whole number of at least 1, got 0"),
     ({"sweep": GOOD_SWEEP + 'refit = "yes"\n'}, r"\[sweep\]: refit must be true or false, got 'yes'"),
     ({"base": GOOD_BASE + 'dataset = "no-such-file.csv"\n'}, r"no-such-file.csv"),
+    (
+        {"parameters": "[parameters]\nepochs = { min = 1, max = 3, step = 5 }\n", "base": "[base]\nval-split = 0.2\n"},
+        r"\[parameters\] epochs: step 5 is larger than the range 1..3, which then holds one value",
+    ),
+    (
+        {"parameters": "[parameters]\nlr = { min = 0.01, max = 0.02, step = 0.5 }\n"},
+        r"\[parameters\] lr: step 0.5 is larger than the range 0.01..0.02",
+    ),
 ]
 
 
@@ -102,6 +110,15 @@ def test_bad_input_is_one_line_and_exit_2_before_any_trial(tmp_path, capsys, par
     assert error.startswith("xpnet: error: ") and error.count("\n") == 1, error
     assert re.search(message, error), error
     assert not out.exists()
+
+
+def test_a_sweep_file_that_is_not_utf8_is_one_line_naming_the_encoding(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b"\xff\xfeBAD")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s")]) == 2
+    error = capsys.readouterr().err
+    assert error == f"xpnet: error: sweep file {path} is not UTF-8 text (byte 0 cannot be decoded); save it as UTF-8\n"
+    assert not (tmp_path / "s").exists()
 
 
 def test_a_missing_sweep_file_and_a_bad_jobs_count_are_one_line(tmp_path, capsys):

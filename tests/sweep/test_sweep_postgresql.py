@@ -18,7 +18,8 @@ from test_sweep_workers import assert_each_trial_trained_once, sweep_file, trial
 from xpnet.sweep import run_sweep
 
 pytest.importorskip("optuna")
-pytest.importorskip("psycopg")  # SQLAlchemy 2.1's PostgreSQL driver for postgresql:// URLs (psycopg[binary])
+# SQLAlchemy 2.1's PostgreSQL driver for postgresql:// URLs
+pytest.importorskip("psycopg", reason="needs the PostgreSQL driver psycopg: pip install '.[test,slow]'")
 
 SERVER_USER = "postgres"  # the package's account: PostgreSQL refuses to run as root
 

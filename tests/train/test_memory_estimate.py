@@ -108,3 +108,19 @@ def test_a_gpu_run_counts_its_random_generators_states(monkeypatch):
     standin.pool.limit = memory.training_bytes(sizes, 4, 2, 32, epoch_inputs=True)
     with pytest.raises(XpnetError, match=r"limited by CuPy's memory pool limit \(CUPY_GPU_MEMORY_LIMIT\): use fewer"):
         memory.check_fits(sizes, 4, 2, 32, standin.backend(0))
+
+
+def test_a_batch_larger_than_the_training_set_is_sized_as_the_batch_it_trains(tmp_path, monkeypatch, capsys):
+    """--batch-size 10**12 trains the 1,438 digits in one batch of 1,438 rows, and is sized as such."""
+    monkeypatch.setattr(plots, "available", lambda: False)
+    sized = []
+    check_fits = memory.check_fits
+
+    def recording_check_fits(sizes, itemsize, buffers, batch_size, backend, **options):
+        sized.append(batch_size)
+        check_fits(sizes, itemsize, buffers, batch_size, backend, **options)
+
+    monkeypatch.setattr(memory, "check_fits", recording_check_fits)
+    argv = ["--batch-size", str(10**12), "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert sized == [1438, 1438]  # the command's check (before loading), then the model's (before building)

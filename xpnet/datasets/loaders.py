@@ -8,6 +8,7 @@ publishers' checksums. Any other name is a path: a folder of IDX files, a Kaggle
 
 from __future__ import annotations
 
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -19,7 +20,7 @@ from xpnet.datasets.csv_file import read_csv
 from xpnet.datasets.download import RemoteFile, Source
 from xpnet.datasets.idx import read_idx
 from xpnet.errors import DatasetError
-from xpnet.io.npy import npz_keys, read_npy, read_npz
+from xpnet.io.npy import Conversion, convert_rows, npz_keys, read_npy, read_npz
 
 DIGITS_PIXEL_MAX = 16.0
 PIXEL_MAX = 255.0
@@ -171,8 +172,9 @@ def load_csv(path: Path) -> Arrays:
 
 
 def load_npz(path: Path) -> Arrays:
-    """An ``.npz`` with ``x_train, y_train, x_test, y_test``."""
-    return _splits(path, read_npz(path, SPLIT_KEYS), dict.fromkeys(SPLIT_KEYS, path))
+    """An ``.npz`` with ``x_train, y_train, x_test, y_test``, each read in chunks into its final form."""
+    x_train, y_train, x_test, y_test = read_npz(path, SPLIT_KEYS, _split_rows(path)).values()
+    return _checked(path, x_train, y_train, x_test, y_test)
 
 
 def _splits(source: Path, arrays: dict[str, np.ndarray], files: dict[str, Path]) -> Arrays:
@@ -199,7 +201,7 @@ def read_inputs(path) -> np.ndarray:
         return _features(path, read_npy(path))
     if suffix == ".npz":
         key = "x" if "x" in npz_keys(path) else "x_test"
-        return _features(path, read_npz(path, (key,))[key], name=key)
+        return read_npz(path, (key,), _split_rows(path))[key]
     return _features(path, read_idx(path))
 
 
@@ -215,18 +217,30 @@ def _idx_file(folder: Path, name: str) -> Path:
 
 
 def _features(path: Path, array: np.ndarray, *, pixels: bool = False, name: str = "the inputs") -> np.ndarray:
-    """``array`` as float32 (samples, features): integer arrays (IDX uint8 images, say) and ``pixels``
-    are 0..255 and divided by 255, float arrays are taken as they are; NaN, infinities and out-of-range
-    pixels are refused."""
-    if array.ndim < 2:
+    """``array`` as float32 (samples, features), as ``_feature_rows`` says, one chunk at a time."""
+    return convert_rows(path, array, _feature_rows(path, name, array.shape, array.dtype, pixels=pixels))
+
+
+def _feature_rows(path: Path, name: str, shape: tuple, dtype: np.dtype, *, pixels: bool = False) -> Conversion:
+    """Inputs of ``shape`` and ``dtype`` as float32 (samples, features): integer arrays (IDX uint8 images,
+    say) and ``pixels`` are 0..255 and divided by 255, float arrays are taken as they are; NaN,
+    infinities and out-of-range pixels are refused."""
+    if len(shape) < 2:
         raise DatasetError(
-            f"{path}: {name} has shape {array.shape}, not (samples, features...); pass the inputs, not the labels"
+            f"{path}: {name} has shape {shape}, not (samples, features...); pass the inputs, not the labels"
         )
-    if array.shape[0] == 0:
+    if shape[0] == 0:
         raise DatasetError(f"{path}: {name} holds no samples; pass a file with at least one")
-    values = array.reshape(array.shape[0], -1)
-    _check_finite(path, values, name)
-    if pixels or values.dtype.kind in "biu":
+    features = math.prod(shape[1:])
+    if features == 0:
+        raise DatasetError(f"{path}: {name} has shape {shape}: no features per sample; store at least one")
+    integer = pixels or dtype.kind in "biu"
+
+    def convert(rows: np.ndarray, first: int) -> np.ndarray:
+        values = rows.reshape(rows.shape[0], features)
+        _check_finite(path, values, name, first)
+        if not integer:
+            return values.astype(np.float32, copy=False)
         low, high = values.min(), values.max()
         if low < 0 or high > PIXEL_MAX:
             raise DatasetError(
@@ -234,41 +248,63 @@ def _features(path: Path, array: np.ndarray, *, pixels: bool = False, name: str 
                 "(store floats in a .npy/.npz to use other scales)"
             )
         scaled = values.astype(np.float32)
-        scaled /= np.float32(PIXEL_MAX)  # in place: one float32 copy of the data, not two
+        scaled /= np.float32(PIXEL_MAX)  # in place: one float32 copy of the chunk, not two
         return scaled
-    return values.astype(np.float32)
+
+    return Conversion(np.dtype(np.float32), (features,), convert)
 
 
 def _labels(path: Path, array: np.ndarray, *, name: str = "the labels") -> np.ndarray:
-    """``array`` as int64 class numbers: one whole, non-negative number per sample."""
-    if array.ndim != 1:
-        raise DatasetError(f"{path}: {name} has shape {array.shape}; labels must be one number per sample")
-    _check_finite(path, array, name)
-    if np.any(array != np.round(array)):
-        raise DatasetError(f"{path}: {name} are not whole numbers; labels must be class numbers 0..K-1")
-    if array.size and array.min() < 0:
-        raise DatasetError(f"{path}: {name} include {array.min()}; labels must be class numbers 0..K-1, not negative")
-    return array.astype(np.int64)
+    """``array`` as int64 class numbers (``_label_rows``), one chunk at a time."""
+    return convert_rows(path, array, _label_rows(path, name, array.shape, array.dtype))
 
 
-def _check_finite(path: Path, array: np.ndarray, name: str) -> None:
-    """Refuse NaN and infinite values, naming the first sample that holds one."""
+def _label_rows(path: Path, name: str, shape: tuple, dtype: np.dtype) -> Conversion:
+    """Labels of ``shape`` as int64 class numbers: one whole, non-negative number per sample."""
+    if len(shape) != 1:
+        raise DatasetError(f"{path}: {name} has shape {shape}; labels must be one number per sample")
+
+    def convert(rows: np.ndarray, first: int) -> np.ndarray:
+        _check_finite(path, rows, name, first)
+        if dtype.kind == "f" and np.any(rows != np.round(rows)):
+            raise DatasetError(f"{path}: {name} are not whole numbers; labels must be class numbers 0..K-1")
+        if rows.size and rows.min() < 0:
+            raise DatasetError(
+                f"{path}: {name} include {rows.min()}; labels must be class numbers 0..K-1, not negative"
+            )
+        return rows.astype(np.int64, copy=False)
+
+    return Conversion(np.dtype(np.int64), (), convert)
+
+
+def _split_rows(path: Path):
+    """The ``read_npz`` reader of a dataset's splits: inputs as ``_feature_rows``, labels as ``_label_rows``;
+    the counts and feature numbers of the splits are checked from their headers, before anything is read."""
+    shapes = {}
+
+    def reader(key: str, shape: tuple, dtype: np.dtype) -> Conversion:
+        rows = _label_rows if key.startswith("y") else _feature_rows
+        conversion = rows(path, key, shape, dtype)
+        shapes[key] = (shape[0], *conversion.row_shape)
+        if shapes.keys() >= set(SPLIT_KEYS):
+            _check_shapes(path, *(shapes[key] for key in SPLIT_KEYS))
+        return conversion
+
+    return reader
+
+
+def _check_finite(path: Path, array: np.ndarray, name: str, first: int = 0) -> None:
+    """Refuse NaN and infinite values, naming the first sample that holds one (``array`` starting at
+    sample ``first``)."""
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        sample = int(np.argwhere(~np.isfinite(array))[0][0])
+        sample = first + int(np.argwhere(~np.isfinite(array))[0][0])
         raise DatasetError(f"{path}: {name} hold NaN or infinite values (first in sample {sample}); remove or fix them")
 
 
 def _checked(path: Path, x_train, y_train, x_test, y_test) -> Arrays:
     """The four arrays, once their counts, feature numbers and classes agree: the training labels
     hold every class 0..K-1 (K >= 2), and the test labels no other."""
-    for part, x, y in (("training", x_train, y_train), ("test", x_test, y_test)):
-        if len(x) != len(y):
-            raise DatasetError(f"{path}: {len(x)} {part} images but {len(y)} {part} labels; the counts must match")
-    if x_train.shape[1] != x_test.shape[1]:
-        raise DatasetError(
-            f"{path}: training samples have {x_train.shape[1]} features but test samples {x_test.shape[1]}; "
-            "both must come from the same kind of input"
-        )
+    _check_shapes(path, x_train.shape, y_train.shape, x_test.shape, y_test.shape)
     classes = _class_count(path, y_train)
     if y_test.size and y_test.max() >= classes:
         raise DatasetError(
@@ -276,6 +312,19 @@ def _checked(path: Path, x_train, y_train, x_test, y_test) -> Arrays:
             "relabel so that every class appears in training"
         )
     return x_train, y_train, x_test, y_test
+
+
+def _check_shapes(path: Path, x_train: tuple, y_train: tuple, x_test: tuple, y_test: tuple) -> None:
+    """The splits' shapes (samples, features) and (samples,) agree: as many labels as samples, and as
+    many features in training as in test."""
+    for part, x, y in (("training", x_train, y_train), ("test", x_test, y_test)):
+        if x[0] != y[0]:
+            raise DatasetError(f"{path}: {x[0]} {part} images but {y[0]} {part} labels; the counts must match")
+    if x_train[1] != x_test[1]:
+        raise DatasetError(
+            f"{path}: training samples have {x_train[1]} features but test samples {x_test[1]}; "
+            "both must come from the same kind of input"
+        )
 
 
 def _class_count(path: Path, y_train: np.ndarray) -> int:

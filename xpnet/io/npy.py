@@ -14,7 +14,9 @@ import tokenize
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,6 +24,10 @@ from xpnet.arrays import memory
 from xpnet.arrays.backend import numpy_backend
 from xpnet.errors import DatasetError, one_line
 
+# Samples are read and converted about this many bytes (as stored) at a time; a chunk's temporaries
+# (its bytes, and a float32 copy of up to 4 times as many for 1-byte pixels) are counted as this many chunks.
+CHUNK_BYTES = 2**20
+CHUNK_OVERHEAD = 6
 # Deflate turns at most 1032 bytes into one (258-byte matches in two bits), so a deflated stream
 # claiming more than this many times its own size is lying.
 DEFLATE_MAX_RATIO = 1032
@@ -36,7 +42,7 @@ def read_npy(path) -> np.ndarray:
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            check_memory(path, _array_bytes(handle, os.fstat(handle.fileno()).st_size))
+            check_memory(path, _stored_bytes(*_array_header(handle, os.fstat(handle.fileno()).st_size)))
             handle.seek(0)
             array = np.lib.format.read_array(handle, allow_pickle=False)
     except READ_ERRORS as error:
@@ -46,10 +52,26 @@ def read_npy(path) -> np.ndarray:
     return _numeric(path, "the array", array)
 
 
-def read_npz(path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+class Conversion(NamedTuple):
+    """How to read an array from its header on: each sample becomes ``row_shape`` of ``dtype`` by
+    ``convert(rows, first)`` (``rows`` a chunk of samples as stored, ``first`` the number of its first),
+    which also refuses what it must."""
+
+    dtype: np.dtype
+    row_shape: tuple[int, ...]
+    convert: Callable[[np.ndarray, int], np.ndarray]
+
+
+# What the caller of ``read_npz`` makes of an array, given its name, shape and dtype (checked there).
+Reader = Callable[[str, tuple[int, ...], np.dtype], Conversion]
+
+
+def read_npz(path, keys: tuple[str, ...], reader: Reader | None = None) -> dict[str, np.ndarray]:
     """The arrays ``keys`` from a ``.npz`` archive; a missing key or an object array is an error.
-    Each entry's header and zip sizes are checked against the file's length and available memory before
-    NumPy allocates anything: the archive's own size claims are not trusted."""
+    Each entry's header and zip sizes are checked against the file's length before anything is read:
+    the archive's own size claims are not trusted. With a ``reader``, each array is read in chunks of
+    samples straight into what ``reader`` makes of it, so the memory needed (checked before allocating)
+    is the results plus one chunk, not the arrays as stored and their conversions."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -62,14 +84,40 @@ def read_npz(path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
                     f"numpy.savez(path, {', '.join(f'{key}=...' for key in keys)})"
                 )
             file_length = path.stat().st_size
-            check_memory(path, sum(_entry_bytes(path, key, archive, entries[key], file_length) for key in keys))
-            return {key: _numeric(path, key, _load_entry(archive, entries[key])) for key in keys}
+            headers = {key: _entry_header(path, key, archive, entries[key], file_length) for key in keys}
+            if reader is None:
+                check_memory(path, sum(_stored_bytes(*headers[key]) for key in keys))
+                return {key: _load_entry(archive, entries[key]) for key in keys}
+            conversions = {key: reader(key, headers[key][0], headers[key][2]) for key in keys}
+            results = (_converted_bytes(headers[key][0], conversions[key]) for key in keys)
+            check_memory(path, sum(results) + CHUNK_OVERHEAD * CHUNK_BYTES)
+            return {key: _read_converted(archive, entries[key], headers[key], conversions[key]) for key in keys}
     except DatasetError:
         raise
     except READ_ERRORS as error:
         raise DatasetError(
             f"{path}: cannot read as .npz ({one_line(error, first_line=True)}); save it with numpy.savez"
         ) from None
+
+
+def convert_rows(path, array: np.ndarray, conversion: Conversion) -> np.ndarray:
+    """``array`` (in memory, read from ``path``) converted chunk by chunk as ``conversion`` says: the
+    result and one chunk at a time, checked against available memory first; where the array already has
+    the result's dtype, it is only checked, and kept."""
+    rows, step = array.shape[0], _chunk_rows(array.shape, array.dtype)
+    kept = array.dtype == conversion.dtype and array.flags.c_contiguous
+    if not kept:
+        check_memory(Path(path), _converted_bytes(array.shape, conversion) + CHUNK_OVERHEAD * CHUNK_BYTES)
+    result = (
+        array.reshape(rows, *conversion.row_shape)
+        if kept
+        else np.empty((rows, *conversion.row_shape), dtype=conversion.dtype)
+    )
+    for first in range(0, rows, step):
+        converted = conversion.convert(array[first : first + step], first)
+        if not kept:
+            result[first : first + converted.shape[0]] = converted
+    return result
 
 
 def npz_keys(path) -> list[str]:
@@ -115,9 +163,9 @@ def check_memory(path: Path, needed: int) -> None:
         )
 
 
-def _entry_bytes(path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_length: int) -> int:
-    """Bytes the entry's array will take, once the zip sizes are shown possible for a file of
-    ``file_length`` bytes and the entry's .npy header accounts for exactly its uncompressed size."""
+def _entry_header(path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_length: int) -> tuple:
+    """Shape, Fortran order and dtype of the entry's array, once the zip sizes are shown possible for a
+    file of ``file_length`` bytes and the entry's .npy header accounts for exactly its uncompressed size."""
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise DatasetError(
             f"{path}: {key} uses zip compression method {info.compress_type}; save it with numpy.savez or "
@@ -140,10 +188,13 @@ def _entry_bytes(path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.Z
         )
     with archive.open(info) as stream:
         try:
-            return _array_bytes(stream, info.file_size)
+            header = _array_header(stream, info.file_size)
         except READ_ERRORS as error:
             reason = one_line(error, first_line=True)
             raise DatasetError(f"{path}: cannot read {key} ({reason}); save plain numbers with numpy.savez") from None
+    if header[2].kind not in "biuf":
+        raise DatasetError(f"{path}: {key} has dtype {header[2]}; store plain numbers (integers or floats)")
+    return header
 
 
 def read_npy_header(stream) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -158,24 +209,55 @@ def read_npy_header(stream) -> tuple[tuple[int, ...], bool, np.dtype]:
         return read_header(stream)
 
 
-def _array_bytes(stream, stored: int) -> int:
-    """Bytes of the array whose .npy header starts ``stream``, once the header is shown to account for
-    exactly the ``stored`` bytes of the file or entry: a header claiming billions of items is refused,
-    not allocated (ValueError, with the reason)."""
+def _array_header(stream, stored: int) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype of the array whose .npy header starts ``stream``, once the header
+    is shown to account for exactly the ``stored`` bytes of the file or entry: a header claiming billions
+    of items is refused, not allocated (ValueError, with the reason)."""
     # Parsed from a bounded prefix: reading a file, Python allocates whatever a damaged length field asks.
     header = io.BytesIO(stream.read(min(stored, _NPY_PREFIX_BYTES)))
-    shape, _, dtype = read_npy_header(header)
+    shape, fortran_order, dtype = read_npy_header(header)
     if dtype.hasobject:
         raise ValueError("it holds Python objects, which xpnet does not unpickle")
-    data_bytes, held = math.prod(shape) * dtype.itemsize, stored - header.tell()
+    data_bytes, held = _stored_bytes(shape, fortran_order, dtype), stored - header.tell()
     if any(size < 0 for size in shape) or data_bytes != held:
         raise ValueError(f"its header claims shape {shape} of {dtype} ({data_bytes} bytes) but it holds {held} bytes")
-    return data_bytes
+    return shape, fortran_order, dtype
+
+
+def _stored_bytes(shape: tuple[int, ...], fortran_order: bool, dtype: np.dtype) -> int:
+    return math.prod(shape) * dtype.itemsize
+
+
+def _converted_bytes(shape: tuple[int, ...], conversion: Conversion) -> int:
+    return shape[0] * math.prod(conversion.row_shape) * conversion.dtype.itemsize
+
+
+def _chunk_rows(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Samples per chunk: about ``CHUNK_BYTES`` of them as stored, at least one."""
+    return max(1, CHUNK_BYTES // max(1, math.prod(shape[1:]) * dtype.itemsize))
 
 
 def _load_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     with archive.open(info) as stream:
         return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def _read_converted(archive: zipfile.ZipFile, info: zipfile.ZipInfo, header: tuple, conversion: Conversion):
+    """The entry read chunk by chunk into its conversion (a Fortran-order array, whose samples are not
+    contiguous, is read whole first: NumPy writes none such, and its copy is the price)."""
+    shape, fortran_order, dtype = header
+    if fortran_order or not shape:
+        return convert_rows(archive.filename, _load_entry(archive, info), conversion)
+    rows, step = shape[0], _chunk_rows(shape, dtype)
+    result = np.empty((rows, *conversion.row_shape), dtype=conversion.dtype)
+    with archive.open(info) as stream:
+        read_npy_header(stream)
+        for first in range(0, rows, step):
+            count = min(step, rows - first)
+            data = stream.read(count * math.prod(shape[1:]) * dtype.itemsize)
+            chunk = np.frombuffer(data, dtype=dtype).reshape(count, *shape[1:])
+            result[first : first + count] = conversion.convert(chunk, first)
+    return result
 
 
 def _numeric(path: Path, name: str, array: np.ndarray) -> np.ndarray:

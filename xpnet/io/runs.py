@@ -50,9 +50,11 @@ def new_run_dir(out: str | Path | None, keep_lock: contextlib.ExitStack | None =
 
     Only a new or empty folder, or one holding nothing but the ``config.json`` of an xpnet run that
     never trained, is used: any other content is refused rather than overwritten, and a folder whose
-    lock another process holds is refused naming it. If the block fails (the dataset cannot be loaded,
-    say), the folders this call created are removed again. The lock is held for the block, or until
-    ``keep_lock`` closes when one is given (a run holds it until its results are written).
+    lock another process holds is refused naming it. If the block fails before the run's first
+    checkpoint (the dataset cannot be loaded, a setting fits no data, the first epoch diverges), what
+    the start wrote is removed again, with the folders this call created: there is nothing to resume. The
+    lock is held for the block, or until ``keep_lock`` closes when one is given (a run holds it until its
+    results are written).
     """
     folder = Path(out) if out is not None else _timestamped(DEFAULT_PARENT)
     created = _topmost_missing(folder)
@@ -60,10 +62,14 @@ def new_run_dir(out: str | Path | None, keep_lock: contextlib.ExitStack | None =
     with contextlib.ExitStack() as block:
         try:
             _claim(folder, keep_lock or block)
-            yield folder
         except BaseException:
-            if created is not None:
-                _remove_created(folder, created)
+            _remove_created(folder, created)
+            raise
+        try:
+            yield folder
+        except Exception:  # an interrupted start is started again into its folder, as a killed one is
+            if not (folder / CHECKPOINT_FILE).exists():
+                _remove_started(folder, created)
             raise
 
 
@@ -140,9 +146,22 @@ def leftover_files(folder: Path, names=RUN_FILES) -> list[Path]:
     return [leftover for name in names for leftover in leftovers(folder / name)]
 
 
-def _remove_created(folder: Path, created: Path) -> None:
+def _remove_started(folder: Path, created: Path | None) -> None:
+    """Undo a start that failed before its first checkpoint: the folders it created, or in a folder
+    that was there before, the files it wrote (its lock goes with the lock's holder)."""
+    if created is not None:
+        _remove_created(folder, created)
+        return
+    for path in (folder / CONFIG_FILE, *leftover_files(folder)):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _remove_created(folder: Path, created: Path | None) -> None:
     """Remove the run folder, and the parents up to ``created`` that nothing else has come into since
-    (another run may be starting beside it in ``runs/``)."""
+    (another run may be starting beside it in ``runs/``); nothing where the folder was there before."""
+    if created is None:
+        return
     shutil.rmtree(folder, ignore_errors=True)
     for parent in folder.parents:
         if not parent.is_relative_to(created):

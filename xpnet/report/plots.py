@@ -47,16 +47,25 @@ def plot_run(run_dir) -> list[Path]:
 
 
 def draw_curves(epochs: list[dict], path: Path) -> Path:
-    """Loss (left) and accuracy (right) per epoch, train and test."""
+    """Loss and accuracy per epoch (``curves_figure``), drawn to ``path``."""
+    return _save(curves_figure(epochs), path)
+
+
+def curves_figure(epochs: list[dict]):
+    """Loss (left) and accuracy (right) per epoch: train, validation where the run held data out for it
+    (the curve a sweep chooses by), and test."""
     from matplotlib.ticker import MaxNLocator
 
     figure = _figure(figsize=(10, 4))
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     numbers = [record["epoch"] for record in epochs]
-    for split, style in (("train", "-o"), ("test", "-s")):
-        loss_axes.plot(numbers, [record[f"{split}_loss"] for record in epochs], style, markersize=3, label=split)
+    validated = bool(epochs) and runs.VALIDATION_KEYS[0] in epochs[0]
+    for key, label, style in (("train", "train", "-o"), ("val", "validation", "-^"), ("test", "test", "-s")):
+        if key == "val" and not validated:
+            continue
+        loss_axes.plot(numbers, [record[f"{key}_loss"] for record in epochs], style, markersize=3, label=label)
         accuracy_axes.plot(
-            numbers, [100 * record[f"{split}_accuracy"] for record in epochs], style, markersize=3, label=split
+            numbers, [100 * record[f"{key}_accuracy"] for record in epochs], style, markersize=3, label=label
         )
     loss_axes.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
@@ -64,7 +73,7 @@ def draw_curves(epochs: list[dict], path: Path) -> Path:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend()
-    return _save(figure, path)
+    return figure
 
 
 def draw_confusion(matrix: list[list[int]], classes: list, path: Path) -> Path:

@@ -35,6 +35,10 @@ def read_toml(path, what: str, given_as: str) -> dict:
         raise XpnetError(f"{what} {path} does not exist; check the path given to {given_as}") from None
     except OSError as error:
         raise XpnetError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:  # TOML is UTF-8 text: tomllib decodes before it parses
+        raise XpnetError(
+            f"{what} {path} is not UTF-8 text (byte {error.start} cannot be decoded); save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise XpnetError(f"{what} {path} is not valid TOML ({error}); fix that line") from None
 

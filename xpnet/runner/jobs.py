@@ -49,11 +49,17 @@ def speaks() -> bool:
     return launcher.launched_rank() in (None, 0)
 
 
-def world_for(world, distributed: bool):
+def world_for(world, distributed: bool, resumed=None):
     """The world a run trains over: ``world`` for a distributed run (MPI's world of one when no
-    launcher started it); a launched job of several ranks without ``--distributed`` is refused."""
+    launcher started it); a launched job of several ranks without ``--distributed`` is refused, and
+    so is one resuming (``resumed``, its folder) a run that was started without it."""
     if distributed:
         return World() if world is LONE else world
+    if world.size > 1 and resumed is not None:
+        raise JobError(
+            f"the run in {resumed} was started without --distributed, so it continues in one process: "
+            f"python -m xpnet --resume {resumed} (without mpiexec)"
+        )
     if world.size > 1:
         raise JobError(
             f"this process is one of {world.size} ranks of an MPI job, but --distributed was not given: add it to "

@@ -26,13 +26,13 @@ from xpnet.arrays.backend import Backend, select
 from xpnet.distributed.checkpoint import RankCheckpointer
 from xpnet.distributed.exchange import agreed_exchange
 from xpnet.distributed.parallel import DataParallel
-from xpnet.errors import XpnetError
+from xpnet.errors import DatasetError, XpnetError, one_line
 from xpnet.io import runs
 from xpnet.nn import network
 from xpnet.report import plots
 from xpnet.report.console import console_progress
-from xpnet.runner import jobs
-from xpnet.runner.settings import BY_NAME, RUN_DEFAULTS, Resolved, resolve_values
+from xpnet.runner import jobs, resumed_checks
+from xpnet.runner.settings import BY_NAME, RUN_DEFAULTS, Resolved, checked_value, resolve_values
 from xpnet.runner.warning_log import WarningLog
 from xpnet.train import checkpoint, memory
 from xpnet.train.callbacks import Callback, TestSetMetrics
@@ -72,7 +72,7 @@ def start(
     world, parallel, device, backend = _placed(world, run_options, resumed=None)
     with contextlib.ExitStack() as locked:
         # The folder is claimed and config.json written (by rank 0) before the data loads (a download
-        # can take minutes); a failed start removes the folder again.
+        # can take minutes); a start that fails before its first checkpoint removes the folder again.
         claimed = runs.new_run_dir(run_options["out"], keep_lock=locked)
         with jobs.entered_on_root(world, claimed) as run_dir:
             if world.is_root:
@@ -80,9 +80,11 @@ def start(
                 record = runs.config_record(recorded, resolved_options(settings.config), backend)
                 runs.write_json(run_dir / runs.CONFIG_FILE, {**record, **_ranks(parallel)})
             data = _load(settings, backend, world)
-        model = Model(settings.config, device=device)
-        with jobs.rank_errors_end_the_job(world):
-            return _train(model, settings.config.epochs, data, run_dir, run_options, warning_log, callbacks, parallel)
+            model = Model(settings.config, device=device)
+            with jobs.rank_errors_end_the_job(world):
+                return _train(
+                    model, settings.config.epochs, data, run_dir, run_options, warning_log, callbacks, parallel
+                )
 
 
 def resume(
@@ -95,21 +97,43 @@ def resume(
     recorded = world.together(lambda: recorded_options(run_dir))
     with jobs.entered_on_root(world, runs.lock(run_dir)):
         world.together(lambda: check_resumable(run_dir))
-        settings = world.together(lambda: resolve_values({**recorded, **changes}))
+        settings = world.together(lambda: recorded_settings(run_dir, recorded, changes))
         warning_log.quiet = settings.run["quiet"] or not world.is_root
         world, parallel, device, backend = _placed(world, settings.run, resumed=run_dir)
         data = _load(settings, backend, world)
         model, epochs_left = world.together(lambda: checkpoint.resume(run_dir, device))
+        world.together(lambda: resumed_checks.check_agrees(run_dir, settings.config, model))
         with jobs.rank_errors_end_the_job(world):
             return _train(model, epochs_left, data, run_dir, settings.run, warning_log, callbacks, parallel)
 
 
 def recorded_options(run_dir: Path) -> dict:
     """The options the run in ``run_dir`` was started with, from its ``config.json``."""
-    recorded = runs.read_json(run_dir / runs.CONFIG_FILE).get("options")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise XpnetError(f"{run_dir} is a file, not a run folder: give the folder that holds it (the run's --out)")
+    path = run_dir / runs.CONFIG_FILE
+    try:
+        recorded = runs.read_json(path).get("options")
+    except XpnetError as error:
+        if not path.exists():
+            raise
+        raise XpnetError(f"{error}: {resumed_checks.PUT_BACK.format(path=path)}") from None
     if not isinstance(recorded, dict):
-        raise XpnetError(f"{run_dir}/{runs.CONFIG_FILE} records no options: it is not an xpnet run folder")
+        raise XpnetError(f"{path} records no options: it is not an xpnet run folder")
     return recorded
+
+
+def recorded_settings(run_dir: Path, recorded: dict, changes: dict) -> Resolved:
+    """The settings of the run in ``run_dir``: its recorded options, less ``changes``; errors name its
+    ``config.json``, where a value was edited or damaged."""
+    path = run_dir / runs.CONFIG_FILE
+    try:
+        for name, value in recorded.items():
+            if name in BY_NAME and value is not None:
+                checked_value(BY_NAME[name], value, "options")
+        return resolve_values({**recorded, **changes})
+    except XpnetError as error:
+        raise XpnetError(f"{path}: {one_line(error)}; {resumed_checks.PUT_BACK.format(path=path)}") from None
 
 
 def check_resumable(run_dir: Path) -> None:
@@ -130,7 +154,7 @@ def _placed(world, run_options: dict, resumed: Path | None) -> tuple:
     """The world the run trains over, its ``DataParallel`` epoch runner (None unless distributed), its
     device (a rank's own GPU) and backend: an unavailable device fails before anything is written. A
     distributed run says how its ranks sum their gradients (``exchange.agreed_exchange``)."""
-    world = world.together(lambda: jobs.world_for(world, run_options["distributed"]))
+    world = world.together(lambda: jobs.world_for(world, run_options["distributed"], resumed))
     parallel = world.together(lambda: data_parallel(world, run_options, resumed))
     device = world.together(lambda: parallel.world.device(run_options["device"]) if parallel else run_options["device"])
     backend = world.together(lambda: select(device))
@@ -174,9 +198,19 @@ def _load(settings: Resolved, backend: Backend, world):
     """The run's dataset, once the network is known to fit in memory beside it (on every rank)."""
     run_options = settings.run
     quiet = run_options["quiet"] or not world.is_root
-    data = world.together(lambda: datasets.load(run_options["dataset"], data_dir=run_options["data_dir"], quiet=quiet))
+    data = world.together(lambda: load_dataset(run_options, quiet))
     world.together(lambda: check_memory(settings.config, data, backend))
     return data
+
+
+def load_dataset(run_options: dict, quiet: bool):
+    """The run's dataset; running out of memory while loading it names the dataset, not the network."""
+    try:
+        return datasets.load(run_options["dataset"], data_dir=run_options["data_dir"], quiet=quiet)
+    except MemoryError:
+        raise DatasetError(
+            f"out of memory while loading the dataset {run_options['dataset']}: free memory, or use a smaller dataset"
+        ) from None
 
 
 def _train(
@@ -213,7 +247,9 @@ def _train(
         seconds = time.perf_counter() - started
         if not is_root:
             return None
-        metrics = write_results(run_dir, model, run_options["dataset"], x_test, y_test, warning_log.messages)
+        metrics = write_results(
+            run_dir, model, run_options["dataset"], x_test, y_test, warning_log.messages, checkpointer.resume_command
+        )
         plot_note = draw_pictures(run_dir)
     if checkpointer.stop_signal is not None:
         name = signal.Signals(checkpointer.stop_signal).name
@@ -232,14 +268,29 @@ def remove_leftovers(run_dir: Path) -> None:
             leftover.unlink()
 
 
-def write_results(run_dir, model: Model, dataset: str, x_test, y_test, warning_messages: list[str]) -> dict:
-    """Save the model and confusion counts, then ``metrics.json`` last (it marks a finished run)."""
+def write_results(
+    run_dir,
+    model: Model,
+    dataset: str,
+    x_test,
+    y_test,
+    warning_messages: list[str],
+    resume_command: str = checkpoint.RESUME_COMMAND,
+) -> dict:
+    """Save the model and confusion counts, then ``metrics.json`` last (it marks a finished run); a
+    write that fails says that ``resume_command`` writes them once the cause is fixed."""
     test = model.evaluate(x_test, y_test)
-    model.save(run_dir / runs.MODEL_FILE)
-    confusion = runs.confusion_record(y_test, model.predict(x_test), model.n_classes)
-    runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
     metrics = runs.metrics_record(dataset, model.backend, model.config.dtype, model.history, test, warning_messages)
-    runs.write_json(run_dir / runs.METRICS_FILE, metrics)
+    confusion = runs.confusion_record(y_test, model.predict(x_test), model.n_classes)
+    try:
+        model.save(run_dir / runs.MODEL_FILE)
+        runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
+        runs.write_json(run_dir / runs.METRICS_FILE, metrics)
+    except XpnetError as error:
+        raise XpnetError(
+            f"{error}; training ended and its checkpoint is saved: once that is fixed (free disk space, say), "
+            f"write the results with: {resume_command.format(run_dir=run_dir)}"
+        ) from None
     return metrics
 
 

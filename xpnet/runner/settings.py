@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from xpnet import optim
+from xpnet import optim, validation
 from xpnet.distributed import parallel
 from xpnet.errors import XpnetError
 from xpnet.nn import activations
 from xpnet.nn.initializers import INITIALIZERS
 from xpnet.optim import schedules
+from xpnet.train.checkpoint import CHECKPOINT_INTERVAL
 from xpnet.train.config import DTYPES, EARLY_STOPPING_VAL_SPLIT, TrainConfig
 
 # How each option type is named in errors about config files, with a valid TOML example.
@@ -201,6 +202,9 @@ def resolve_values(given: dict) -> Resolved:
     # Early stopping watches data the model does not train on, and never the test set.
     config = TrainConfig.from_dict({name: value for name, value in values.items() if name in TRAIN_FIELDS})
     config = config.with_early_stopping_split()
+    if values["checkpoint_every"] is not None:  # checked here, before a run folder is claimed
+        label = f"{BY_NAME['checkpoint_every'].flag}, the {CHECKPOINT_INTERVAL},"
+        values["checkpoint_every"] = validation.whole(label, values["checkpoint_every"], minimum=1)
     return Resolved(config, {name: value for name, value in values.items() if name not in TRAIN_FIELDS})
 
 

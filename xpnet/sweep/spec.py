@@ -244,6 +244,11 @@ def _range(option: Option, given: dict, base: dict, where: str) -> Parameter:
         step = checked_value(option, step, f"{where} step")
         if log or not step > 0:
             raise XpnetError(f"{where}: step must be a positive number, and cannot be combined with log = true")
+        if step > high - low:  # Optuna would draw min alone, every trial the same
+            raise XpnetError(
+                f"{where}: step {step!r} is larger than the range {low!r}..{high!r}, which then holds one value; "
+                "give a smaller step, or values = [...]"
+            )
     for end in (low, high):
         _check_settings({**base, option.name: end}, where)
     return Parameter(option, low=low, high=high, log=log, step=step)

@@ -126,12 +126,13 @@ def check_model_fits(
     config: TrainConfig, n_inputs: int, n_outputs: int, backend: Backend, evaluation_rows: int, training_rows: int
 ) -> None:
     """``check_fits`` for the network ``config`` describes between ``n_inputs`` and ``n_outputs``: the
-    one sizing that ``Model`` (before building) and the command (before loading anything) both use."""
+    one sizing that ``Model`` (before building) and the command (before loading anything) both use. A
+    batch is never larger than the training set, so a larger ``batch_size`` is sized as the whole set."""
     check_fits(
         [n_inputs, *config.hidden, n_outputs],
         np.dtype(config.dtype).itemsize,
         len(config.make_optimizer().buffers),
-        config.batch_size,
+        min(config.batch_size, training_rows) if training_rows else config.batch_size,
         backend,
         evaluation_rows=evaluation_rows,
         training_rows=training_rows,
