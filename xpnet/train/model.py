@@ -148,8 +148,8 @@ class Model:
             inputs.check_target_widths(y, y_val, n_outputs)
         # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
         callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
-        if self.convergence is not None:
-            callbacks.insert(0, self.convergence)
+        if self.convergence is not None:  # last: it may read what the other callbacks add to the record
+            callbacks.append(self.convergence)
         if x_val is None and any(isinstance(callback, EarlyStopping) for callback in callbacks):
             raise XpnetError(NEEDS_VALIDATION)  # before an epoch is spent
         if self.network is None:
