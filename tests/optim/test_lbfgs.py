@@ -19,7 +19,9 @@ def rosenbrock(x):
     head, tail = x[:-1], x[1:]
     value = xp.sum(100.0 * (tail - head**2) ** 2 + (1.0 - head) ** 2)
     inner = xp.concat([xp.zeros(1, dtype=x.dtype, device=x.device), 200.0 * (tail - head**2)])
-    outer = xp.concat([-400.0 * head * (tail - head**2) - 2.0 * (1.0 - head), xp.zeros(1, dtype=x.dtype, device=x.device)])
+    outer = xp.concat(
+        [-400.0 * head * (tail - head**2) - 2.0 * (1.0 - head), xp.zeros(1, dtype=x.dtype, device=x.device)]
+    )
     return value, inner + outer
 
 

@@ -22,7 +22,7 @@ def test_grid_search_runs_its_fits_on_a_dask_cluster_with_the_scores_of_one_proc
     grid = {"lr": [1e-2, 3e-2], "hidden": [[16], [32]]}
 
     def search():
-        return GridSearchCV(MLPClassifier(epochs=6, device="cpu"), grid, cv=2, error_score="raise").fit(x, y)
+        return GridSearchCV(MLPClassifier(max_iter=6, device="cpu"), grid, cv=2, error_score="raise").fit(x, y)
 
     local = search()
     with (

@@ -37,9 +37,22 @@ def test_scikit_learns_mlp_tests_pass_on_xpnet_with_only_the_import_changed(tmp_
     source = Path(sklearn.__file__).parent / "neural_network" / "tests" / "test_mlp.py"
     text = source.read_text()
     assert text.count(IMPORT) == 1, "the installed test_mlp.py no longer imports the estimators as expected"
-    (tmp_path / "test_mlp_xpnet.py").write_text(text.replace(IMPORT, "from xpnet.sklearn import MLPClassifier, MLPRegressor"))
+    (tmp_path / "test_mlp_xpnet.py").write_text(
+        text.replace(IMPORT, "from xpnet.sklearn import MLPClassifier, MLPRegressor")
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "-p", "sklearn.conftest", "test_mlp_xpnet.py"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rfE",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "sklearn.conftest",
+            "test_mlp_xpnet.py",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

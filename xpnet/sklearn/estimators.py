@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse
@@ -27,7 +27,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from xpnet.arrays.backend import to_numpy
 from xpnet.errors import TrainingDiverged, XpnetWarning
@@ -356,17 +356,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _checked(self, X, y, *, first_pass, incremental, classes):
         X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], multi_output=True, dtype=(np.float64, np.float32), reset=first_pass
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=first_pass,
         )
         X = X.toarray() if scipy.sparse.issparse(X) else X
         if y.ndim == 2 and y.shape[1] == 1:
-            y = np.ravel(y)
+            y = column_or_1d(y, warn=True)
         if incremental:
             multilabel = type_of_target(y).startswith("multilabel")
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer().fit(y if multilabel else self.classes_)
             if not multilabel and not set(np.unique(y)) <= set(self.classes_):
-                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. 'y' has {np.unique(y)}.")
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. 'y' has {np.unique(y)}."
+                )
         elif first_pass:
             self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
@@ -445,7 +453,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         )
         X = X.toarray() if scipy.sparse.issparse(X) else X
         if y.ndim == 2 and y.shape[1] == 1:
-            y = np.ravel(y)
+            y = column_or_1d(y, warn=True)
         return X, y.astype(X.dtype)
 
     def _out_activation(self) -> str:
