@@ -20,10 +20,8 @@ def test_penalty_adds_alpha_weight_over_rows_to_weight_gradients_only(backend):
     weights = [rng.normal(size=(4, 3)), rng.normal(size=(3, 2))]
     biases = [rng.normal(size=3), rng.normal(size=2)]
     x, y = rng.normal(size=(rows, 4)), rng.normal(size=(rows, 2))
-    network = Network(
-        [Dense(on(backend, weights[0]), on(backend, biases[0]), l2=alpha), Activation("tanh")]
-        + [Dense(on(backend, weights[1]), on(backend, biases[1]), l2=alpha)]
-    )
+    first, second = (Dense(on(backend, w), on(backend, b), l2=alpha) for w, b in zip(weights, biases))
+    network = Network([first, Activation("tanh"), second])
     loss = LOSSES["squared_error"]
     outputs = network.forward(on(backend, x))
     value, gradient = loss(outputs, on(backend, y))

@@ -79,4 +79,4 @@ def test_stops_at_max_iter_and_once_more_than_max_fun_evaluations_are_spent(back
     assert (by_iterations.iterations, by_iterations.converged, by_iterations.message) == (5, False, "max_iter reached")
     by_evaluations = minimize(rosenbrock, x0, max_iter=500, max_fun=10, tol=0.0)
     assert not by_evaluations.converged and by_evaluations.message == "max_fun exceeded"
-    assert 10 < by_evaluations.evaluations and by_evaluations.iterations <= 10
+    assert by_evaluations.evaluations > 10 and by_evaluations.iterations <= 10

@@ -150,7 +150,8 @@ def test_a_model_pickled_for_an_absent_gpu_loads_on_the_cpu_with_a_warning(digit
 
 def test_pipeline_with_a_scaler_and_clone(digits):
     x_train, x_test, y_train, y_test = digits
-    pipeline = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=64, max_iter=15, batch_size=32, random_state=0))
+    estimator = MLPClassifier(hidden_layer_sizes=64, max_iter=15, batch_size=32, random_state=0)
+    pipeline = make_pipeline(StandardScaler(), estimator)
     assert pipeline.fit(x_train, y_train).score(x_test, y_test) > 0.95
     fresh = clone(pipeline)
     assert fresh.get_params()["mlpclassifier__hidden_layer_sizes"] == 64
@@ -202,7 +203,7 @@ def test_regressor_fits_one_and_several_targets():
 
 
 def test_precision_follows_the_input_unless_set(digits):
-    x_train, x_test, y_train, _ = digits
+    x_train, _, y_train, _ = digits
     model = MLPClassifier(hidden_layer_sizes=8, max_iter=1).fit(x_train.astype(np.float32), y_train)
     assert model.model_.config.dtype == "float32"
     assert model.coefs_[0].dtype == np.float32

@@ -13,6 +13,7 @@ import inspect
 import math
 import warnings
 from numbers import Real
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse
@@ -235,6 +236,22 @@ class _BaseMLP(BaseEstimator):
             )
         return X, X_val, targets, targets_val
 
+    def _validated_Xy(self, X, y, *, reset: bool, y_numeric: bool = False):
+        """``X`` and ``y`` checked as scikit-learn checks them: ``X`` dense (a sparse one densified) in
+        float64 or float32, a column ``y`` made 1-D with scikit-learn's warning."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=y_numeric,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        X = X.toarray() if scipy.sparse.issparse(X) else X
+        return X, column_or_1d(y, warn=True) if y.ndim == 2 and y.shape[1] == 1 else y
+
     def _validated_X(self, X, *, reset: bool):
         X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), reset=reset)
         return X.toarray() if scipy.sparse.issparse(X) else X
@@ -343,7 +360,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     multilabel indicator targets; the parameters and fitted attributes are scikit-learn's
     (``help(xpnet.sklearn)``)."""
 
-    _parameter_constraints = {**_SklearnClassifier._parameter_constraints, **_EXTRAS}
+    _parameter_constraints: ClassVar[dict] = {**_SklearnClassifier._parameter_constraints, **_EXTRAS}
 
     def fit(self, X, y):
         """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``."""
@@ -355,25 +372,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _checked(self, X, y, *, first_pass, incremental, classes):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=(np.float64, np.float32),
-            reset=first_pass,
-        )
-        X = X.toarray() if scipy.sparse.issparse(X) else X
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        X, y = self._validated_Xy(X, y, reset=first_pass)
         if incremental:
             multilabel = type_of_target(y).startswith("multilabel")
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer().fit(y if multilabel else self.classes_)
             if not multilabel and not set(np.unique(y)) <= set(self.classes_):
                 raise ValueError(
-                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. 'y' has {np.unique(y)}."
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                    f"'y' has {np.unique(y)}."
                 )
         elif first_pass:
             self._label_binarizer = LabelBinarizer().fit(y)
@@ -425,7 +432,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """scikit-learn's multi-layer perceptron regressor, trained by xpnet on the CPU or a GPU (``device``):
     ``loss="squared_error"`` (identity output) or ``"poisson"`` (exponential output)."""
 
-    _parameter_constraints = {**_SklearnRegressor._parameter_constraints, **_EXTRAS}
+    _parameter_constraints: ClassVar[dict] = {**_SklearnRegressor._parameter_constraints, **_EXTRAS}
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", **settings):
         super().__init__(hidden_layer_sizes, activation, **settings)
@@ -441,19 +448,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, incremental=True)
 
     def _checked(self, X, y, *, first_pass, incremental, classes):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            y_numeric=True,
-            dtype=(np.float64, np.float32),
-            reset=first_pass,
-        )
-        X = X.toarray() if scipy.sparse.issparse(X) else X
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        X, y = self._validated_Xy(X, y, reset=first_pass, y_numeric=True)
         return X, y.astype(X.dtype)
 
     def _out_activation(self) -> str:
