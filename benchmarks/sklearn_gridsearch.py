@@ -31,18 +31,19 @@ EPOCHS, BATCH_SIZE, LR = 30, 32, 1e-3
 
 def candidates(device: str) -> list[tuple[str, object, dict]]:
     """(label, estimator, grid) for each contender."""
-    sklearn_mlp = SklearnMLP(
-        alpha=0.0,
-        batch_size=BATCH_SIZE,
-        learning_rate_init=LR,
-        max_iter=EPOCHS,
-        n_iter_no_change=EPOCHS,
-        random_state=0,
-    )
-    rows = [("scikit-learn MLPClassifier (float64)", sklearn_mlp, {"hidden_layer_sizes": WIDTHS})]
+    # The same settings for both: xpnet's constructor is scikit-learn's, plus device and dtype.
+    settings = {
+        "alpha": 0.0,
+        "batch_size": BATCH_SIZE,
+        "learning_rate_init": LR,
+        "max_iter": EPOCHS,
+        "n_iter_no_change": EPOCHS,
+        "random_state": 0,
+    }
+    grid = {"hidden_layer_sizes": WIDTHS}
+    rows = [("scikit-learn MLPClassifier (float64)", SklearnMLP(**settings), grid)]
     for dtype in ("float64", "float32"):
-        xpnet_mlp = XpnetMLP(batch_size=BATCH_SIZE, lr=LR, epochs=EPOCHS, dtype=dtype, device=device)
-        rows.append((f"xpnet MLPClassifier ({dtype})", xpnet_mlp, {"hidden": WIDTHS}))
+        rows.append((f"xpnet MLPClassifier ({dtype})", XpnetMLP(**settings, dtype=dtype, device=device), grid))
     return rows
 
 

@@ -2,8 +2,9 @@
 
 The scikit-learn original reads ``from sklearn.neural_network import MLPClassifier``; that is the
 only line that differs. Everything else (pipeline, grid search in two processes, scoring,
-pickling) is unchanged scikit-learn code, and xpnet trains on a GPU when CuPy sees one
-(``device="auto"``, the default).
+pickling, scikit-learn's parameter names and defaults) is unchanged scikit-learn code, and xpnet
+trains on a GPU when CuPy sees one (``device="auto"``, the default; ``device="cpu"`` or ``"cuda"`` to
+choose).
 
     python examples/sklearn_swap.py
 """
@@ -20,8 +21,8 @@ from xpnet.sklearn import MLPClassifier
 x, y = load_digits(return_X_y=True)
 x_train, x_test, y_train, y_test = train_test_split(x, y, stratify=y, random_state=0)
 
-pipeline = make_pipeline(StandardScaler(), MLPClassifier())
-grid = {"mlpclassifier__activation": ["relu", "tanh"], "mlpclassifier__batch_size": [32, 64]}
+pipeline = make_pipeline(StandardScaler(), MLPClassifier(max_iter=300, early_stopping=True, random_state=0))
+grid = {"mlpclassifier__alpha": [1e-4, 1e-2], "mlpclassifier__hidden_layer_sizes": [(64,), (128,)]}
 search = GridSearchCV(pipeline, grid, cv=3, n_jobs=2).fit(x_train, y_train)
 
 print(f"best settings: {search.best_params_}")

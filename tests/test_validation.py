@@ -61,7 +61,7 @@ def command_refusal(argv, capsys) -> str:
         ),
         (
             [lambda: xpnet.TrainConfig(schedule="linear"), lambda: Schedule("linear")],
-            "unknown schedule 'linear': choose one of constant, step, cosine",
+            "unknown schedule 'linear': choose one of constant, step, cosine, invscaling, adaptive",
         ),
         (
             [lambda: xpnet.TrainConfig(activation="swish"), lambda: xpnet.Activation("swish")],

@@ -9,7 +9,7 @@ from conftest import assert_array, float64, import_torch, on
 
 from xpnet import XpnetError
 from xpnet.arrays.backend import to_numpy
-from xpnet.nn.losses import LOSSES, mean_squared_error, one_hot, softmax, softmax_cross_entropy
+from xpnet.nn.losses import LOSSES, mean_squared_error, one_hot, sigmoid, softmax, softmax_cross_entropy
 
 torch = import_torch()
 F = torch.nn.functional
@@ -118,11 +118,52 @@ def test_totals_of_parts_are_each_parts_total_from_one_pass(backend, name):
     loss = LOSSES[name]
     outputs = on(backend, rng.normal(scale=3.0, size=(9, 4)), xp.float32)
     targets = loss.targets(on(backend, rng.integers(0, 4, size=9)), 4, xp.float32)
-    if name == "mse":
-        targets = on(backend, rng.normal(size=(9, 4)), xp.float32)
+    if name != "cross_entropy":  # float targets, non-negative for the Poisson loss
+        targets = on(backend, rng.uniform(size=(9, 4)), xp.float32)
     first, rest = loss.totals(outputs, targets[:6, ...], targets[6:, ...])
     for part, (start, stop) in zip((first, rest), ((0, 6), (6, 9))):
         expected = to_numpy(loss.total(outputs[start:stop, ...], targets[start:stop, ...]))
         assert_array(part, expected, backend, dtype=xp.float32, rtol=1e-6)
     mean, _ = loss(outputs, targets)
     assert_array(loss.total(outputs, targets), 9 * to_numpy(mean), backend, dtype=xp.float32, rtol=1e-6)
+
+
+def _bce_summed_per_row(logits, targets):
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / logits.shape[0]
+
+
+def _half_mse(outputs, targets):
+    return F.mse_loss(outputs, targets) / 2
+
+
+def _poisson_log_input(outputs, targets):
+    """exp(z) - y*z summed over a row, averaged over rows."""
+    return F.poisson_nll_loss(outputs, targets, log_input=True, reduction="sum") / outputs.shape[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [("binary_cross_entropy", _bce_summed_per_row), ("squared_error", _half_mse), ("poisson", _poisson_log_input)],
+)
+def test_float_target_losses_match_torch(backend, name, reference):
+    """The scikit-learn losses: sigmoid cross-entropy summed over a row's outputs, half the mean squared
+    error, and the Poisson loss on log-means, each against PyTorch's value and autograd gradient."""
+    float64(backend)
+    rng = np.random.default_rng(5)
+    outputs = rng.normal(scale=2.0, size=(6, 3))
+    counts = rng.integers(0, 2, size=(6, 3)) if name == "binary_cross_entropy" else rng.poisson(2.0, size=(6, 3))
+    targets = counts.astype(np.float64)
+    loss, grad = LOSSES[name](on(backend, outputs), on(backend, targets))
+    expected_loss, expected_grad = torch_loss_and_gradient(reference, outputs, targets)
+    assert_array(loss, expected_loss, backend, dtype=backend.xp.float64, rtol=1e-12)
+    assert_array(grad, expected_grad, backend, dtype=backend.xp.float64, rtol=1e-12, atol=1e-15)
+
+
+def test_binary_cross_entropy_and_sigmoid_stay_finite_for_logits_of_1e4(backend):
+    targets = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=np.float32)
+    loss, grad = LOSSES["binary_cross_entropy"](on(backend, HUGE_LOGITS), on(backend, targets))
+    expected_loss, expected_grad = torch_loss_and_gradient(_bce_summed_per_row, HUGE_LOGITS, targets, torch.float32)
+    assert_array(loss, expected_loss, backend, dtype=backend.xp.float32, rtol=1e-6)
+    assert_array(grad, expected_grad, backend, dtype=backend.xp.float32, rtol=1e-6, atol=1e-7)
+    expected_sigmoid = np.where(HUGE_LOGITS > 0, 1.0, np.where(HUGE_LOGITS < 0, 0.0, 0.5))
+    assert_array(sigmoid(on(backend, HUGE_LOGITS)), expected_sigmoid, backend, dtype=backend.xp.float32, rtol=0)

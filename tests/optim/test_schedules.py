@@ -73,3 +73,10 @@ def test_bad_schedules_are_refused_by_name():
         Schedule("linear")
     with pytest.raises(XpnetError, match="step_size must be a positive integer, got 0"):
         Schedule("step", step_size=0)
+
+
+def test_invscaling_divides_by_the_samples_seen_plus_one_to_the_power_t():
+    """scikit-learn's invscaling: the first epoch at the initial rate, then ``lr / (t + 1) ** power_t``
+    with ``t`` the samples seen, here 4 an epoch."""
+    schedule = Schedule("invscaling", power_t=0.25, samples_per_epoch=4)
+    assert xpnet_lrs(schedule, 3) == pytest.approx([0.1, 0.1 / 5**0.25, 0.1 / 9**0.25])

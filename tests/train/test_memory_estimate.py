@@ -93,7 +93,7 @@ def test_the_estimate_covers_the_temporaries_of_the_reference_update(optimizer, 
     finally:
         tracemalloc.stop()
     rollback = 1 + len(model.config.make_optimizer().buffers)
-    temporaries = memory.step_temporaries(optimizer, weight_decay, select(strict))
+    temporaries = memory.step_temporaries(model.optimizer, select(strict))
     activations = 7 * batch * (hidden + 10) * 4  # training_bytes' bound on a step's activations
     assert needed <= (rollback + temporaries) * model_bytes + activations, (needed / model_bytes, temporaries)
 

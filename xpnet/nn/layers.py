@@ -98,12 +98,17 @@ def _qualified(layer_type: type) -> str:
 
 @register_layer
 class Dense(Layer):
-    """Affine map ``x @ weight + bias`` with ``weight`` of shape ``(n_inputs, n_outputs)``."""
+    """Affine map ``x @ weight + bias`` with ``weight`` of shape ``(n_inputs, n_outputs)``.
+
+    ``l2`` adds scikit-learn's penalty ``l2 / 2 * sum(weight**2)`` per batch, divided by the batch's rows
+    like the mean loss: its gradient ``l2 * weight / rows`` joins the weight's (never the bias's) in
+    ``backward``, and ``penalty`` gives its value, which the loss of the outputs cannot see."""
 
     PARAMETERS = ("weight", "bias")
 
-    def __init__(self, weight, bias):
+    def __init__(self, weight, bias, l2: float = 0.0):
         super().__init__()
+        self.l2 = validation.non_negative("l2", l2)
         if weight.ndim != 2 or 0 in weight.shape or tuple(bias.shape) != (weight.shape[1],):
             raise XpnetError(
                 "Dense needs weight (n_inputs, n_outputs) and bias (n_outputs,), both non-empty, got weight "
@@ -134,7 +139,18 @@ class Dense(Layer):
     def parameter_backward(self, grad_output):
         buffers = self.gradient_buffers
         self.grads["weight"] = extensions.matmul(self._input.T, grad_output, out=buffers.get("weight"))
+        if self.l2:
+            self.grads["weight"] += (self.l2 / self._input.shape[0]) * self.params["weight"]
         self.grads["bias"] = extensions.column_sums(grad_output, out=buffers.get("bias"))
+
+    def penalty(self):
+        """``l2 / 2 * sum(weight**2)``, as a device scalar: the L2 term of one batch times its rows."""
+        weight = self.params["weight"]
+        xp = array_namespace(weight)
+        return (0.5 * self.l2) * xp.sum(weight * weight)
+
+    def settings(self):
+        return {"l2": self.l2} if self.l2 else {}
 
 
 @register_layer
@@ -183,3 +199,8 @@ class Dropout(Layer):
 
     def settings(self):
         return {"rate": self.rate}
+
+
+def weight_penalty(layers: list[Layer]):
+    """The L2 penalty (``Dense.penalty``) summed over the layers that have one; 0.0 when none does."""
+    return sum((layer.penalty() for layer in layers if isinstance(layer, Dense) and layer.l2), 0.0)

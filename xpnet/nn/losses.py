@@ -100,13 +100,17 @@ class SoftmaxCrossEntropy(Loss):
         return totals
 
 
-class MeanSquaredError(Loss):
-    """Mean squared error over all elements (PyTorch's ``MSELoss``): a row's loss is the mean over its
-    outputs."""
+class FloatTargets(Loss):
+    """Base of the losses on float target rows ``(batch, outputs)`` (a vector is one column)."""
 
     def targets(self, y, n_outputs, dtype):
         xp = array_namespace(y)
         return xp.astype(y[:, None] if y.ndim == 1 else y, dtype, copy=False)
+
+
+class MeanSquaredError(FloatTargets):
+    """Mean squared error over all elements (PyTorch's ``MSELoss``): a row's loss is the mean over its
+    outputs."""
 
     def gradient(self, outputs, targets):
         return (2.0 / (outputs.shape[0] * outputs.shape[1])) * (outputs - targets)
@@ -117,9 +121,67 @@ class MeanSquaredError(Loss):
         return xp.sum(residual * residual) / outputs.shape[1]
 
 
+class HalfSquaredError(FloatTargets):
+    """Half the mean squared error over all elements (scikit-learn's ``squared_error``): half of
+    ``MeanSquaredError``, so its gradient is the plain residual for one output."""
+
+    def gradient(self, outputs, targets):
+        return (1.0 / (outputs.shape[0] * outputs.shape[1])) * (outputs - targets)
+
+    def total(self, outputs, targets):
+        xp = array_namespace(outputs)
+        residual = outputs - targets
+        return xp.sum(residual * residual) / (2.0 * outputs.shape[1])
+
+
+class SigmoidBinaryCrossEntropy(FloatTargets):
+    """Binary cross-entropy of sigmoid(logits) against 0/1 target rows, summed over a row's outputs
+    (one independent yes/no per output: binary and multilabel classification). Written with
+    ``softplus``, so it stays finite for any finite logit."""
+
+    def gradient(self, outputs, targets):
+        return (sigmoid(outputs) - targets) / outputs.shape[0]
+
+    def total(self, outputs, targets):
+        xp = array_namespace(outputs)
+        return xp.sum(softplus(outputs) - targets * outputs)
+
+
+class HalfPoissonDeviance(FloatTargets):
+    """Poisson loss of exp(outputs) against counts: ``exp(z) - y*z`` summed over a row's outputs, the
+    mean of which is half the Poisson deviance up to a term in ``y`` alone (scikit-learn's ``poisson``)."""
+
+    def gradient(self, outputs, targets):
+        xp = array_namespace(outputs)
+        return (xp.exp(outputs) - targets) / outputs.shape[0]
+
+    def total(self, outputs, targets):
+        xp = array_namespace(outputs)
+        return xp.sum(xp.exp(outputs) - targets * outputs)
+
+
+def sigmoid(logits):
+    """Logistic function, from ``exp`` of a non-positive number only, so it cannot overflow."""
+    xp = array_namespace(logits)
+    exponential = xp.exp(-xp.abs(logits))
+    return xp.where(logits >= 0, 1.0 / (1.0 + exponential), exponential / (1.0 + exponential))
+
+
+def softplus(logits):
+    """``log(1 + exp(z))`` without overflow: ``max(z, 0) + log1p(exp(-|z|))``."""
+    xp = array_namespace(logits)
+    return xp.maximum(logits, 0.0) + xp.log1p(xp.exp(-xp.abs(logits)))
+
+
 softmax_cross_entropy = SoftmaxCrossEntropy()
 mean_squared_error = MeanSquaredError()
-LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mean_squared_error}
+LOSSES = {
+    "cross_entropy": softmax_cross_entropy,
+    "mse": mean_squared_error,
+    "squared_error": HalfSquaredError(),
+    "binary_cross_entropy": SigmoidBinaryCrossEntropy(),
+    "poisson": HalfPoissonDeviance(),
+}
 
 
 def get(name: str) -> Loss:

@@ -112,6 +112,9 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction; ``decoupled=True`` gives AdamW."""
 
     buffers = ("first_moment", "second_moment")
+    # The new moments; the denominator, first / denominator, its product by the step size, the new
+    # parameter; and AdamW's decayed parameter.
+    rule_temporaries = property(lambda adam: 6 if adam.decoupled else 5)
     variants = kernels.Variants(reference=update, chunked=update_in_chunks, fused=update_fused)
     beta1 = setting("beta1")
     beta2 = setting("beta2")

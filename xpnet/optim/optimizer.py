@@ -60,6 +60,10 @@ class Optimizer:
     buffers: tuple[str, ...] = ()
     variants: kernels.Variants
     weight_decay = setting("weight_decay")
+    # Model-sized arrays the reference update holds at its peak besides its inputs: the new values
+    # coexist with the old until assigned, and each element-wise operation makes a temporary. Coupled
+    # weight decay adds the decayed gradient (``temporaries`` counts it).
+    rule_temporaries = 0
 
     def __init__(self, settings: Settings):
         validation.non_negative("weight_decay", settings.weight_decay)
@@ -92,6 +96,12 @@ class Optimizer:
                 new_state[name].append(buffer)
         self.state = new_state
         return new_params
+
+    @property
+    def temporaries(self) -> int:
+        """Model-sized temporaries of the reference update at its peak, decayed gradient included (the
+        memory check counts them where the reference runs)."""
+        return self.rule_temporaries + (self.weight_decay > 0 and not getattr(self.settings, "decoupled", False))
 
     def _apply(self, step: Step, param, grad, buffers: list) -> tuple:
         update = kernels.choose(self.variants, param, grad, *buffers)

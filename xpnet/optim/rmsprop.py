@@ -33,6 +33,9 @@ class RMSprop(Optimizer):
     """RMSprop: a per-parameter step scaled by the recent size of its gradients."""
 
     buffers = ("square_average",)
+    # grad * grad and its share, the new average; its root plus eps, the quotient, its product by lr and
+    # the new parameter (at most three at once, the new average among them).
+    rule_temporaries = 4
     variants = kernels.Variants(reference=update)
     alpha = setting("alpha")
     eps = setting("eps")

@@ -11,13 +11,16 @@ from dataclasses import dataclass
 
 from xpnet import validation
 
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "invscaling", "adaptive")
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """``kind`` is constant, step (multiply by ``gamma`` every ``step_size`` epochs) or cosine
-    (decay to ``min_lr`` over ``total_epochs``); ``warmup_epochs`` ramps linearly up first."""
+    """``kind`` is constant, step (multiply by ``gamma`` every ``step_size`` epochs), cosine (decay to
+    ``min_lr`` over ``total_epochs``) or invscaling (scikit-learn's: divide by ``(t + 1) ** power_t``,
+    ``t`` the samples seen, ``samples_per_epoch`` an epoch); ``warmup_epochs`` ramps linearly up first.
+    adaptive is constant here: its cuts depend on the loss, so ``xpnet.train.callbacks.Convergence``
+    makes them."""
 
     kind: str = "constant"
     total_epochs: int = 1
@@ -25,12 +28,16 @@ class Schedule:
     step_size: int = 10
     gamma: float = 0.1
     min_lr: float = 0.0
+    power_t: float = 0.5
+    samples_per_epoch: int = 1
 
     def __post_init__(self):
         validation.choice("schedule", self.kind, SCHEDULES)
         validation.whole("warmup_epochs", self.warmup_epochs, minimum=0)
         validation.whole("step_size", self.step_size, minimum=1)
         validation.whole("total_epochs", self.total_epochs, minimum=1)
+        validation.non_negative("power_t", self.power_t)
+        validation.whole("samples_per_epoch", self.samples_per_epoch, minimum=1)
 
     def lr(self, base_lr: float, epoch: int) -> float:
         """Learning rate for ``epoch`` (0-based)."""
@@ -43,4 +50,6 @@ class Schedule:
             span = max(self.total_epochs - self.warmup_epochs, 1)
             progress = min(after_warmup / span, 1.0)
             return self.min_lr + (base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        if self.kind == "invscaling":
+            return base_lr / (after_warmup * self.samples_per_epoch + 1) ** self.power_t
         return base_lr

@@ -95,6 +95,9 @@ class SGD(Optimizer):
             raise SettingError("Nesterov momentum needs momentum > 0, for example momentum=0.9")
         super().__init__(SGDSettings(momentum, nesterov, weight_decay))
         self.buffers = ("velocity",) if momentum else ()
+        # lr * grad and the new parameter; with momentum the new velocity too, and with Nesterov's look
+        # ahead grad + momentum * velocity.
+        self.rule_temporaries = 2 + bool(momentum) + nesterov
 
 
 @register("sgd")

@@ -120,8 +120,19 @@ OPTIONS = (
         "NAME",
     ),
     Option("warmup_epochs", int, "optimizer", "epochs of linear learning-rate warm-up (default: 0)", "N"),
+    Option("power_t", float, "optimizer", f"exponent of the invscaling schedule (default: {_DEFAULTS.power_t:g})", "P"),
+    Option("alpha", float, "optimizer", "L2 penalty alpha/(2n)*|W|^2 per batch of n, weights only (default: 0)", "A"),
     Option("batch_size", int, "training loop", f"minibatch size (default: {_DEFAULTS.batch_size})", "N"),
     Option("epochs", int, "training loop", f"number of epochs (default: {_DEFAULTS.epochs})", "N"),
+    Option(
+        "tol",
+        float,
+        "training loop",
+        "stop once the training loss has not fallen by more than TOL for more than --n-iter-no-change epochs "
+        "(default: off)",
+        "TOL",
+    ),
+    Option("n_iter_no_change", int, "training loop", f"epochs for --tol (default: {_DEFAULTS.n_iter_no_change})", "N"),
     Option(
         "early_stopping",
         int,

@@ -1,114 +1,299 @@
-"""``MLPClassifier`` and ``MLPRegressor``: xpnet's ``Model`` behind scikit-learn's estimator API.
+"""``MLPClassifier`` and ``MLPRegressor``: scikit-learn's constructors and behaviour, trained by xpnet.
 
-The constructor takes the trainer's settings under their own names (``hidden``, ``lr``, ``epochs``...,
-see ``xpnet.TrainConfig``) plus ``device``. scikit-learn validates the inputs and keeps the label
-bookkeeping (``classes_``, feature names); xpnet trains on the chosen device. Results come back
-in the namespace of the input: NumPy for NumPy input, whatever the device, and torch or CuPy arrays
-on their own device when scikit-learn's ``array_api_dispatch`` lets those through.
+The parameters are scikit-learn's, with its names, defaults and checks (``_parameter_constraints``),
+then xpnet's own: ``device``, ``dtype`` and ``dropout``. scikit-learn's input checks, label encoding
+and validation split run on the host; the network trains in an ``xpnet.Model`` (``model_``) on the
+chosen device: minibatches for "sgd" and "adam", full-batch L-BFGS (``xpnet.train.full_batch``) for
+"lbfgs". The fitted attributes are scikit-learn's, as NumPy arrays.
 """
 
 from __future__ import annotations
 
-import array_api_compat
+import inspect
+import math
+import warnings
+from numbers import Real
+from typing import ClassVar
+
 import numpy as np
-from sklearn import get_config
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+import scipy.sparse
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as _SklearnClassifier
+from sklearn.neural_network import MLPRegressor as _SklearnRegressor
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from xpnet.arrays.backend import to_numpy
+from xpnet.errors import TrainingDiverged, XpnetWarning
+from xpnet.nn.layers import Dense
+from xpnet.nn.losses import sigmoid
 from xpnet.sklearn import host
-from xpnet.train.config import TrainConfig
+from xpnet.sklearn.network import batch_size_for, initial_network, optimizer_settings
+from xpnet.train.callbacks import Callback, Convergence
+from xpnet.train.full_batch import LBFGSEpoch
 from xpnet.train.model import Model
 
-_DEFAULTS = TrainConfig()
+NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed."
+)
+_EXTRAS = {
+    "device": [str, None],
+    "dtype": [StrOptions({"float32", "float64"}), None],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+}
 
 
-class _XpnetEstimator(BaseEstimator):
-    """The settings, training and pickling shared by the classifier and the regressor."""
-
-    _loss: str
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: settings, training, fitted attributes, pickling."""
 
     def __init__(
         self,
-        hidden=_DEFAULTS.hidden,
-        activation=_DEFAULTS.activation,
-        init=_DEFAULTS.init,
-        dropout=_DEFAULTS.dropout,
-        optimizer=_DEFAULTS.optimizer,
-        lr=_DEFAULTS.lr,
-        momentum=_DEFAULTS.momentum,
-        adam_beta1=_DEFAULTS.adam_beta1,
-        adam_beta2=_DEFAULTS.adam_beta2,
-        adam_eps=_DEFAULTS.adam_eps,
-        weight_decay=_DEFAULTS.weight_decay,
-        schedule=_DEFAULTS.schedule,
-        warmup_epochs=_DEFAULTS.warmup_epochs,
-        batch_size=_DEFAULTS.batch_size,
-        epochs=_DEFAULTS.epochs,
-        early_stopping=_DEFAULTS.early_stopping,
-        val_split=_DEFAULTS.val_split,
-        seed=_DEFAULTS.seed,
-        dtype=None,
-        tf32=_DEFAULTS.tf32,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
         device="auto",
+        dtype=None,
+        dropout=0.0,
     ):
-        self.hidden = hidden
+        self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.init = init
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.adam_beta1 = adam_beta1
-        self.adam_beta2 = adam_beta2
-        self.adam_eps = adam_eps
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.warmup_epochs = warmup_epochs
+        self.solver = solver
+        self.alpha = alpha
         self.batch_size = batch_size
-        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
-        self.val_split = val_split
-        self.seed = seed
-        self.dtype = dtype
-        self.tf32 = tf32
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.device = device
+        self.dtype = dtype
+        self.dropout = dropout
 
-    def _new_model(self, X) -> Model:
-        """A fresh model with these settings; ``dtype=None`` trains in ``X``'s float precision, as
-        scikit-learn's own estimators do (float32 for float32 data, float64 otherwise). Early stopping
-        without ``val_split`` holds out a tenth of the data, as scikit-learn's ``validation_fraction``."""
-        settings = self.get_params(deep=False)
-        device = settings.pop("device")
-        if settings["dtype"] is None:
-            settings["dtype"] = "float32" if X.dtype == array_api_compat.array_namespace(X).float32 else "float64"
-        return Model(TrainConfig(loss=self._loss, **settings).with_early_stopping_split(), device=device)
+    # -- training ----------------------------------------------------------------------------------
 
-    def _train(self, X, y, *, epochs=None, n_classes=None):
-        """Train ``model_`` on validated data and record what scikit-learn users look for."""
-        self.model_.fit(X, y, epochs=epochs, n_classes=n_classes)
-        self._fitted_on = _namespace_and_device(X)
-        self.history_ = self.model_.history
-        self.loss_curve_ = [record["train_loss"] for record in self.history_]
-        self.n_iter_ = self.model_.epochs_done
+    def _fit(self, X, y, *, incremental: bool, classes=None):
+        self._validate_params()
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
+        if np.any(sizes <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {list(sizes)}.")
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        X, y = self._checked(X, y, first_pass=first_pass, incremental=incremental, classes=classes)
+        if self.dtype is not None:
+            X, y = X.astype(self.dtype), y.astype(self.dtype)
+        targets = y.reshape(-1, 1) if y.ndim == 1 else y
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._start(X, targets, [X.shape[1], *(int(size) for size in sizes), targets.shape[1]])
+        elif self.solver != "lbfgs" and not incremental:  # scikit-learn starts a new optimizer each fit
+            self.model_.config = self.model_.config.replace(**optimizer_settings(self))
+            self.model_.optimizer = self.model_.config.make_optimizer()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", XpnetWarning)  # its chance-level hints; scikit-learn warns its own way
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, targets)
+            else:
+                self._fit_stochastic(X, targets, incremental)
+        return self
 
-    def _validated(self, X, method: str):
-        """``X`` checked against what ``fit`` saw: features, and with ``array_api_dispatch`` on, the
-        namespace and device (as scikit-learn requires of array-API estimators)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        where = _namespace_and_device(X)
-        if get_config()["array_api_dispatch"] and where != self._fitted_on:
-            raise ValueError(
-                f"Inputs passed to {type(self).__name__}.{method}() must use the same namespace and the same "
-                f"device as those passed to fit(): fitted on {self._fitted_on}, got {where}; "
-                "move X there first, or fit again"
+    def _start(self, X, targets, sizes):
+        """A new network, model and training record, as scikit-learn's first fit makes them."""
+        self.n_outputs_ = targets.shape[1]
+        self.n_layers_ = len(sizes)
+        self.out_activation_ = self._out_activation()
+        network = initial_network(self, sizes, X.dtype, self._random_state)
+        settings = {
+            "loss": self._xpnet_loss(),
+            **optimizer_settings(self),
+            "lr": self.learning_rate_init,
+            "schedule": self.learning_rate if self.solver == "sgd" else "constant",
+            "power_t": self.power_t,
+            "shuffle": self.shuffle,
+            "alpha": self.alpha,
+            "seed": int(self._random_state.randint(np.iinfo(np.int32).max)),
+        }
+        self.model_ = Model.from_network(network, device="auto" if self.device is None else self.device, **settings)
+        self.t_ = 0
+        self.loss_curve_ = []
+        self._convergence = Convergence(
+            self.tol,
+            self.n_iter_no_change,
+            monitor="val_score" if self.early_stopping else "train_loss",
+            higher_is_better=self.early_stopping,
+            adaptive=self.learning_rate == "adaptive" and self.solver == "sgd",
+        )
+        self.model_.convergence = self._convergence
+        self.validation_scores_ = [] if self.early_stopping else None
+
+    def _fit_lbfgs(self, X, targets):
+        runner = LBFGSEpoch(max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol)
+        self.model_.epoch_runner = runner
+        self.model_.convergence = None
+        self.model_.config = self.model_.config.replace(batch_size=X.shape[0])
+        try:
+            self.model_.fit(X, targets, epochs=1)
+        except TrainingDiverged:
+            raise ValueError(NON_FINITE) from None
+        result = runner.result
+        self.n_iter_ = min(result.iterations, self.max_iter)
+        self.loss_ = result.value
+        if not result.converged:
+            warnings.warn(
+                f"lbfgs failed to converge after {result.iterations} iteration(s) ({result.message}). "
+                f"Increase the number of iterations to improve the convergence (max_iter={self.max_iter}), "
+                "or scale the data.",
+                ConvergenceWarning,
+                stacklevel=3,
             )
-        return X
+
+    def _fit_stochastic(self, X, targets, incremental: bool):
+        callbacks = []
+        if self.early_stopping:
+            X, X_val, targets, targets_val = self._validation_split(X, targets)
+            callbacks.append(_ValidationScore(self, X_val, targets_val))
+        if self.verbose:
+            callbacks.append(_Progress())
+        callbacks.append(_Tally(self, X.shape[0]))
+        model = self.model_
+        model.config = model.config.replace(batch_size=batch_size_for(self, X.shape[0]))
+        model.convergence = self._convergence
+        epochs = 1 if incremental else self.max_iter
+        try:
+            model.fit(X, targets, epochs=epochs, callbacks=callbacks)
+        except TrainingDiverged:
+            if not self.early_stopping:
+                raise ValueError(NON_FINITE) from None
+            self.validation_scores_.append(math.nan)
+            self._convergence.on_train_end(model)
+        self.best_loss_ = None if self.early_stopping else self._convergence.best_value
+        if self.early_stopping:
+            self.best_validation_score_ = self._convergence.best_value
+        else:
+            self.best_validation_score_ = None
+        if not incremental and self.n_iter_ == self.max_iter and not self._convergence.converged:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
+                "hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _validation_split(self, X, targets):
+        """scikit-learn's held-out split for early stopping: stratified for single-output classifiers."""
+        stratify = targets if is_classifier(self) and self.n_outputs_ == 1 else None
+        if stratify is not None:
+            stratify = stratify.astype(bool)
+        X, X_val, targets, targets_val = train_test_split(
+            X, targets, random_state=self._random_state, test_size=self.validation_fraction, stratify=stratify
+        )
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
+            )
+        return X, X_val, targets, targets_val
+
+    def _validated_Xy(self, X, y, *, reset: bool, y_numeric: bool = False):
+        """``X`` and ``y`` checked as scikit-learn checks them: ``X`` dense (a sparse one densified) in
+        float64 or float32, a column ``y`` made 1-D with scikit-learn's warning."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=y_numeric,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        X = X.toarray() if scipy.sparse.issparse(X) else X
+        return X, column_or_1d(y, warn=True) if y.ndim == 2 and y.shape[1] == 1 else y
+
+    def _validated_X(self, X, *, reset: bool):
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), reset=reset)
+        return X.toarray() if scipy.sparse.issparse(X) else X
+
+    # -- prediction --------------------------------------------------------------------------------
+
+    def _outputs(self, X):
+        """The output layer's activations (``out_activation_`` applied) for ``X``, checked, as NumPy."""
+        check_is_fitted(self)
+        return self._activations(self._validated_X(X, reset=False))
+
+    def _activations(self, X):
+        """``_outputs`` of checked inputs."""
+        if self.out_activation_ == "softmax":
+            return to_numpy(self.model_.predict_proba(X))
+        outputs = to_numpy(self.model_.predict(X))
+        if self.out_activation_ == "logistic":
+            return to_numpy(sigmoid(outputs))
+        return np.exp(outputs) if self.out_activation_ == "exp" else outputs
+
+    # -- fitted attributes -------------------------------------------------------------------------
+
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """The weight matrices, ``coefs_[i]`` of shape (units of layer i, units of layer i + 1)."""
+        return [to_numpy(layer.params["weight"]) for layer in self._dense_layers()]
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """The bias vectors, ``intercepts_[i]`` for layer i + 1."""
+        return [to_numpy(layer.params["bias"]) for layer in self._dense_layers()]
+
+    @property
+    def _no_improvement_count(self) -> int:
+        """scikit-learn's count of epochs in a row without improvement by ``tol``."""
+        return self._convergence.no_improvement_count
+
+    def _dense_layers(self) -> list[Dense]:
+        check_is_fitted(self)
+        return [layer for layer in self.model_.network.layers if isinstance(layer, Dense)]
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ hands out the live __dict__ itself
+        state.pop("_random_state", None)
         if "model_" in state:
             state["model_"] = host.to_host(state["model_"])
         return state
@@ -116,144 +301,175 @@ class _XpnetEstimator(BaseEstimator):
     def __setstate__(self, state):
         if "model_" in state:
             state = {**state, "model_": host.from_host(state["model_"])}
+            state["model_"].convergence = state.get("_convergence")
         super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.array_api_support = True
+        tags.input_tags.sparse = True
         return tags
 
+    def _check_solver(self) -> bool:
+        if self.solver == "lbfgs":
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not.")
+        return True
 
-class MLPClassifier(ClassifierMixin, _XpnetEstimator):
-    """A multi-layer perceptron classifier trained by xpnet, on the CPU or a GPU (``device``).
 
-    Labels may be of any type (strings included); ``classes_`` holds them sorted. ``fit`` trains
-    for ``epochs`` epochs from a fresh start; ``partial_fit`` trains one epoch more (pass
-    ``classes=`` on the first call). Settings and fitted attributes: ``help(xpnet.sklearn)``.
-    """
+class _Tally(Callback):
+    """Counts what scikit-learn counts after each epoch: ``n_iter_``, ``t_`` (samples seen), ``loss_``
+    and ``loss_curve_``."""
 
-    _loss = "cross_entropy"
+    def __init__(self, estimator: _BaseMLP, n_samples: int):
+        self.estimator, self.n_samples = estimator, n_samples
+        estimator.n_iter_ = 0
+
+    def on_epoch_end(self, record):
+        estimator = self.estimator
+        estimator.n_iter_ += 1
+        estimator.t_ += self.n_samples
+        estimator.loss_ = record["train_loss"]
+        estimator.loss_curve_.append(record["train_loss"])
+
+
+class _ValidationScore(Callback):
+    """Adds ``val_score`` (accuracy or R², as the estimator's ``score``) on the held-out data to each record."""
+
+    def __init__(self, estimator: _BaseMLP, X_val, targets_val):
+        self.estimator, self.X_val, self.targets_val = estimator, X_val, targets_val
+
+    def on_epoch_end(self, record):
+        outputs = self.estimator._activations(self.X_val)
+        score = self.estimator._validation_score(outputs, self.targets_val) if np.isfinite(outputs).all() else np.nan
+        record["val_score"] = float(score)
+        self.estimator.validation_scores_.append(float(score))
+
+
+class _Progress(Callback):
+    """scikit-learn's ``verbose`` lines."""
+
+    def on_epoch_end(self, record):
+        print(f"Iteration {record['epoch']}, loss = {record['train_loss']:.8f}")
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """scikit-learn's multi-layer perceptron classifier, trained by xpnet on the CPU or a GPU (``device``).
+
+    Softmax outputs for several classes, one logistic output for two, a logistic output per label for
+    multilabel indicator targets; the parameters and fitted attributes are scikit-learn's
+    (``help(xpnet.sklearn)``)."""
+
+    _parameter_constraints: ClassVar[dict] = {**_SklearnClassifier._parameter_constraints, **_EXTRAS}
 
     def fit(self, X, y):
-        """Train a new network on ``(X, y)`` for ``epochs`` epochs."""
-        X, y = validate_data(self, X, y)
-        check_classification_targets(y)
-        self.classes_, encoded = np.unique(to_numpy(y), return_inverse=True)
-        self.model_ = self._new_model(X)
-        self._train(X, encoded, n_classes=len(self.classes_))
-        return self
+        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``."""
+        return self._fit(X, y, incremental=False)
 
+    @available_if(lambda self: self._check_solver())
     def partial_fit(self, X, y, classes=None):
-        """Train one epoch on ``(X, y)``, continuing from the previous call; the first call needs
-        ``classes``, every label that will ever be seen."""
-        first_call = not hasattr(self, "model_")
-        X, y = validate_data(self, X, y, reset=first_call)
-        check_classification_targets(y)
-        if first_call:
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit (e.g. numpy.unique(y_all))")
-            self.classes_ = np.unique(_on_host(classes))
-            self.model_ = self._new_model(X)
-        elif classes is not None and not np.array_equal(np.unique(_on_host(classes)), self.classes_):
-            raise ValueError(f"classes={classes!r} differs from the classes of the first call {self.classes_!r}")
-        self._train(X, self._encode(y), epochs=1, n_classes=len(self.classes_))
-        return self
+        """One epoch over ``(X, y)``; the first call needs ``classes``, every label there will be."""
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def _checked(self, X, y, *, first_pass, incremental, classes):
+        X, y = self._validated_Xy(X, y, reset=first_pass)
+        if incremental:
+            multilabel = type_of_target(y).startswith("multilabel")
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer().fit(y if multilabel else self.classes_)
+            if not multilabel and not set(np.unique(y)) <= set(self.classes_):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                    f"'y' has {np.unique(y)}."
+                )
+        elif first_pass:
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            new_classes = unique_labels(y)
+            if not np.array_equal(new_classes, self.classes_):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes as in the previous call to fit."
+                    f" Previously got {self.classes_}, `y` has {new_classes}"
+                )
+        return X, self._label_binarizer.transform(y).astype(X.dtype)
+
+    def _out_activation(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _xpnet_loss(self) -> str:
+        return "cross_entropy" if self.out_activation_ == "softmax" else "binary_cross_entropy"
+
+    def _validation_score(self, outputs, targets_val) -> float:
+        binarizer = self._label_binarizer
+        return accuracy_score(binarizer.inverse_transform(targets_val), self._decoded(outputs))
+
+    def _decoded(self, outputs):
+        return self._label_binarizer.inverse_transform(outputs.ravel() if self.n_outputs_ == 1 else outputs)
 
     def predict(self, X):
-        """The most probable class of each sample, from ``classes_``."""
-        X = self._validated(X, "predict")
-        indices = _like(self.model_.predict(X), X)
-        if isinstance(X, np.ndarray) or self.classes_.dtype.kind not in "biuf":
-            return self.classes_[to_numpy(indices)]
-        xp = array_api_compat.array_namespace(X)
-        return xp.take(xp.asarray(self.classes_, device=array_api_compat.device(X)), indices, axis=0)
+        """The predicted class (or label set, for multilabel) of each sample."""
+        return self._decoded(self._outputs(X))
 
     def predict_proba(self, X):
-        """Class probabilities, one column per entry of ``classes_``, in ``X``'s float precision."""
-        X = self._validated(X, "predict_proba")
-        return _floating_like(self.model_.predict_proba(X), X)
+        """Class probabilities, a column per entry of ``classes_`` (two for a binary problem)."""
+        probabilities = self._outputs(X)
+        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            return np.hstack([1.0 - probabilities, probabilities])
+        return probabilities
 
     def predict_log_proba(self, X):
-        """Natural logarithm of ``predict_proba``."""
-        X = self._validated(X, "predict_log_proba")
-        probabilities = _floating_like(self.model_.predict_proba(X), X)
-        return array_api_compat.array_namespace(probabilities).log(probabilities)
-
-    def _encode(self, y):
-        """Indices of ``y``'s labels in ``classes_``, naming any label that is not there."""
-        y = to_numpy(y)
-        unknown = np.setdiff1d(y, self.classes_)
-        if unknown.size:
-            raise ValueError(f"labels {unknown.tolist()} are not in classes {self.classes_.tolist()} of the first call")
-        return np.searchsorted(self.classes_, y)
-
-
-class MLPRegressor(RegressorMixin, _XpnetEstimator):
-    """A multi-layer perceptron regressor (mean squared error, linear output) trained by xpnet.
-
-    ``y`` may be 1-D or ``(samples, targets)``; ``predict`` returns the same shape. Settings and
-    fitted attributes: ``help(xpnet.sklearn)``.
-    """
-
-    _loss = "mse"
-
-    def fit(self, X, y):
-        """Train a new network on ``(X, y)`` for ``epochs`` epochs."""
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
-        self.model_ = self._new_model(X)
-        self._train(X, y)
-        return self
-
-    def partial_fit(self, X, y):
-        """Train one epoch on ``(X, y)``, continuing from the previous call."""
-        first_call = not hasattr(self, "model_")
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, reset=first_call)
-        if first_call:
-            self.model_ = self._new_model(X)
-        self._train(X, y, epochs=1)
-        return self
-
-    def predict(self, X):
-        """Predicted targets: ``(samples,)`` when trained on 1-D ``y``, else ``(samples, targets)``."""
-        X = self._validated(X, "predict")
-        outputs = _floating_like(self.model_.predict(X), X)
-        return outputs[:, 0] if self._single_target else outputs
-
-    def _train(self, X, y, **options):
-        self._single_target = y.ndim == 1
-        super()._train(X, y, **options)
+        """The natural logarithm of ``predict_proba``."""
+        return np.log(self.predict_proba(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True
         return tags
 
 
-def _on_host(values) -> np.ndarray:
-    """Labels from any array library, or a list, as a NumPy array."""
-    return to_numpy(values) if array_api_compat.is_array_api_obj(values) else np.asarray(values)
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """scikit-learn's multi-layer perceptron regressor, trained by xpnet on the CPU or a GPU (``device``):
+    ``loss="squared_error"`` (identity output) or ``"poisson"`` (exponential output)."""
+
+    _parameter_constraints: ClassVar[dict] = {**_SklearnRegressor._parameter_constraints, **_EXTRAS}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", **settings):
+        super().__init__(hidden_layer_sizes, activation, **settings)
+        self.loss = loss
+
+    def fit(self, X, y):
+        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``."""
+        return self._fit(X, y, incremental=False)
+
+    @available_if(lambda self: self._check_solver())
+    def partial_fit(self, X, y):
+        """One epoch over ``(X, y)``, continuing from the previous call."""
+        return self._fit(X, y, incremental=True)
+
+    def _checked(self, X, y, *, first_pass, incremental, classes):
+        X, y = self._validated_Xy(X, y, reset=first_pass, y_numeric=True)
+        return X, y.astype(X.dtype)
+
+    def _out_activation(self) -> str:
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _xpnet_loss(self) -> str:
+        return self.loss
+
+    def _validation_score(self, outputs, targets_val) -> float:
+        return r2_score(targets_val, outputs)
+
+    def predict(self, X):
+        """The predicted targets: ``(samples,)`` for one target, else ``(samples, targets)``."""
+        outputs = self._outputs(X)
+        return outputs.ravel() if outputs.shape[1] == 1 else outputs
 
 
-def _namespace_and_device(X) -> tuple[str, str]:
-    """Where ``X`` lives, as plain strings that pickle and compare."""
-    return array_api_compat.array_namespace(X).__name__, str(array_api_compat.device(X))
+def _regressor_signature() -> inspect.Signature:
+    """The regressor's constructor as scikit-learn's: ``loss`` first, then the shared parameters (so
+    ``get_params`` and ``clone`` see every one by name, with no ``**settings``)."""
+    shared = list(inspect.signature(_BaseMLP.__init__).parameters.values())
+    loss = inspect.Parameter("loss", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="squared_error")
+    return inspect.Signature([shared[0], loss, *shared[1:]])
 
 
-def _like(result, X):
-    """``result`` in the namespace and on the device of ``X``."""
-    if isinstance(X, np.ndarray):
-        return to_numpy(result)
-    xp = array_api_compat.array_namespace(X)
-    where = array_api_compat.device(X)
-    if array_api_compat.array_namespace(result) is xp and array_api_compat.device(result) == where:
-        return result
-    return xp.asarray(to_numpy(result), device=where)
-
-
-def _floating_like(result, X):
-    """Float ``result`` like ``X``, in ``X``'s float dtype (float64 for integer ``X``), as scikit-learn's
-    estimators answer whatever precision the network was trained in."""
-    result = _like(result, X)
-    xp = array_api_compat.array_namespace(X)
-    dtype = X.dtype if xp.isdtype(X.dtype, "real floating") else xp.float64
-    return xp.astype(result, dtype, copy=False)
+MLPRegressor.__init__.__signature__ = _regressor_signature()

@@ -137,6 +137,61 @@ class EarlyStopping(Callback):
         return self.stopped
 
 
+class Convergence(Callback):
+    """scikit-learn's stopping rule: an epoch whose ``monitor`` value is not better than the best so far
+    by more than ``tol`` counts as no improvement (any other resets the count); once more than
+    ``patience`` epochs in a row count, training stops (``converged``), or with ``adaptive`` the
+    learning rate is divided by 5 instead (``lr_scale``) until it is at most ``MIN_ADAPTIVE_LR``.
+
+    The training loss is lower-is-better; a score (``higher_is_better``, such as scikit-learn's
+    validation accuracy) is the other way, and then the best epoch's weights are put back at the end."""
+
+    MIN_ADAPTIVE_LR = 1e-6
+
+    def __init__(self, tol: float, patience: float, *, monitor="train_loss", higher_is_better=False, adaptive=False):
+        self.tol = validation.non_negative("tol", tol)
+        self.patience = patience
+        self.monitor, self.sign, self.adaptive = monitor, -1.0 if higher_is_better else 1.0, adaptive
+        # Kept across fit calls, as scikit-learn keeps them across warm starts and partial_fit calls.
+        self.best = math.inf
+        self.no_improvement_count = 0
+        self.lr_scale = 1.0
+        self.converged = False
+        self.best_parameters = None
+
+    @property
+    def best_value(self) -> float:
+        """The best value of ``monitor`` seen, in its own sign."""
+        return self.sign * self.best
+
+    def on_train_begin(self, model, epochs):
+        self.model, self.converged = model, False
+
+    def on_epoch_end(self, record):
+        value = self.sign * record[self.monitor]
+        if value > self.best - self.tol:
+            self.no_improvement_count += 1
+        else:
+            self.no_improvement_count = 0
+        if value < self.best:
+            self.best = value
+            if self.sign < 0:
+                self.best_parameters = self.model.network.copy_parameters()
+        if self.no_improvement_count <= self.patience:
+            return False
+        if self.adaptive and self.model.config.lr * self.lr_scale > self.MIN_ADAPTIVE_LR:
+            self.lr_scale /= 5.0
+            self.no_improvement_count = 0
+            return False
+        self.converged = True
+        return True
+
+    def on_train_end(self, model):
+        if self.best_parameters is not None:
+            model.network.set_parameters([array_namespace(p).asarray(p, copy=True) for p in self.best_parameters])
+        self.model = None
+
+
 class TestSetMetrics(Callback):
     """Adds ``test_loss`` and ``test_accuracy`` to each epoch's record: a held-out test set measured
     after every epoch, never trained or early-stopped on. Its arrays are placed on the device once."""

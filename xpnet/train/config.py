@@ -47,6 +47,13 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "float32"
     tf32: bool = False
+    # scikit-learn's settings: the L2 penalty on weights (``Dense.l2``), invscaling's exponent, the stopping
+    # rule (``callbacks.Convergence``; None: off) and whether each epoch visits the samples in a new order.
+    alpha: float = 0.0
+    power_t: float = 0.5
+    tol: float | None = None
+    n_iter_no_change: int = 10
+    shuffle: bool = True
 
     def __post_init__(self):
         self.hidden = _as_sizes(self.hidden)
@@ -73,6 +80,12 @@ class TrainConfig:
         validation.fraction("val_split", self.val_split)
         self.tf32 = validation.flag("tf32", self.tf32)
         self.warmup_epochs = validation.whole("warmup_epochs", self.warmup_epochs, minimum=0)
+        validation.non_negative("alpha", self.alpha)
+        validation.non_negative("power_t", self.power_t)
+        if self.tol is not None:
+            validation.non_negative("tol", self.tol)
+        self.n_iter_no_change = validation.whole("n_iter_no_change", self.n_iter_no_change, minimum=1)
+        self.shuffle = validation.flag("shuffle", self.shuffle)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -110,8 +123,14 @@ class TrainConfig:
             eps=self.adam_eps,
         )
 
-    def make_schedule(self) -> schedules.Schedule:
-        return schedules.Schedule(self.schedule, total_epochs=self.epochs, warmup_epochs=self.warmup_epochs)
+    def make_schedule(self, samples_per_epoch: int = 1) -> schedules.Schedule:
+        return schedules.Schedule(
+            self.schedule,
+            total_epochs=self.epochs,
+            warmup_epochs=self.warmup_epochs,
+            power_t=self.power_t,
+            samples_per_epoch=samples_per_epoch,
+        )
 
 
 def _as_sizes(hidden) -> tuple[int, ...]:

@@ -13,24 +13,13 @@ from xpnet.arrays import streams
 from xpnet.arrays.backend import Backend
 from xpnet.arrays.memory import GIB, memory_limit
 from xpnet.errors import XpnetError
+from xpnet.optim import Optimizer
 from xpnet.train.config import TrainConfig
 from xpnet.train.loop import EVALUATION_BATCH_SIZE, gathers_per_batch
 
 # Arrays kept per parameter besides the optimizer buffers: the parameter, its gradient, and the
 # copy taken each epoch to roll back a diverged epoch (which also copies the optimizer buffers).
 _COPIES_PER_PARAMETER = 3
-# Model-sized arrays an optimizer step holds at its peak besides those, where the step runs the array-API
-# reference update: on every library but NumPy, whose update runs in place (xpnet/optim/kernels.py). The
-# reference is a pure function of the flat buffers: new values coexist with the old until they are
-# assigned, and each element-wise operation makes a temporary. At each rule's peak:
-#   sgd       lr * grad, and the new parameter                                                    2
-#   momentum  the new velocity; lr * velocity and the new parameter                               3
-#   nesterov  the new velocity; grad + momentum * velocity, its product by lr, the new parameter  4
-#   adam      the new first and second moments; the denominator, first / denominator, its
-#             product by the step size, and the new parameter                                     5
-#   adamw     adam's, and the decayed parameter                                                   6
-# Coupled weight decay (every rule but adamw's) adds the decayed gradient, grad + decay * parameter.
-UPDATE_TEMPORARIES = {"sgd": 2, "momentum": 3, "nesterov": 4, "adam": 5, "adamw": 6}
 # Arrays of batch x width per layer in a training step: pre-activation, activation, dropout mask and
 # output, and in the backward pass the incoming gradient, the activation's derivative and their product.
 _ARRAYS_PER_TRAINING_UNIT = 7
@@ -78,12 +67,11 @@ def training_bytes(
     return held + epoch + generator_bytes + _RUNTIME_BYTES
 
 
-def step_temporaries(optimizer: str, weight_decay: float, backend: Backend) -> int:
-    """Model-sized temporaries of one optimizer step on ``backend`` (``UPDATE_TEMPORARIES``)."""
-    if backend.is_numpy:
-        return 0
-    coupled_decay = weight_decay > 0 and optimizer != "adamw"
-    return UPDATE_TEMPORARIES[optimizer] + coupled_decay
+def step_temporaries(optimizer: Optimizer, backend: Backend) -> int:
+    """Model-sized arrays an optimizer step holds at its peak besides the parameters, gradients and
+    buffers, where it runs the array-API reference update: on every library but NumPy, whose update
+    runs in place (``xpnet/optim/kernels.py``). Each rule counts its own (``Optimizer.temporaries``)."""
+    return 0 if backend.is_numpy else optimizer.temporaries
 
 
 def check_fits(
@@ -136,5 +124,5 @@ def check_model_fits(
         backend,
         evaluation_rows=evaluation_rows,
         training_rows=training_rows,
-        update_temporaries=step_temporaries(config.optimizer, config.weight_decay, backend),
+        update_temporaries=step_temporaries(config.make_optimizer(), backend),
     )

@@ -21,9 +21,10 @@ from xpnet.arrays.precision import tf32_matmuls
 from xpnet.errors import ModelFileError, SettingError, StateError, TrainingDiverged, XpnetError, one_line
 from xpnet.io import model_file
 from xpnet.nn import losses
+from xpnet.nn.layers import Dense, weight_penalty
 from xpnet.nn.network import Network
 from xpnet.train import diagnostics, inputs, loop, memory, model_state
-from xpnet.train.callbacks import NEEDS_VALIDATION, Callback, EarlyStopping
+from xpnet.train.callbacks import NEEDS_VALIDATION, Callback, Convergence, EarlyStopping
 from xpnet.train.config import DTYPES, TrainConfig
 
 # Settings that describe the built-in multi-layer perceptron, which a network of your own replaces.
@@ -54,6 +55,11 @@ class Model:
         # A classifier's number of classes: fixed by a network of your own, else by fit.
         self.n_classes = network.n_outputs if network is not None and self.classify else None
         self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
+        # scikit-learn's stopping on the training loss (tol), and the adaptive schedule's cuts.
+        self.convergence = None
+        if self.config.tol is not None:
+            adaptive = self.config.schedule == "adaptive"
+            self.convergence = Convergence(self.config.tol, self.config.n_iter_no_change, adaptive=adaptive)
         # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
         self.position: loop.EpochPosition | None = None
         # What trains one epoch, with loop.train_epoch's arguments: that function, or another way of
@@ -143,6 +149,8 @@ class Model:
             inputs.check_target_widths(y, y_val, n_outputs)
         # Early stopping decides first, so the callbacks after it (checkpoints) record its decision.
         callbacks = [self.early_stopping, *callbacks] if self.early_stopping else list(callbacks)
+        if self.convergence is not None:  # last: it may read what the other callbacks add to the record
+            callbacks.append(self.convergence)
         if x_val is None and any(isinstance(callback, EarlyStopping) for callback in callbacks):
             raise XpnetError(NEEDS_VALIDATION)  # before an epoch is spent
         if self.network is None:
@@ -163,7 +171,7 @@ class Model:
 
     def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
         loss = losses.get(self.config.loss)
-        schedule = self.config.make_schedule()
+        schedule = self.config.make_schedule(samples_per_epoch=x.shape[0])
         n_batches = len(loop.batch_bounds(x.shape[0], self.config.batch_size))
         scale = functools.cache(lambda: diagnostics.input_scale(self.backend.xp, x))  # read only for a message
         for callback in callbacks:
@@ -172,7 +180,7 @@ class Model:
             epoch = self.epochs_done
             if self.position is None or self.position.epoch != epoch:
                 self.position = loop.EpochPosition(epoch)
-            lr = schedule.lr(self.config.lr, epoch)
+            lr = schedule.lr(self.config.lr, epoch) * (self.convergence.lr_scale if self.convergence else 1.0)
             for callback in callbacks:
                 callback.on_epoch_begin(epoch + 1, n_batches)
             before = self._snapshot()
@@ -185,9 +193,7 @@ class Model:
                 y,
                 lr=lr,
                 batch_size=self.config.batch_size,
-                order=streams.RandomStream(self.backend, self.config.seed, streams.SHUFFLE, epoch).permutation(
-                    x.shape[0]
-                ),
+                order=self._order(epoch, x.shape[0]),
                 dropout_rng=streams.RandomStream(self.backend, self.config.seed, streams.DROPOUT, epoch),
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
@@ -198,7 +204,9 @@ class Model:
             if result.stalled is not None and bool(result.stalled):
                 self._restore(before)
                 raise XpnetError(diagnostics.stalled_message(self.backend, lr, self.config))
-            record = {"epoch": epoch + 1, "train_loss": float(result.mean_loss)}
+            # The L2 penalty of each batch, taken at the epoch's final weights.
+            penalty = float(weight_penalty(self.network.layers)) * n_batches / x.shape[0]
+            record = {"epoch": epoch + 1, "train_loss": float(result.mean_loss) + penalty}
             record["seconds"] = time.perf_counter() - started
             record["train_accuracy"] = _fraction(result.correct, x.shape[0])
             if x_val is not None:
@@ -219,6 +227,12 @@ class Model:
                 break
         for callback in callbacks:
             callback.on_train_end(self)
+
+    def _order(self, epoch: int, n_samples: int):
+        """The order of the samples in ``epoch``: drawn from the seed, or as given (``shuffle=False``)."""
+        if not self.config.shuffle:
+            return self.backend.xp.arange(n_samples, device=self.backend.device)
+        return streams.RandomStream(self.backend, self.config.seed, streams.SHUFFLE, epoch).permutation(n_samples)
 
     def _snapshot(self):
         """Copies of what an epoch changes (parameters and optimizer state), to roll back a diverged epoch."""
@@ -338,6 +352,9 @@ class Model:
             dropout=self.config.dropout,
             dtype=self.dtype,
         )
+        for layer in self.network.layers:
+            if isinstance(layer, Dense):
+                layer.l2 = self.config.alpha
 
 
 def load(path, device="cpu") -> Model:
