@@ -11,8 +11,9 @@ else:
     import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
-# What only the slow tests (-m slow) import.
-SLOW_ONLY = ("dask", "psycopg")
+# What only the slow tests (-m slow) import: Dask's distributed scheduler (the default tests use Dask's
+# arrays alone) and psycopg.
+SLOW_ONLY = ("dask[distributed]", "psycopg")
 
 
 def extras() -> dict[str, list[str]]:
@@ -21,7 +22,8 @@ def extras() -> dict[str, list[str]]:
 
 
 def names(requirements: list[str]) -> set[str]:
-    return {requirement.split("[")[0].split(">")[0].split("=")[0].strip() for requirement in requirements}
+    """Each requirement's name with its extras (``dask[distributed]``), without versions or markers."""
+    return {requirement.split(">")[0].split("=")[0].split(";")[0].strip() for requirement in requirements}
 
 
 def test_the_test_extra_leaves_the_slow_tests_libraries_to_an_extra_of_their_own():

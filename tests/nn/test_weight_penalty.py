@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import assert_array, import_torch, on
+from conftest import assert_array, float64, import_torch, on
 
 from xpnet.nn.layers import Activation, Dense, weight_penalty
 from xpnet.nn.losses import LOSSES
@@ -15,6 +15,7 @@ torch = import_torch()
 def test_penalty_adds_alpha_weight_over_rows_to_weight_gradients_only(backend):
     """Loss ``half squared error + alpha / (2 * rows) * sum of squared weights``: the network's
     gradients and ``weight_penalty`` equal PyTorch's, and the biases get no penalty."""
+    float64(backend)
     rng = np.random.default_rng(0)
     alpha, rows = 0.3, 5
     weights = [rng.normal(size=(4, 3)), rng.normal(size=(3, 2))]

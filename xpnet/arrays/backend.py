@@ -16,6 +16,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from xpnet.arrays import capabilities
 from xpnet.errors import BackendError, one_line
 
 
@@ -71,10 +72,10 @@ def select(device: Any = "cpu") -> Backend:
         return device
     if isinstance(device, ModuleType):
         xp = array_api_compat.array_namespace(device.asarray(0))
-        return Backend(xp, _default_device(xp), _library_name(xp))
+        return _checked(Backend(xp, _default_device(xp), capabilities.library_name(xp)))
     if array_api_compat.is_array_api_obj(device):
         xp = array_api_compat.array_namespace(device)
-        return Backend(xp, array_api_compat.device(device), _library_name(xp))
+        return _checked(Backend(xp, array_api_compat.device(device), capabilities.library_name(xp)))
     if not isinstance(device, str):
         raise BackendError(f"device must be 'cpu', 'cuda', 'cuda:N', 'auto' or an array namespace, got {device!r}")
     spec = device.strip().lower()
@@ -92,8 +93,16 @@ def select(device: Any = "cpu") -> Backend:
 
 def backend_for(device: Any, data) -> Backend:
     """The backend to train ``data`` on: with ``device="auto"``, arrays of another library than NumPy
-    (torch tensors, say) stay in their own namespace and device; otherwise ``select(device)``."""
-    return select(data if device == "auto" and is_foreign_array(data) else device)
+    (torch tensors, say) stay in their own namespace and device, but for a lazy library's (Dask's), which
+    are computed into NumPy once; otherwise ``select(device)``."""
+    own = device == "auto" and is_foreign_array(data)
+    return select(data if own and not capabilities.is_lazy(array_api_compat.array_namespace(data)) else device)
+
+
+def _checked(backend: Backend) -> Backend:
+    """``backend``, once its library is shown to have what training needs (``capabilities.check``)."""
+    capabilities.check(backend.xp, backend.device)
+    return backend
 
 
 def is_foreign_array(data) -> bool:
@@ -152,11 +161,9 @@ def _cuda_backend(index: int) -> Backend:
 
 
 def _default_device(xp: ModuleType) -> Any:
-    return xp.__array_namespace_info__().default_device()
-
-
-def _library_name(xp: ModuleType) -> str:
-    return xp.__name__.removeprefix("array_api_compat.").split(".")[0]
+    """The device ``xp`` makes arrays on by default (JAX names none: its first array tells)."""
+    default = xp.__array_namespace_info__().default_device()
+    return default if default is not None else array_api_compat.device(xp.asarray(0))
 
 
 _NAMESPACES: dict[tuple[type, ...], ModuleType] = {}
@@ -180,4 +187,17 @@ def to_numpy(array) -> np.ndarray:
         return array.get()
     if array_api_compat.is_torch_array(array):
         return array.detach().cpu().numpy()
-    return np.from_dlpack(array)
+    if array_api_compat.is_ndonnx_array(array):
+        return array.unwrap_numpy()  # its values, where it has them (it refuses otherwise)
+    try:
+        return np.from_dlpack(array)
+    except (AttributeError, TypeError, BufferError, RuntimeError):  # no DLPack (Dask, ndonnx, sparse...)
+        pass
+    try:
+        return np.asarray(array)  # Dask computes here
+    except Exception as error:  # each library refuses in its own words (sparse: "cannot densify")
+        library = capabilities.library_name(array_api_compat.array_namespace(array))
+        raise BackendError(
+            f"cannot copy {library} arrays to NumPy ({one_line(error, first_line=True)}): "
+            f"{capabilities.FIXES.get(library, capabilities.DEFAULT_FIX)}"
+        ) from None
