@@ -13,7 +13,7 @@ else:
 REPO = Path(__file__).resolve().parents[1]
 # What only the slow tests (-m slow) import: Dask's distributed scheduler (the default tests use Dask's
 # arrays alone) and psycopg.
-SLOW_ONLY = ("dask[distributed]", "psycopg")
+SLOW_ONLY = ("dask[distributed]", "psycopg[binary]")
 
 
 def extras() -> dict[str, list[str]]:
