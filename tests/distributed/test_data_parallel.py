@@ -74,3 +74,43 @@ def test_a_slots_dropout_masks_are_drawn_from_the_stream_of_its_epoch_batch_and_
         expected = RandomStream(numpy_backend(), 3, DROPOUT, 0, batch, slot).uniform(drawn.shape, np.float32)
         np.testing.assert_array_equal(drawn, expected)
     assert not np.array_equal(draws[0], draws[2])  # slot 0 of batches 0 and 1
+
+
+def test_a_data_parallel_epoch_reads_the_device_per_epoch_not_per_step(monkeypatch):
+    """The ranks agree on a stop request on the host, so a step whose gradients stay on the device (NCCL's
+    exchange, here a world of one whose exchange hands the rows back as they are, on PyTorch) reads
+    nothing back: 4 steps an epoch and 16 read the same number of times (the epoch's parameter check)."""
+    from conftest import CallLog, import_torch
+
+    torch = import_torch()
+    x, y, _x_test, _y_test = xpnet.load_digits()
+    x, y = torch.asarray(x[:256]), torch.asarray(y[:256])
+
+    class DeviceExchange:
+        def gather(self, rows):
+            return rows
+
+    reads = {}
+    for batch_size in (64, 16):
+        parallel = xpnet.DataParallel(micro_batches=2)
+        monkeypatch.setattr(parallel, "_exchange", lambda backend: DeviceExchange())
+        model = xpnet.Model(hidden=[16], batch_size=batch_size, epochs=1, device="auto")
+        parallel.fit(model, x, y)
+        log = CallLog(monkeypatch)
+        for name in ("item", "numpy", "__float__", "__int__", "__bool__", "__index__", "__array__", "__dlpack__"):
+            log.watch(torch.Tensor, name)
+        model.epoch_runner(
+            model.network,
+            model.optimizer,
+            xpnet.nn.losses.get("cross_entropy"),
+            x,
+            y,
+            lr=1e-3,
+            batch_size=batch_size,
+            order=torch.arange(256),
+            dropout_rng=RandomStream(model.backend, 0, DROPOUT, 1),
+            classify=True,
+        )
+        reads[batch_size] = len(log.calls)
+        monkeypatch.undo()
+    assert reads[64] == reads[16], reads
