@@ -114,3 +114,14 @@ def test_a_data_parallel_epoch_reads_the_device_per_epoch_not_per_step(monkeypat
         reads[batch_size] = len(log.calls)
         monkeypatch.undo()
     assert reads[64] == reads[16], reads
+
+
+def test_data_parallel_training_refuses_arrays_that_cannot_be_written_by_name():
+    """The exchanged buffer is written in place each step: JAX's arrays are refused with the fix."""
+    jax = pytest.importorskip("jax")
+    x, y, _x_test, _y_test = xpnet.load_digits()
+    model = xpnet.Model(hidden=[8], epochs=1, device="auto")
+    with pytest.raises(
+        xpnet.XpnetError, match=r"^data-parallel training writes .* jax.numpy arrays do not allow: train"
+    ):
+        xpnet.DataParallel().fit(model, jax.numpy.asarray(x[:64]), jax.numpy.asarray(y[:64]))
