@@ -113,8 +113,13 @@ def test_the_quick_sweep_example_runs_in_well_under_a_minute(tmp_path):
 
 
 def test_the_files_written_for_users_speak_of_the_project_in_its_own_words():
-    """README, examples and benchmark reports say what a recipe aims at and why, not which ticket asked."""
-    files = [REPO / "README.md", *sorted((REPO / "examples").rglob("*.*")), *sorted((REPO / "benchmarks").glob("*.md"))]
+    """README, docs, examples and benchmark reports say what a recipe aims at and why, not which ticket asked."""
+    files = [
+        REPO / "README.md",
+        *sorted((REPO / "docs").rglob("*.md")),
+        *sorted((REPO / "examples").rglob("*.*")),
+        *sorted((REPO / "benchmarks").glob("*.md")),
+    ]
     tracker_words = re.compile(r"\bissues?\b|\basked for\b", re.IGNORECASE)
     found = [
         f"{path.relative_to(REPO)}:{number}: {line.strip()}"

@@ -22,7 +22,13 @@ from xpnet.errors import BackendError, one_line
 
 @dataclass(frozen=True)
 class Backend:
-    """An array namespace together with the device new arrays are created on."""
+    """An array namespace together with the device new arrays are created on (see ``select``).
+
+    Attributes:
+        xp: The array-API namespace (array-api-compat's wrapper where the library needs one).
+        device: The device new arrays are created on.
+        name: The library's name, as messages give it.
+    """
 
     xp: ModuleType
     device: Any
@@ -62,11 +68,19 @@ class Backend:
 
 
 def select(device: Any = "cpu") -> Backend:
-    """Resolve ``device`` to a Backend.
+    """Resolve ``device`` to a ``Backend``, checking that the library can train.
 
-    ``device`` is ``"cpu"`` (NumPy), ``"cuda"`` or ``"cuda:N"`` (CuPy), ``"auto"`` (CUDA when CuPy sees
-    a GPU, else CPU), an array-API namespace module (its default device), an array (its namespace
-    and device: the namespace travels with the data), or a Backend (returned as it is).
+    Args:
+        device: ``"cpu"`` (NumPy), ``"cuda"`` or ``"cuda:N"`` (CuPy), ``"auto"`` (CUDA when CuPy sees a GPU,
+            else CPU), an array-API namespace module (its default device), an array (its namespace and
+            device: the namespace travels with the data), or a ``Backend`` (returned as it is).
+
+    Returns:
+        The namespace and device new arrays are created on.
+
+    Raises:
+        BackendError: The device is unknown or not here (CUDA without CuPy or a GPU), or the library lacks
+            something training needs; the message names it and what to do.
     """
     if isinstance(device, Backend):
         return device

@@ -95,8 +95,12 @@ def cache_dir() -> Path:
 
 
 def load_digits() -> Arrays:
-    """The UCI handwritten digits (8x8 images, 10 classes) with xpnet's fixed split: 1,438 training
-    and 359 test images, 20% of each class held out. Pixels are float32 in [0, 1]."""
+    """The UCI handwritten digits (8x8 images, 10 classes) that ship inside the package.
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)``, NumPy arrays: xpnet's fixed split of 1,438 training and
+        359 test images (20% of each class held out), pixels float32 in [0, 1], labels int64.
+    """
     with (
         resources.files("xpnet.datasets").joinpath("digits.npz").open("rb") as handle,
         np.load(handle) as archive,
@@ -112,10 +116,21 @@ def load_digits() -> Arrays:
 
 
 def load(name_or_path: str, *, data_dir=None, quiet: bool = False) -> Arrays:
-    """Load a named dataset or a dataset file as ``(x_train, y_train, x_test, y_test)``.
+    """Load a named dataset or a dataset file.
 
-    ``data_dir`` is a folder already holding a named dataset's IDX files; nothing is downloaded then.
-    ``quiet`` hides the download progress bar (errors are still raised).
+    Args:
+        name_or_path: ``digits``, ``mnist``, ``fashion-mnist`` (downloaded once into ``cache_dir()``), a
+            folder of the four IDX files, a Kaggle-layout ``.csv`` or an ``.npz`` file.
+        data_dir: A folder already holding a named dataset's IDX files; nothing is downloaded then.
+        quiet: Hide the download progress bar (errors are still raised).
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)``, NumPy arrays: inputs float32 ``(samples, features)``, labels
+        int64 class numbers ``0..K-1``.
+
+    Raises:
+        DatasetError: The name is unknown, a download fails, or a file is missing, corrupt, malformed or too
+            big for memory; the message names the file and the fix.
     """
     name = str(name_or_path)
     if not name.strip():
@@ -187,8 +202,18 @@ def _splits(source: Path, arrays: dict[str, np.ndarray], files: dict[str, Path])
 
 
 def read_inputs(path) -> np.ndarray:
-    """Inputs to predict, float32 (samples, features), scaled like the datasets: IDX images, a CSV
-    (a ``label`` column is dropped), ``.npy``, or ``.npz`` holding ``x`` or ``x_test``."""
+    """Read inputs to predict, scaled like the datasets.
+
+    Args:
+        path: IDX images, a CSV (a ``label`` column is dropped), ``.npy``, or ``.npz`` holding ``x`` or
+            ``x_test``.
+
+    Returns:
+        float32 ``(samples, features)``.
+
+    Raises:
+        DatasetError: The file is missing, a folder, corrupt or malformed; the message names it.
+    """
     path = Path(path)
     if path.is_dir():
         raise DatasetError(f"{path}: is a folder; pass one file of inputs (IDX images, .csv, .npy or .npz)")

@@ -47,8 +47,20 @@ DEFAULT_MICRO_BATCHES = 4
 
 
 class DataParallel:
-    """Trains one epoch like ``train.loop.train_epoch``, with each step shared by the ranks of ``world``
-    (``MPI.COMM_WORLD`` by default). Give it to ``Model.epoch_runner``, or use ``fit``."""
+    """Trains one epoch like ``train.loop.train_epoch``, with each step shared by the ranks of ``world``.
+
+    Give it to ``Model.epoch_runner``, or use ``fit``. Started without an MPI launcher, it is a world of
+    one.
+
+    Args:
+        world: The ranks (``xpnet.distributed.world.World``); ``None`` for ``MPI.COMM_WORLD``.
+        reduction: ``"ordered"`` (the same bits on any number of ranks up to ``micro_batches``) or
+            ``"allreduce"`` (MPI's or NCCL's sum, one slot per rank).
+        micro_batches: The slots each minibatch is cut into under the ordered reduction.
+
+    Raises:
+        SettingError: An unknown reduction, or more ranks than micro-batches under the ordered one.
+    """
 
     def __init__(
         self, world: World | None = None, *, reduction: str = "ordered", micro_batches: int = DEFAULT_MICRO_BATCHES
@@ -67,8 +79,23 @@ class DataParallel:
         self._exchanges: dict = {}
 
     def fit(self, model, x, y, **fit_options) -> list[dict]:
-        """``model.fit(x, y, **fit_options)`` with every step shared by the ranks: call it on every rank
-        with the same data and settings (``xpnet.distributed.checkpoint.fit`` adds checkpoints)."""
+        """``model.fit(x, y, **fit_options)`` with every step shared by the ranks.
+
+        Call it on every rank with the same data and settings (``xpnet.distributed.checkpoint.fit`` adds
+        checkpoints); every rank ends with the same model.
+
+        Args:
+            model: The model to train (the same settings on every rank).
+            x: Inputs, the same on every rank.
+            y: Labels or targets, the same on every rank.
+            **fit_options: As for ``Model.fit``.
+
+        Returns:
+            The model's history, as ``Model.fit`` returns it.
+
+        Raises:
+            XpnetError: As ``Model.fit``, or the ranks' parameters differ after an epoch (naming the ranks).
+        """
         model.epoch_runner = self
         with self.one_blas_thread():
             return model.fit(x, y, **fit_options)

@@ -44,8 +44,19 @@ MAX_PARAMETER_BYTES = 2**31 - 2**20
 
 
 def export_onnx(model: Model, path) -> Path:
-    """Write ``model`` (trained or loaded) to ``path`` as an ONNX file, atomically, once ``onnx.checker``
-    has passed it; return the path. A layer type the graph cannot express is refused by name."""
+    """Write ``model`` to ``path`` as an ONNX file (opset 17), atomically, once ``onnx.checker`` has passed it.
+
+    Args:
+        model: A trained or loaded model.
+        path: The file to write.
+
+    Returns:
+        ``path``, as a ``Path``.
+
+    Raises:
+        XpnetError: onnx is not installed, the model is not trained, it holds a layer type the graph
+            cannot express (named), its weights exceed protobuf's 2 GiB, or the file cannot be written.
+    """
     onnx = optional_module("onnx", "exporting to ONNX", INSTALL_HINT)
     proto = onnx_model(model.state_dict(), onnx)
     onnx.checker.check_model(proto, full_check=True)

@@ -36,15 +36,34 @@ TORCH_ACTIVATIONS = {
 
 
 def torch_state_dict(model: Model) -> dict[str, torch.Tensor]:
-    """``model``'s weights as the state dict of ``torch_sequential(model)``: ``"<index>.weight"``
-    ``(n_outputs, n_inputs)`` and ``"<index>.bias"`` of each Dense layer, CPU tensors of the model's dtype
-    (copies: changing them leaves the model alone)."""
+    """``model``'s weights as the state dict of ``torch_sequential(model)``.
+
+    Args:
+        model: A trained or loaded model of ``Dense``, ``Activation`` and ``Dropout`` layers.
+
+    Returns:
+        ``"<index>.weight"`` ``(n_outputs, n_inputs)`` and ``"<index>.bias"`` of each Dense layer, CPU tensors
+        of the model's dtype (copies: changing them leaves the model alone).
+
+    Raises:
+        XpnetError: torch is not installed, the model is not trained, or it holds a layer PyTorch's
+            ``Sequential`` cannot express (one of your own), named.
+    """
     return _tensors(_torch(), host_layers(model.state_dict(), "PyTorch"))
 
 
 def torch_sequential(model: Model) -> torch.nn.Sequential:
-    """A ``torch.nn.Sequential`` computing what ``model`` computes, with its weights, in eval mode
-    (dropout off, as xpnet predicts)."""
+    """A ``torch.nn.Sequential`` computing what ``model`` computes.
+
+    Args:
+        model: A trained or loaded model of ``Dense``, ``Activation`` and ``Dropout`` layers.
+
+    Returns:
+        The ``Sequential``, with the model's weights, in eval mode (dropout off, as xpnet predicts).
+
+    Raises:
+        XpnetError: As for ``torch_state_dict``.
+    """
     torch = _torch()
     layers = host_layers(model.state_dict(), "PyTorch")
     sequential = torch.nn.Sequential(*[_module(torch, layer) for layer in layers])
@@ -53,9 +72,21 @@ def torch_sequential(model: Model) -> torch.nn.Sequential:
 
 
 def from_torch(sequential: torch.nn.Sequential, *, device="cpu", **settings) -> Model:
-    """An xpnet ``Model`` with the layers and weights of ``sequential`` (Linear, Dropout and the activations
-    of ``TORCH_ACTIVATIONS``) on ``device``, ready to predict, save or train on; ``settings`` are those of
-    ``Model(network=...)`` (``loss="mse"`` for a regression network, say). Other modules are refused by name."""
+    """An xpnet ``Model`` with the layers and weights of a PyTorch ``Sequential``.
+
+    Args:
+        sequential: ``Linear``, ``Dropout``, ``ReLU``, ``LeakyReLU(0.01)``, ``Tanh``, ``Sigmoid``,
+            ``GELU(approximate="tanh")`` and ``Identity`` modules.
+        device: Where the model's arrays go, as for ``Model``.
+        **settings: Those of ``Model(network=...)`` (``loss="mse"`` for a regression network, say).
+
+    Returns:
+        The model, ready to predict, save or train on.
+
+    Raises:
+        XpnetError: torch is not installed, ``sequential`` is not a ``Sequential``, or it holds another
+            module, named.
+    """
     torch = _torch()
     if not isinstance(sequential, torch.nn.Sequential):
         raise XpnetError(f"from_torch takes a torch.nn.Sequential, got {type(sequential).__name__}")

@@ -31,11 +31,27 @@ def gradcheck(
     tolerance: float = 1e-5,
     max_entries: int = 64,
 ) -> dict[str, float]:
-    """Return the largest relative error per parameter (and ``"input"``) between the backward pass
-    and central differences; raise ``GradientMismatch`` if one exceeds ``tolerance``.
+    """Check ``network``'s backward pass against central finite differences.
 
     Runs on a float64 copy of ``network`` in evaluation mode (dropout off); at most ``max_entries``
     evenly spaced entries of each parameter are perturbed, so large layers stay cheap to check.
+
+    Args:
+        network: The network to check (left unchanged).
+        x: A small batch of inputs, on the network's device.
+        y: Its labels (or targets, with ``loss="mse"``).
+        loss: The loss whose gradient is checked: ``cross_entropy`` or ``mse``.
+        eps: The finite-difference step.
+        tolerance: The largest relative error accepted.
+        max_entries: How many entries of each parameter are perturbed.
+
+    Returns:
+        The largest relative error per parameter (by ``"<layer index>.<name>"``) and for ``"input"``.
+
+    Raises:
+        GradientMismatch: An error exceeds ``tolerance``; the message names the parameter.
+        XpnetError: ``max_entries`` or ``eps`` is not positive, or the library holds no float64 here
+            (JAX: set ``JAX_ENABLE_X64=1``).
     """
     if max_entries < 1 or not eps > 0:
         raise XpnetError(f"gradcheck needs max_entries >= 1 and eps > 0, got {max_entries} and {eps}")

@@ -28,6 +28,11 @@ class Layer:
 
     A subclass names its parameters in ``PARAMETERS`` and takes them, and the settings ``settings()``
     returns, as keyword arguments of its constructor: that is how a saved layer is rebuilt.
+
+    Attributes:
+        PARAMETERS: The names of the parameter arrays, the keys of ``params`` and ``grads``.
+        params: The parameter arrays by name.
+        grads: Their gradients by name, filled by ``backward``.
     """
 
     PARAMETERS: tuple[str, ...] = ()
@@ -38,9 +43,27 @@ class Layer:
         self.gradient_buffers: dict[str, object] = {}
 
     def forward(self, x, *, training: bool = False, rng: RandomStream | None = None):
+        """The layer's output, keeping what ``backward`` needs.
+
+        Args:
+            x: The batch's inputs, ``(rows, features)``.
+            training: True while training (dropout drops then), False to predict.
+            rng: The random stream of this step, for layers that draw (dropout).
+
+        Returns:
+            The outputs, ``(rows, output features)``.
+        """
         return x
 
     def backward(self, grad_output):
+        """Fill ``grads`` (one array per name in ``PARAMETERS``) and return the input gradient.
+
+        Args:
+            grad_output: The gradient of the loss with respect to the last ``forward``'s outputs.
+
+        Returns:
+            The gradient of the loss with respect to the last ``forward``'s inputs.
+        """
         return grad_output
 
     def parameter_backward(self, grad_output) -> None:
@@ -67,8 +90,19 @@ LAYER_TYPES: dict[str, type[Layer]] = {}
 
 
 def register_layer(layer_type: type[Layer]) -> type[Layer]:
-    """Make ``layer_type`` known by its class name, so models holding it can be saved and loaded
-    (use as a class decorator). Registering another class under a name already taken is refused."""
+    """Make ``layer_type`` known by its class name, so models holding it can be saved and loaded.
+
+    Use it as a class decorator: ``@xpnet.register_layer``.
+
+    Args:
+        layer_type: A subclass of ``Layer``.
+
+    Returns:
+        ``layer_type`` itself.
+
+    Raises:
+        SettingError: ``layer_type`` is not a ``Layer`` subclass, or another class holds its name already.
+    """
     if not (isinstance(layer_type, type) and issubclass(layer_type, Layer)):
         raise SettingError(f"register_layer takes a subclass of xpnet.Layer, got {layer_type!r}")
     name = layer_type.__name__
@@ -102,7 +136,17 @@ class Dense(Layer):
 
     ``l2`` adds scikit-learn's penalty ``l2 / 2 * sum(weight**2)`` per batch, divided by the batch's rows
     like the mean loss: its gradient ``l2 * weight / rows`` joins the weight's (never the bias's) in
-    ``backward``, and ``penalty`` gives its value, which the loss of the outputs cannot see."""
+    ``backward``, and ``penalty`` gives its value, which the loss of the outputs cannot see.
+
+    Args:
+        weight: ``(n_inputs, n_outputs)``.
+        bias: ``(n_outputs,)``.
+        l2: The L2 penalty's factor (0: none).
+
+    Raises:
+        XpnetError: The shapes do not match or are empty.
+        SettingError: ``l2`` is negative.
+    """
 
     PARAMETERS = ("weight", "bias")
 
@@ -118,6 +162,19 @@ class Dense(Layer):
 
     @classmethod
     def initialized(cls, n_inputs: int, n_outputs: int, init: str, dtype, rng: RandomStream):
+        """A layer with weights drawn as xpnet's own networks draw them, and zero biases.
+
+        Args:
+            n_inputs: Input features.
+            n_outputs: Output features.
+            init: ``he_normal``, ``he_uniform``, ``glorot_normal`` or ``glorot_uniform``.
+            dtype: The floating dtype, of the stream's namespace.
+            rng: The random stream to draw from, on its backend's device
+                (``xpnet.arrays.streams.RandomStream(backend, seed, streams.INIT)``).
+
+        Returns:
+            The layer, on the stream's device.
+        """
         xp = rng.backend.xp
         # On the backend's device: CuPy computes and creates on the current GPU (array-api-compat drops
         # zeros' device= for CuPy), which need not be the backend's.
@@ -155,7 +212,15 @@ class Dense(Layer):
 
 @register_layer
 class Activation(Layer):
-    """An element-wise nonlinearity from the ``activations`` table."""
+    """An element-wise nonlinearity.
+
+    Args:
+        name: ``relu``, ``leaky_relu`` (slope 0.01), ``tanh``, ``sigmoid``, ``gelu`` (tanh approximation)
+            or ``identity``.
+
+    Raises:
+        SettingError: An unknown name.
+    """
 
     def __init__(self, name: str):
         super().__init__()
@@ -177,7 +242,14 @@ class Activation(Layer):
 
 @register_layer
 class Dropout(Layer):
-    """Inverted dropout: zeroes a fraction ``rate`` of units in training and rescales the rest."""
+    """Inverted dropout: zeroes a fraction ``rate`` of units in training and rescales the rest.
+
+    Args:
+        rate: The fraction dropped, in [0, 1).
+
+    Raises:
+        SettingError: ``rate`` is not a fraction below 1.
+    """
 
     def __init__(self, rate: float):
         super().__init__()

@@ -31,7 +31,15 @@ class Network:
 
     For training, the parameters live in one flat buffer and their gradients in another, each layer's
     arrays being views of them (``trained_parameters``), so that an optimizer updates the whole network
-    with a handful of operations. Saving and loading keep one array per parameter."""
+    with a handful of operations. Saving and loading keep one array per parameter.
+
+    Args:
+        layers: The layers, first to last (``Dense``, ``Activation``, ``Dropout`` or registered layers of
+            your own).
+
+    Raises:
+        XpnetError: Consecutive ``Dense`` layers whose shapes do not chain.
+    """
 
     def __init__(self, layers: list[Layer]):
         self.layers = list(layers)
@@ -55,8 +63,23 @@ class Network:
         dropout: float = 0.0,
         dtype=None,
     ) -> Network:
-        """A multi-layer perceptron ``sizes[0] -> ... -> sizes[-1]`` with ``activation`` and optional
-        dropout after each hidden layer and a linear output layer."""
+        """A multi-layer perceptron ``sizes[0] -> ... -> sizes[-1]``, as ``Model`` builds it.
+
+        Args:
+            sizes: Input features, hidden widths, outputs.
+            rng: The random stream the weights are drawn from, on its backend's device.
+            activation: After each hidden layer (see ``Activation``).
+            init: The weights' initializer (see ``Dense.initialized``); ``auto``: He for ReLU-like
+                activations, Glorot otherwise.
+            dropout: Dropout rate after each hidden layer (0: none).
+            dtype: The floating dtype; ``None`` for float32.
+
+        Returns:
+            The network: ``Dense``, ``Activation`` (and ``Dropout``) per hidden layer, a linear output layer.
+
+        Raises:
+            SettingError: Fewer than two sizes, or a size, activation or initializer that is not valid.
+        """
         if len(sizes) < 2:
             raise SettingError(f"an MLP needs at least an input and an output size, got {list(sizes)}")
         sizes = [validation.whole("layer size", size, minimum=1) for size in sizes]
@@ -72,6 +95,7 @@ class Network:
         return cls(layers)
 
     def forward(self, x, *, training: bool = False, rng: RandomStream | None = None):
+        """The outputs of every layer in turn (see ``Layer.forward``); the last one's are returned."""
         for layer in self.layers:
             x = layer.forward(x, training=training, rng=rng)
         return x
@@ -92,9 +116,11 @@ class Network:
         return grad_output
 
     def parameters(self) -> list:
+        """Every parameter array, layer by layer, in the order of ``parameter_names()``."""
         return [layer.params[name] for layer in self.layers for name in layer.params]
 
     def gradients(self) -> list:
+        """The gradient of each of ``parameters()``, after a backward pass."""
         return [layer.grads[name] for layer in self.layers for name in layer.params]
 
     def trained_parameters(self) -> list:
@@ -130,6 +156,7 @@ class Network:
         return self._flat[1] if self._flat is not None else self.gradients()
 
     def parameter_names(self) -> list[str]:
+        """``"<layer index>.<name>"`` for each of ``parameters()``: ``0.weight``, ``0.bias``, ``2.weight``..."""
         return [f"{index}.{name}" for index, layer in enumerate(self.layers) for name in layer.params]
 
     def set_parameters(self, arrays: list) -> None:
@@ -208,10 +235,12 @@ class Network:
 
     @property
     def n_inputs(self) -> int:
+        """The input features of the first ``Dense`` layer."""
         return self._dense_layers()[0].params["weight"].shape[0]
 
     @property
     def n_outputs(self) -> int:
+        """The outputs of the last ``Dense`` layer."""
         return self._dense_layers()[-1].params["weight"].shape[1]
 
     def _dense_layers(self) -> list[Dense]:

@@ -355,18 +355,53 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """scikit-learn's multi-layer perceptron classifier, trained by xpnet on the CPU or a GPU (``device``).
 
     Softmax outputs for several classes, one logistic output for two, a logistic output per label for
-    multilabel indicator targets; the parameters and fitted attributes are scikit-learn's
-    (``help(xpnet.sklearn)``)."""
+    multilabel indicator targets.
+
+    Every parameter is scikit-learn's, with its name, default and meaning (``hidden_layer_sizes``,
+    ``activation``, ``solver``, ``alpha``, ``batch_size``, ``learning_rate``, ``learning_rate_init``, ``max_iter``,
+    ``tol``, ``early_stopping``, ...; [scikit-learn](../sklearn.md) says what each means in xpnet), then
+    xpnet's three:
+
+    Other Parameters:
+        device: ``"auto"`` (CUDA when CuPy sees a GPU, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        dtype: ``None``: the input's precision, as scikit-learn; ``"float32"`` or ``"float64"`` to choose.
+        dropout: Dropout after each hidden layer (minibatch solvers; L-BFGS trains without it).
+
+    Attributes:
+        model_: The fitted ``xpnet.Model`` (``model_.save(path)`` writes xpnet's file), beside scikit-learn's
+            fitted attributes (``coefs_``, ``intercepts_``, ``loss_curve_``, ``n_iter_``, ...), NumPy arrays on
+            any device.
+    """
 
     _parameter_constraints: ClassVar[dict] = {**_SklearnClassifier._parameter_constraints, **_EXTRAS}
 
     def fit(self, X, y):
-        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``."""
+        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``.
+
+        Args:
+            X: ``(samples, features)``: arrays, data frames or sparse matrices.
+            y: Class labels, or a label indicator matrix for multilabel targets.
+
+        Returns:
+            The estimator itself.
+
+        Raises:
+            ValueError: Parameters or data scikit-learn refuses (NaN inputs, say), with its message.
+        """
         return self._fit(X, y, incremental=False)
 
     @available_if(lambda self: self._check_solver())
     def partial_fit(self, X, y, classes=None):
-        """One epoch over ``(X, y)``; the first call needs ``classes``, every label there will be."""
+        """One epoch over ``(X, y)``, continuing from the previous call.
+
+        Args:
+            X: ``(samples, features)``.
+            y: The labels.
+            classes: Every label there will be; needed by the first call.
+
+        Returns:
+            The estimator itself.
+        """
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _checked(self, X, y, *, first_pass, incremental, classes):
@@ -406,11 +441,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.inverse_transform(outputs.ravel() if self.n_outputs_ == 1 else outputs)
 
     def predict(self, X):
-        """The predicted class (or label set, for multilabel) of each sample."""
+        """The predicted class (or label set, for multilabel) of each sample.
+
+        Args:
+            X: ``(samples, features)``.
+
+        Returns:
+            ``(samples,)`` labels from ``classes_`` (``(samples, labels)`` indicators for multilabel).
+        """
         return self._decoded(self._outputs(X))
 
     def predict_proba(self, X):
-        """Class probabilities, a column per entry of ``classes_`` (two for a binary problem)."""
+        """Class probabilities.
+
+        Args:
+            X: ``(samples, features)``.
+
+        Returns:
+            ``(samples, classes)``: a column per entry of ``classes_`` (two for a binary problem).
+        """
         probabilities = self._outputs(X)
         if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
             return np.hstack([1.0 - probabilities, probabilities])
@@ -427,8 +476,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """scikit-learn's multi-layer perceptron regressor, trained by xpnet on the CPU or a GPU (``device``):
-    ``loss="squared_error"`` (identity output) or ``"poisson"`` (exponential output)."""
+    """scikit-learn's multi-layer perceptron regressor, trained by xpnet on the CPU or a GPU (``device``).
+
+    ``loss="squared_error"`` (half the mean squared error, identity output) or ``"poisson"`` (exponential
+    output).
+
+    Every parameter is scikit-learn's, then xpnet's three, as for ``MLPClassifier``:
+
+    Other Parameters:
+        device: Where it trains (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+        dtype: ``None`` (the input's precision), ``"float32"`` or ``"float64"``.
+        dropout: Dropout after each hidden layer.
+
+    Attributes:
+        model_: The fitted ``xpnet.Model``, beside scikit-learn's fitted attributes.
+    """
 
     _parameter_constraints: ClassVar[dict] = {**_SklearnRegressor._parameter_constraints, **_EXTRAS}
 
@@ -437,12 +499,31 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def fit(self, X, y):
-        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``."""
+        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``.
+
+        Args:
+            X: ``(samples, features)``: arrays, data frames or sparse matrices.
+            y: Targets, ``(samples,)`` or ``(samples, targets)``.
+
+        Returns:
+            The estimator itself.
+
+        Raises:
+            ValueError: Parameters or data scikit-learn refuses (non-finite targets, say), with its message.
+        """
         return self._fit(X, y, incremental=False)
 
     @available_if(lambda self: self._check_solver())
     def partial_fit(self, X, y):
-        """One epoch over ``(X, y)``, continuing from the previous call."""
+        """One epoch over ``(X, y)``, continuing from the previous call.
+
+        Args:
+            X: ``(samples, features)``.
+            y: The targets.
+
+        Returns:
+            The estimator itself.
+        """
         return self._fit(X, y, incremental=True)
 
     def _checked(self, X, y, *, first_pass, incremental, classes):
@@ -459,7 +540,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return r2_score(targets_val, outputs)
 
     def predict(self, X):
-        """The predicted targets: ``(samples,)`` for one target, else ``(samples, targets)``."""
+        """The predicted targets.
+
+        Args:
+            X: ``(samples, features)``.
+
+        Returns:
+            ``(samples,)`` for one target, else ``(samples, targets)``.
+        """
         outputs = self._outputs(X)
         return outputs.ravel() if outputs.shape[1] == 1 else outputs
 

@@ -50,10 +50,25 @@ class Worker:
 
 
 def run_sweep(path, out=None, jobs: int | None = None, *, quiet: bool = False) -> summary.Result:
-    """Run the sweep file at ``path`` into the sweep folder ``out`` (default ``sweeps/<name>``) with
-    ``jobs`` trials at once (default: the file's ``jobs``); return its summary (rows best first). Run
-    again, it continues the sweep: finished trials are kept, and a trial that was running is run again
-    from its checkpoint. ``quiet`` shows no progress bar."""
+    """Run a sweep file's trials in worker processes, as ``xpnet sweep`` does.
+
+    Run again, it continues the sweep: finished trials are kept, and a trial that was running is run again
+    from its checkpoint.
+
+    Args:
+        path: The sweep file (TOML).
+        out: The sweep folder; ``None`` for ``sweeps/<name>``.
+        jobs: Trials at once on this machine; ``None`` for the file's ``jobs``.
+        quiet: Show no progress bar.
+
+    Returns:
+        The sweep's summary, rows best first.
+
+    Raises:
+        XpnetError: The sweep file, its device or dataset, or the sweep folder is not valid (checked before
+            any trial), or the sweep stopped unfinished (naming the failures).
+        TrainingInterrupted: Ctrl-C stopped it; its running trials were checkpointed and queued again.
+    """
     sweep = spec.read(path)
     jobs = validation.whole("jobs", sweep.settings["jobs"] if jobs is None else jobs, minimum=1)
     base = resolve_values(sweep.base).run

@@ -221,8 +221,17 @@ def draw(study, spec: Sweep, sweep_dir: Path) -> str | None:
 
 @dataclass(frozen=True)
 class Result:
-    """A sweep's summary: its folder, the sweep, one row per trial, best first, the best trial's
-    finished refit (``refit.record``; None without one), and a note when its pictures were not drawn."""
+    """A sweep's summary, as ``run_sweep`` and ``read_summary`` return it.
+
+    Attributes:
+        sweep_dir: The sweep folder.
+        sweep: The checked sweep file.
+        rows: One dict per trial, best first: rank, trial, state, the metric, seconds, ``run_dir`` (relative
+            to ``sweep_dir``), its settings, a note.
+        refit: The best trial's finished refit (test accuracy and loss, epochs, ``run_dir``, ``model``), or
+            None without one.
+        note: Why the pictures were not drawn, or None.
+    """
 
     sweep_dir: Path
     sweep: Sweep
@@ -231,14 +240,26 @@ class Result:
     note: str | None = None
 
     def markdown(self) -> str:
+        """The ranked table as Markdown, as ``summary.md`` holds it."""
         return markdown(self.rows, self.sweep, self.refit)
 
     def best_line(self) -> str:
+        """One line naming the best trial, its metric and its model, as the command prints it."""
         return best_line(self.rows, self.sweep, self.sweep_dir, self.refit)
 
 
 def read_summary(sweep_dir) -> Result:
-    """The summary of the sweep in ``sweep_dir``, read from its study (nothing is written)."""
+    """The summary of a sweep, read back from its study (nothing is written).
+
+    Args:
+        sweep_dir: A sweep folder that ``xpnet sweep`` or ``run_sweep`` wrote.
+
+    Returns:
+        The same ``Result`` the sweep returned.
+
+    Raises:
+        XpnetError: The folder holds no sweep, or its study is not in the storage yet.
+    """
     sweep_dir = Path(sweep_dir)
     spec = folder.read_spec(sweep_dir)
     try:

@@ -21,27 +21,41 @@ NEEDS_VALIDATION = "early stopping needs validation data: set val_split (e.g. 0.
 
 
 class Callback:
-    """Base class with no-op hooks; override the ones you need."""
+    """Base class with no-op hooks; override the ones you need and pass the object to ``Model.fit``."""
 
     def on_train_begin(self, model, epochs: int) -> None:
-        pass
+        """Called once before the first epoch of a ``fit`` call, with the model and the epochs it will train."""
 
     def on_epoch_begin(self, epoch: int, n_batches: int) -> None:
-        pass
+        """Called before each epoch, with its number (counted from 1 over the model's life) and its batches."""
 
     def on_batch_end(self, batch: int) -> None:
-        pass
+        """Called after each optimizer step, with the batch's index within the epoch."""
 
     def on_epoch_end(self, record: dict) -> bool | None:
-        pass
+        """Called after each epoch with its record (the dict appended to the history).
+
+        Returns:
+            True to stop training after this epoch; None or False to go on.
+        """
 
     def on_train_end(self, model) -> None:
-        pass
+        """Called once when the ``fit`` call's training ends (all epochs, or stopped)."""
 
 
 class EarlyStopping(Callback):
-    """Stop when the validation loss has not improved for ``patience`` epochs, then put back the
-    weights of the best epoch (``restore_best``)."""
+    """Stop when the validation loss has not improved for ``patience`` epochs, then put back the best weights.
+
+    ``Model`` adds one itself for the ``early_stopping`` setting.
+
+    Args:
+        patience: Epochs without improvement before stopping.
+        restore_best: Put back the weights of the best epoch when training stops.
+        min_delta: The least decrease of the validation loss that counts as an improvement.
+
+    Raises:
+        SettingError: ``patience`` is not a whole number of at least 1.
+    """
 
     def __init__(self, patience: int, *, restore_best: bool = True, min_delta: float = 0.0):
         self.patience = validation.whole(EARLY_STOPPING_PATIENCE, patience, minimum=1)

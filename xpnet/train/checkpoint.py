@@ -171,8 +171,25 @@ def fit(
     callbacks=(),
     **fit_options,
 ) -> list[dict]:
-    """``model.fit`` with a checkpoint in ``run_dir`` every epoch (and every ``every_steps`` steps),
-    stopping cleanly on SIGINT or SIGTERM (``TrainingInterrupted``). Returns the history."""
+    """``model.fit`` with a checkpoint in ``run_dir`` every epoch (and every ``every_steps`` steps).
+
+    Args:
+        model: The model, new or from ``resume``.
+        x: Inputs, as for ``Model.fit``.
+        y: Labels or targets, as for ``Model.fit``.
+        run_dir: The folder ``checkpoint.npz`` is written into.
+        every_steps: Also write one every this many optimizer steps; ``None``: after each epoch only.
+        resume_command: The command an interruption's message gives for resuming (``{run_dir}`` filled in).
+        callbacks: More callbacks, called before the checkpointer.
+        **fit_options: As for ``Model.fit`` (``epochs``, ``validation_data``...).
+
+    Returns:
+        The model's history.
+
+    Raises:
+        TrainingInterrupted: SIGINT or SIGTERM stopped training after the current step, with a checkpoint.
+        CheckpointError: A checkpoint could not be written (naming the one still in place).
+    """
     checkpointer = Checkpointer(run_dir, every_steps=every_steps, resume_command=resume_command)
     with stop_on_signals(checkpointer):
         return model.fit(x, y, callbacks=[*callbacks, checkpointer], **fit_options)
@@ -186,8 +203,20 @@ class Resumed(NamedTuple):
 
 
 def resume(run_dir, device="cpu") -> Resumed:
-    """The model saved in ``run_dir``'s checkpoint, ready to continue, and its epochs left: an epoch
-    stopped half-way counts as one; a run that ended (all epochs, or stopped early) has none left."""
+    """The model saved in ``run_dir``'s checkpoint, ready to continue.
+
+    Args:
+        run_dir: The folder holding ``checkpoint.npz``.
+        device: Where the model's arrays go, as for ``Model``.
+
+    Returns:
+        ``(model, epochs_left)``: an epoch stopped half-way counts as one; a run that ended (all epochs,
+        or stopped early) has none left.
+
+    Raises:
+        CheckpointError: ``run_dir`` holds no checkpoint.
+        ModelFileError: The checkpoint is damaged, or is a model file without run state.
+    """
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise CheckpointError(f"{run_dir} holds no {CHECKPOINT_FILE}: nothing to resume there")

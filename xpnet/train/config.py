@@ -24,7 +24,44 @@ EARLY_STOPPING_PATIENCE = "early stopping patience (in epochs)"
 
 @dataclass
 class TrainConfig:
-    """Network shape, optimizer and training-loop settings (see the README for each one)."""
+    """Network shape, optimizer and training-loop settings, each checked when it is set.
+
+    Every field is also a keyword of ``Model`` and, spelled ``--kebab-case``, an option of ``xpnet train``.
+
+    Attributes:
+        hidden: Hidden layer widths.
+        activation: ``relu``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``gelu`` (tanh approximation), ``identity``.
+        init: ``he_normal``, ``he_uniform``, ``glorot_normal``, ``glorot_uniform``; ``auto``: He for ReLU-like
+            activations, Glorot otherwise.
+        dropout: Dropout rate after each hidden layer.
+        loss: ``cross_entropy`` (softmax, log-sum-exp) for classes, ``mse`` for regression (and the
+            scikit-learn estimators' ``squared_error``, ``binary_cross_entropy``, ``poisson``).
+        optimizer: ``sgd``, ``momentum``, ``nesterov``, ``adam``, ``adamw``, ``rmsprop`` (rules as in ``torch.optim``).
+        lr: Learning rate.
+        momentum: SGD momentum; ``None``: 0 for ``sgd``, 0.9 for ``momentum`` and ``nesterov``.
+        adam_beta1: Adam's and AdamW's first moment decay.
+        adam_beta2: Adam's and AdamW's second moment decay.
+        adam_eps: Adam's and AdamW's epsilon.
+        weight_decay: L2 decay (coupled for sgd and adam, decoupled for adamw).
+        schedule: ``constant``, ``step`` (x0.1 every 10 epochs), ``cosine``; scikit-learn's ``invscaling``
+            and ``adaptive``.
+        warmup_epochs: Epochs of linear learning-rate warm-up before the schedule.
+        batch_size: Minibatch size; batches are reshuffled every epoch.
+        epochs: Epochs per ``fit`` call.
+        early_stopping: Patience in epochs on the validation loss (``None``: off); the best weights are restored.
+        val_split: Fraction of the training data held out for validation.
+        seed: One seed for initialisation, shuffling, dropout and the split.
+        dtype: ``float32`` or ``float64``, kept end to end.
+        tf32: TF32 matrix multiplies on CUDA GPUs (faster, rounded to 10 mantissa bits); ignored on the CPU.
+        alpha: scikit-learn's L2 penalty on the weights.
+        power_t: scikit-learn's ``invscaling`` exponent.
+        tol: scikit-learn's stopping tolerance on the training loss (``None``: off).
+        n_iter_no_change: Epochs without a ``tol`` improvement before stopping.
+        shuffle: Whether each epoch visits the samples in a new order.
+
+    Raises:
+        SettingError: A value is out of range or of the wrong type; the message names it and what to use.
+    """
 
     hidden: tuple[int, ...] = (128,)
     activation: str = "relu"
@@ -88,6 +125,7 @@ class TrainConfig:
         self.shuffle = validation.flag("shuffle", self.shuffle)
 
     def to_dict(self) -> dict:
+        """The settings as JSON values (``hidden`` a list), as ``config.json`` and model files hold them."""
         data = dataclasses.asdict(self)
         data["hidden"] = list(self.hidden)
         return data
@@ -103,6 +141,7 @@ class TrainConfig:
         return cls(**data)
 
     def replace(self, **changes) -> TrainConfig:
+        """These settings with ``changes`` applied, checked again (``SettingError`` for a bad value)."""
         return dataclasses.replace(self, **changes)
 
     def with_early_stopping_split(self) -> TrainConfig:

@@ -32,14 +32,21 @@ NETWORK_SETTINGS = ("hidden", "activation", "init", "dropout")
 
 
 class Model:
-    """A network and everything that trains it.
+    """A network and everything that trains it: settings, optimizer state, history, early stopping.
 
-    >>> model = Model(hidden=[64], epochs=10)           # settings: see TrainConfig
-    >>> history = model.fit(x_train, y_train, validation_data=(x_test, y_test))
-    >>> model.evaluate(x_test, y_test)["accuracy"]
+    ``Model(hidden=[64], epochs=10).fit(x_train, y_train)`` trains; ``predict``, ``evaluate`` and ``save``
+    follow (the guide's "Training from Python" page shows each).
 
-    ``network=`` trains a ``Network`` of your own (any registered layers) instead of the built-in
-    multi-layer perceptron that ``hidden``, ``activation``, ``init`` and ``dropout`` describe.
+    Args:
+        config: The settings; ``None`` for ``TrainConfig()``'s defaults.
+        device: ``"cpu"`` (NumPy), ``"cuda"`` or ``"cuda:N"`` (CuPy), ``"auto"`` (CUDA when CuPy sees a GPU;
+            arrays of another library train in their own namespace and device), or an array-API namespace.
+        network: A ``Network`` of your own (any registered layers) to train instead of the built-in
+            multi-layer perceptron that ``hidden``, ``activation``, ``init`` and ``dropout`` describe.
+        **settings: ``TrainConfig`` fields, which replace those of ``config``.
+
+    Raises:
+        SettingError: A setting is out of range, unknown, or describes the built-in network beside ``network``.
     """
 
     def __init__(self, config: TrainConfig | None = None, *, device="auto", network: Network | None = None, **settings):
@@ -68,26 +75,48 @@ class Model:
 
     @property
     def classify(self) -> bool:
+        """True for a classifier (``loss="cross_entropy"``), False for regression (``loss="mse"``)."""
         return self.config.loss == "cross_entropy"
 
     @property
     def epochs_done(self) -> int:
+        """The number of epochs trained so far, over every ``fit`` call."""
         return len(self.history)
 
     @property
     def dtype(self):
+        """The floating dtype of the model's arrays, in its backend's namespace."""
         return getattr(self.backend.xp, self.config.dtype)
 
     # -- state -------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """Everything this model is, as arrays and JSON values (see ``xpnet.train.model_state``)."""
+        """Everything this model is, as arrays and JSON values (see ``xpnet.train.model_state``).
+
+        Returns:
+            Settings, history, the network's layers and parameters, optimizer buffers and step count, early
+            stopping's best weights and the position inside an epoch: what ``from_state`` rebuilds.
+
+        Raises:
+            XpnetError: The model has not been trained or loaded yet.
+        """
         self._require_trained()
         return model_state.state_of(self)
 
     @classmethod
     def from_state(cls, state: dict, device="cpu") -> Model:
-        """The model ``state`` describes (host arrays), on ``device``; ``StateError`` if it is not valid."""
+        """The model ``state`` describes.
+
+        Args:
+            state: What ``state_dict`` returned (host arrays and JSON values).
+            device: Where the model's arrays go, as for ``Model``.
+
+        Returns:
+            The model, ready to predict, save or train on.
+
+        Raises:
+            StateError: ``state`` does not describe a valid model.
+        """
         model = cls(model_state.settings_of(state), device=device)
         loaded = model_state.load_state(state, model.config, device, model.optimizer, model.early_stopping)
         model.backend, model.network, model.n_classes, model.history, model.position = loaded
@@ -95,14 +124,33 @@ class Model:
 
     @classmethod
     def from_network(cls, network: Network, *, device="cpu", **settings) -> Model:
-        """A model holding ``network``'s weights as they are (trained elsewhere, say), ready to predict,
-        save or train on; ``settings`` as for ``Model(network=...)``."""
+        """A model holding ``network``'s weights as they are (trained elsewhere, say).
+
+        Args:
+            network: The network, with its parameters.
+            device: Where the model's arrays go, as for ``Model``.
+            **settings: ``TrainConfig`` fields, as for ``Model(network=...)``.
+
+        Returns:
+            A model ready to predict, save or train on without a ``fit`` first.
+
+        Raises:
+            SettingError: A setting describes the built-in network, or ``network`` has no parameters.
+        """
         model = cls(network=network, device=device, **settings)
         model._choose_backend(None)
         return model
 
     def save(self, path) -> None:
-        """Write model, optimizer state, settings and history to ``path`` atomically (no pickle)."""
+        """Write model, optimizer state, settings and history to ``path`` atomically (no pickle).
+
+        Args:
+            path: The file to write (an ``.npz`` archive, read back by ``xpnet.load``).
+
+        Raises:
+            XpnetError: The model has not been trained or loaded yet, or the file cannot be written (a file
+                already there is then left as it was).
+        """
         model_state.write(path, self)
 
     # -- training ----------------------------------------------------------------------------------
@@ -117,12 +165,25 @@ class Model:
         callbacks: Sequence[Callback] = (),
         n_classes: int | None = None,
     ) -> list[dict]:
-        """Train for ``epochs`` more epochs (default: ``config.epochs``); return the full history.
+        """Train for ``epochs`` more epochs; a later call continues the same run.
 
-        ``x`` is ``(samples, features)``; ``y`` holds integer class labels ``0..K-1`` or one-hot rows
-        (or float targets with ``loss="mse"``). Arrays may come from any array-API library; they are
-        copied to the model's device once. ``n_classes`` fixes K up front when ``y`` may not show every
-        class yet (incremental training on chunks of data).
+        Arrays may come from any array-API library; they are copied to the model's device once.
+
+        Args:
+            x: Inputs, ``(samples, features)``.
+            y: Integer class labels ``0..K-1`` or one-hot rows (or float targets with ``loss="mse"``).
+            validation_data: ``(x_val, y_val)``, measured after every epoch (and watched by early stopping).
+            epochs: How many epochs this call trains; ``None`` for ``config.epochs``.
+            callbacks: ``Callback`` objects called during training.
+            n_classes: The number of classes K, when ``y`` may not show every class yet (incremental
+                training on chunks of data).
+
+        Returns:
+            The full history: one record per epoch trained so far (losses, accuracies, seconds).
+
+        Raises:
+            XpnetError: The data does not fit the model or the settings (shapes, labels, non-finite inputs).
+            TrainingDiverged: The loss became NaN or infinite; the model keeps its last finite weights.
         """
         epochs = self.config.epochs if epochs is None else validation.whole("epochs", epochs, minimum=1)
         if n_classes is not None:
@@ -248,21 +309,52 @@ class Model:
     # -- inference ---------------------------------------------------------------------------------
 
     def predict(self, x):
-        """Class labels (classification) or outputs (regression), in the namespace ``x`` came in."""
+        """Predict each sample.
+
+        Args:
+            x: Inputs, ``(samples, features)``, from any array-API library.
+
+        Returns:
+            Class labels (classification) or outputs (regression), in the namespace ``x`` came in.
+
+        Raises:
+            XpnetError: The model has not been trained or loaded yet, or ``x`` has the wrong features.
+        """
         with self._on_device():
             outputs = self._outputs(x)
             result = self.backend.xp.argmax(outputs, axis=1) if self.classify else outputs
             return self._like_input(result, x)
 
     def predict_proba(self, x):
-        """Class probabilities ``(samples, classes)`` from the softmax of the outputs."""
+        """Class probabilities from the softmax of the outputs.
+
+        Args:
+            x: Inputs, ``(samples, features)``, from any array-API library.
+
+        Returns:
+            ``(samples, classes)`` probabilities, in the namespace ``x`` came in.
+
+        Raises:
+            XpnetError: The model is a regression model, has not been trained, or ``x`` has the wrong features.
+        """
         if not self.classify:
             raise XpnetError("predict_proba needs a classifier (loss='cross_entropy')")
         with self._on_device():
             return self._like_input(losses.softmax(self._outputs(x)), x)
 
     def evaluate(self, x, y) -> dict:
-        """Mean loss and accuracy on ``(x, y)`` as plain floats."""
+        """Measure the model on ``(x, y)``.
+
+        Args:
+            x: Inputs, ``(samples, features)``.
+            y: Labels or targets, as for ``fit``.
+
+        Returns:
+            ``{"loss": ..., "accuracy": ...}``: the mean loss and the accuracy (None for regression), floats.
+
+        Raises:
+            XpnetError: The model has not been trained, or the data does not fit it.
+        """
         with self._on_device():
             x, y = self._prepare(x, y, "evaluation")
             loss, correct = loop.evaluate(self.network, losses.get(self.config.loss), x, y, classify=self.classify)
@@ -358,8 +450,18 @@ class Model:
 
 
 def load(path, device="cpu") -> Model:
-    """Read a model saved by ``Model.save`` (or a checkpoint) onto ``device`` (``"cpu"``, ``"cuda:0"``,
-    a namespace...); a file that is not a valid model raises ``ModelFileError`` naming it."""
+    """Read a model saved by ``Model.save`` (or a checkpoint); nothing in the file is ever run.
+
+    Args:
+        path: The model file.
+        device: Where the model's arrays go: ``"cpu"``, ``"cuda:0"``, a namespace...
+
+    Returns:
+        The model, ready to predict, evaluate, save or train on.
+
+    Raises:
+        ModelFileError: The file is missing, pickled, damaged, or not a valid model; the message names it.
+    """
     state, _ = model_file.read(path)
     return from_file(state, path, device)
 
