@@ -13,6 +13,7 @@ from xpnet.arrays import streams
 from xpnet.arrays.backend import to_numpy
 from xpnet.errors import SettingError, StateError, XpnetError
 from xpnet.io import model_file
+from xpnet.train import model_state
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_from_state_rebuilds_the_same_model(digits):
 
 
 def test_a_mid_epoch_state_keeps_its_position(tmp_path):
-    state, _ = model_file.read(checkpoint_file(tmp_path))
+    state, _ = model_state.read(checkpoint_file(tmp_path))
     model = xpnet.Model.from_state(state)
     assert model.position is not None and model.position.next_batch == 2 and model.position.epoch == 1
     assert host_state(model).keys() == state.keys()

@@ -29,6 +29,8 @@ from xpnet.version import __version__
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
+# The checkpoint's history, one epoch a line (see xpnet.io.journal).
+HISTORY_FILE = "checkpoint-history.jsonl"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.npz"
 CONFUSION_FILE = "confusion.json"
@@ -37,7 +39,7 @@ LOCK_FILE = ".run.lock"
 # Files whose presence means the folder already holds a finished (or saved) run.
 FINISHED_RUN_FILES = (METRICS_FILE, MODEL_FILE)
 # What a run writes through this module and the checkpointer (the plots come from xpnet.report.plots).
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, CONFUSION_FILE, METRICS_FILE)
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, CONFUSION_FILE, METRICS_FILE)
 DEFAULT_PARENT = Path("runs")
 # An epoch's validation metrics, in metrics.json where the run held data out for validation.
 VALIDATION_KEYS = ("val_loss", "val_accuracy")
@@ -152,7 +154,7 @@ def _remove_started(folder: Path, created: Path | None) -> None:
     if created is not None:
         _remove_created(folder, created)
         return
-    for path in (folder / CONFIG_FILE, *leftover_files(folder)):
+    for path in (folder / CONFIG_FILE, folder / HISTORY_FILE, *leftover_files(folder)):
         with contextlib.suppress(OSError):
             path.unlink()
 

@@ -19,7 +19,6 @@ from xpnet.arrays.backend import Backend, array_namespace, backend_for, is_forei
 from xpnet.arrays.flat import copied
 from xpnet.arrays.precision import tf32_matmuls
 from xpnet.errors import ModelFileError, SettingError, StateError, TrainingDiverged, XpnetError, one_line
-from xpnet.io import model_file
 from xpnet.nn import losses
 from xpnet.nn.layers import Dense, weight_penalty
 from xpnet.nn.network import Network
@@ -360,7 +359,7 @@ class Model:
 def load(path, device="cpu") -> Model:
     """Read a model saved by ``Model.save`` (or a checkpoint) onto ``device`` (``"cpu"``, ``"cuda:0"``,
     a namespace...); a file that is not a valid model raises ``ModelFileError`` naming it."""
-    state, _ = model_file.read(path)
+    state, _ = model_state.read(path)
     return from_file(state, path, device)
 
 

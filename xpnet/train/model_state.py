@@ -8,7 +8,8 @@ outputs were kept hold the running sums instead). Each part describes itself
 (``Network``, the optimizer, ``EarlyStopping``, ``EpochPosition``); this module only gathers them.
 Model files, checkpoints and pickled estimators all go through it, and so they share one layout: the
 model file format, version 1, or version 2 where a position holds kept outputs, which xpnet before
-that format reads as a corrupt file (``write`` stamps it).
+that format reads as a corrupt file, or version 3 where the history is kept in a journal beside the file
+(checkpoints: each then writes the epochs since the last, not the whole history); ``write`` stamps it.
 
 A description may come from a stranger's file, so ``settings_of`` and ``load_state`` check every value
 against the others before they place a single array on the device, and raise ``StateError`` naming what
@@ -19,6 +20,7 @@ for its type hints, and the two never import each other when they run.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import array_api_compat
@@ -26,7 +28,7 @@ import numpy as np
 
 from xpnet.arrays.backend import Backend, select
 from xpnet.errors import StateError, XpnetError, one_line
-from xpnet.io import model_file
+from xpnet.io import journal, model_file
 from xpnet.nn.layers import Dense
 from xpnet.nn.network import PARAMETER_PREFIX, Network
 from xpnet.train.config import TrainConfig
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from xpnet.train.model import Model
 
 POSITION_PREFIX = "progress/"
+# The run record's reference to the journal that holds the history (checkpoints), in place of the state's.
+HISTORY_REFERENCE = "history"
 # A position's arrays: the outputs the epoch's steps kept, and sums carried for batches before them.
 POSITION_ARRAYS = ("outputs", "total_loss", "correct")
 
@@ -74,12 +78,25 @@ def state_of(model: Model) -> dict:
     return state
 
 
-def write(path, model: Model, *, run: dict | None = None) -> None:
+def write(path, model: Model, *, run: dict | None = None, history: journal.Journal | None = None) -> None:
     """Write ``model``'s state as a model file (see ``xpnet.io.model_file``), stamped with the oldest
-    format version that reads it: 2 where it holds kept outputs, else 1, which every xpnet reads."""
+    format version that reads it: 3 where its history is kept in the journal ``history`` (whose
+    reference the run record holds), 2 where it holds kept outputs, else 1, which every xpnet reads."""
     state = model.state_dict()
     version = 2 if POSITION_PREFIX + "outputs" in state else 1
+    if history is not None:
+        run = {**(run or {}), HISTORY_REFERENCE: history.extend(state.pop("history"))}
+        version = 3
     model_file.write(path, state, version=version, run=run)
+
+
+def read(path) -> tuple[dict, dict | None]:
+    """The state and run record of the model file at ``path`` (see ``xpnet.io.model_file.read``), its
+    history read back from the journal beside it where the run record refers to one."""
+    state, run = model_file.read(path)
+    if isinstance(run, dict) and HISTORY_REFERENCE in run:
+        state["history"] = journal.read(Path(path), run[HISTORY_REFERENCE])
+    return state, run
 
 
 def load_state(state: dict, config: TrainConfig, device, optimizer, early_stopping) -> Loaded:
