@@ -49,6 +49,8 @@ class Model:
         self.device = device
         self.backend: Backend | None = None
         self.network = network
+        # Given (network=), or built by fit from the settings, which then describe its layers.
+        self.network_given = network is not None
         self.optimizer = self.config.make_optimizer()
         self.history: list[dict] = []
         # A classifier's number of classes: fixed by a network of your own, else by fit.
@@ -89,7 +91,7 @@ class Model:
         """The model ``state`` describes (host arrays), on ``device``; ``StateError`` if it is not valid."""
         model = cls(model_state.settings_of(state), device=device)
         loaded = model_state.load_state(state, model.config, device, model.optimizer, model.early_stopping)
-        model.backend, model.network, model.n_classes, model.history, model.position = loaded
+        model.backend, model.network, model.n_classes, model.history, model.position, model.network_given = loaded
         return model
 
     @classmethod
