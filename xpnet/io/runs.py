@@ -51,12 +51,12 @@ def new_run_dir(out: str | Path | None, keep_lock: contextlib.ExitStack | None =
     """Create the run folder (``out``, or ``runs/<timestamp>``), lock it, and yield it for the run's start.
 
     Only a new or empty folder, or one holding nothing but the ``config.json`` of an xpnet run that
-    never trained, is used: any other content is refused rather than overwritten, and a folder whose
-    lock another process holds is refused naming it. If the block fails before the run's first
-    checkpoint (the dataset cannot be loaded, a setting fits no data, the first epoch diverges), what
-    the start wrote is removed again, with the folders this call created: there is nothing to resume. The
-    lock is held for the block, or until ``keep_lock`` closes when one is given (a run holds it until its
-    results are written).
+    never trained (and the history of a first checkpoint it did not finish), is used: any other content
+    is refused rather than overwritten, and a folder whose lock another process holds is refused naming
+    it. If the block fails before the run's first checkpoint (the dataset cannot be loaded, a setting
+    fits no data, the first epoch diverges), what the start wrote is removed again, with the folders this
+    call created: there is nothing to resume. The lock is held for the block, or until ``keep_lock``
+    closes when one is given (a run holds it until its results are written).
     """
     folder = Path(out) if out is not None else _timestamped(DEFAULT_PARENT)
     created = _topmost_missing(folder)
@@ -121,7 +121,8 @@ def _check_unused(folder: Path, content: set[str]) -> None:
             f"run folder {folder} holds an unfinished run; continue it with 'python -m xpnet --resume {folder}' "
             "or choose another --out"
         )
-    if content and not (content == {CONFIG_FILE} and is_run_config(folder / CONFIG_FILE)):
+    # A start killed before its first checkpoint leaves its config.json, and maybe that checkpoint's history.
+    if content and not (content - {HISTORY_FILE} == {CONFIG_FILE} and is_run_config(folder / CONFIG_FILE)):
         names = ", ".join(sorted(content)[:3]) + (", ..." if len(content) > 3 else "")
         raise XpnetError(
             f"run folder {folder} already holds other files ({names}), which a run would overwrite; "
