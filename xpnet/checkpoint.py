@@ -3,6 +3,7 @@ interrupted continues exactly where it stopped. The code is in ``xpnet.train.che
 
 from xpnet.train.checkpoint import (
     CHECKPOINT_FILE,
+    HISTORY_FILE,
     Checkpointer,
     CheckpointError,
     Resumed,
@@ -14,6 +15,7 @@ from xpnet.train.checkpoint import (
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "HISTORY_FILE",
     "CheckpointError",
     "Checkpointer",
     "Resumed",

@@ -273,7 +273,7 @@ def test_a_checkpoint_whose_settings_disagree_with_its_weights_is_refused(stoppe
     edit_config(stopped_run, hidden=[32])
     assert main(["--resume", str(stopped_run)]) == 2
     assert (
-        f"{path} records hidden [32] but holds layers of widths [16]: the file was altered; start a new run"
+        f"{path}: the settings record hidden [32] but the layers are [16] wide; the file was altered or is corrupt"
         in one_error_line(capsys)
     )
     assert not (stopped_run / runs.MODEL_FILE).exists()

@@ -18,6 +18,7 @@ pytest.importorskip("mpi4py")
 from mpi_jobs import MPIEXEC, TIMEOUT, assert_same_run, error_lines, finished_run, run, start
 
 from xpnet.io import model_file
+from xpnet.runner import jobs
 
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
 
@@ -78,3 +79,36 @@ def test_a_killed_rank_ends_the_job_and_leaves_the_checkpoint_whole(uninterrupte
     resumed = run(4, "--resume", str(run_dir), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(run_dir, uninterrupted)
+
+
+class SurvivingRank:
+    """Rank 1 of 2 as ``jobs`` sees it, with the real MPI module; ``abort`` records its exit code."""
+
+    rank, size, aborted = 1, 2, None
+
+    def __init__(self):
+        from mpi4py import MPI
+
+        self.mpi = MPI
+
+    def abort(self, exit_code):
+        self.aborted = exit_code
+
+
+@pytest.mark.parametrize("checkpointed", [True, False])
+def test_a_rank_that_loses_another_says_on_one_line_how_to_go_on(tmp_path, capsys, checkpointed):
+    """mpi4py raises MPI's failure, its message MPICH's error stack over several lines: the rank
+    that survives a killed one says instead what happened and how to go on, and ends the job."""
+    if checkpointed:
+        (tmp_path / "checkpoint.npz").touch()
+    world = SurvivingRank()
+    with jobs.rank_errors_end_the_job(world, tmp_path):
+        raise world.mpi.Exception(world.mpi.ERR_OTHER)
+    assert world.aborted == jobs.USAGE_ERROR
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("xpnet: error: rank 1: lost contact with the other ranks (")
+    assert line.endswith(
+        f"its last checkpoint is whole: resume with: mpiexec -n 2 python -m xpnet --resume {tmp_path}"
+        if checkpointed
+        else "no checkpoint was written yet: start the run again with the same command"
+    )

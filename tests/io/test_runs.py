@@ -39,6 +39,7 @@ def unstarted_run_config(folder) -> None:
 def test_a_folder_left_by_a_run_that_never_trained_is_reused(tmp_path):
     unstarted_run_config(tmp_path)
     (tmp_path / ".config.json.k3j4h5g6.tmp").write_text("{")  # a write cut short by a kill
+    (tmp_path / runs.HISTORY_FILE).write_text('{"epoch": 1}\n')  # of a first checkpoint the kill cut short
     with runs.new_run_dir(tmp_path) as folder:
         assert folder == tmp_path
 
@@ -82,8 +83,9 @@ def test_a_failed_start_removes_the_folders_it_created_and_only_those(tmp_path):
     assert [path.name for path in (tmp_path / "runs").iterdir()] == ["another run"]
     shutil.rmtree(tmp_path / "runs")
     unstarted_run_config(tmp_path)
-    with pytest.raises(RuntimeError, match="dataset failed"), runs.new_run_dir(tmp_path):
-        raise RuntimeError("dataset failed")
+    with pytest.raises(RuntimeError, match="disk full"), runs.new_run_dir(tmp_path):
+        (tmp_path / runs.HISTORY_FILE).write_text('{"epoch": 1}\n')  # its first checkpoint's, which then failed
+        raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []  # a folder that was there stays, without the start's config.json
 
 

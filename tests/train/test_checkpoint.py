@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 import xpnet
 from xpnet.errors import SettingError
 from xpnet.io import model_file
-from xpnet.train import checkpoint
+from xpnet.train import checkpoint, model_state
 from xpnet.train.callbacks import Callback
 
 SETTINGS = {"hidden": [16], "batch_size": 64, "epochs": 3, "seed": 3}  # 23 steps per epoch on the digits
@@ -101,7 +102,8 @@ def test_every_epoch_and_every_n_steps_write_the_whole_state(tmp_path, digits, m
     def recording_write(path, state, **options):
         original_write(path, state, **options)
         arrays, meta = model_file.read_archive(path)
-        saved.append((meta["optimizer_steps"], len(meta["history"]), meta["run"]["finished"]))
+        history, run = model_state.read(path)[0]["history"], meta["run"]
+        saved.append((meta["optimizer_steps"], len(history), run["finished"]))
         for name, parameter in zip(model.network.parameter_names(), model.network.parameters()):
             assert np.array_equal(arrays[f"param/{name}"], parameter)
         for buffer, values in model.optimizer.state.items():
@@ -114,6 +116,41 @@ def test_every_epoch_and_every_n_steps_write_the_whole_state(tmp_path, digits, m
     # After every epoch (23 steps) and every N steps; where both fall on one step, one write.
     expected = [(step, step // 23, False) for step in range(1, 93) if step % every_steps == 0 or step % 23 == 0]
     assert saved == [*expected, (92, 4, True)]
+
+
+def epoch_end_checkpoint(tmp_path, model, epochs: int, monkeypatch) -> tuple[int, int]:
+    """The bytes JSON-encoded by a checkpoint at the end of epoch ``epochs + 1`` of ``model`` (its history
+    made ``epochs`` long first), and the checkpoint file's size."""
+    record = model.history[0]
+    model.history = [{**record, "epoch": number} for number in range(1, epochs + 1)]
+    checkpointer = checkpoint.Checkpointer(tmp_path)
+    checkpointer.on_train_begin(model, 1)
+    checkpointer.save()  # a checkpointer's first save writes the whole history, once
+    model.history.append({**record, "epoch": epochs + 1})
+    encoded = []
+    real_dumps = json.dumps
+
+    def counting_dumps(*args, **options):
+        text = real_dumps(*args, **options)
+        encoded.append(len(text))
+        return text
+
+    with monkeypatch.context() as patch:
+        patch.setattr(json, "dumps", counting_dumps)
+        checkpointer.save()
+    return sum(encoded), (tmp_path / checkpoint.CHECKPOINT_FILE).stat().st_size
+
+
+def test_a_checkpoint_costs_the_same_after_5_and_5000_epochs(tmp_path, digits, monkeypatch):
+    """What a save encodes and writes does not grow with the history: a few digits more (the epoch's
+    number, the journal's length), where the whole history would be about a megabyte."""
+    x, y, _, _ = digits
+    model = xpnet.Model(**{**SETTINGS, "epochs": 1})
+    model.fit(x, y)
+    short = epoch_end_checkpoint(tmp_path / "short", model, 5, monkeypatch)
+    long = epoch_end_checkpoint(tmp_path / "long", model, 5000, monkeypatch)
+    assert 0 <= long[0] - short[0] < 16 and 0 <= long[1] - short[1] < 16, (short, long)
+    assert checkpoint.resume(tmp_path / "long").model.history == model.history
 
 
 def test_a_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_path, digits, monkeypatch):
@@ -139,7 +176,7 @@ def test_a_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_path, 
     monkeypatch.undo()
     resumed, epochs_left = checkpoint.resume(tmp_path)
     assert len(resumed.history) == 1 and epochs_left == 2
-    assert [path.name for path in tmp_path.iterdir()] == [checkpoint.CHECKPOINT_FILE]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [checkpoint.HISTORY_FILE, checkpoint.CHECKPOINT_FILE]
 
 
 def disk_full(source, target):
@@ -323,7 +360,7 @@ def test_resuming_works_on_another_array_library(tmp_path, digits):
 FILE_SIZE_LIMITED_RUN = """
 import resource, signal, sys
 import xpnet
-from xpnet.train import checkpoint
+from xpnet.train import checkpoint, model_state
 from xpnet.train.callbacks import Callback
 
 class LimitFileSizes(Callback):
@@ -358,7 +395,7 @@ def test_a_real_write_failure_keeps_the_last_good_checkpoint(tmp_path):
     assert "the last good checkpoint (after epoch 1) is still in place" in result.stderr
     model, epochs_left = checkpoint.resume(tmp_path)
     assert len(model.history) == 1 and epochs_left == 3
-    assert [path.name for path in tmp_path.iterdir()] == [checkpoint.CHECKPOINT_FILE]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [checkpoint.HISTORY_FILE, checkpoint.CHECKPOINT_FILE]
 
 
 def test_an_epoch_stopped_half_way_refuses_to_continue_on_other_data(tmp_path, digits):
@@ -385,29 +422,31 @@ def test_a_stop_after_an_epochs_short_last_batch_resumes_bit_for_bit(tmp_path, d
     assert_same_state(model, reference)
 
 
-def test_a_checkpoint_inside_an_epoch_is_stamped_with_the_format_that_reads_its_kept_outputs(
-    tmp_path, digits, monkeypatch
-):
-    """Its kept outputs need format 2, so an xpnet that reads only format 1 refuses it by version (it
-    would take it for corrupt); a model file, or a checkpoint between epochs, stays format 1."""
+def test_each_file_is_stamped_with_the_format_that_reads_it(tmp_path, digits, monkeypatch):
+    """A checkpoint keeps its history in a journal beside it, which needs format 3, so an xpnet that
+    reads only format 2 refuses it by version (it would take it for corrupt); a model file stopped
+    inside an epoch holds kept outputs (format 2), and one between epochs stays format 1."""
     x, y, _, _ = digits
     model = xpnet.Model(**SETTINGS)
     with pytest.raises(RuntimeError, match="simulated crash"):
         model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path / "inside", every_steps=1), StopAtStep(30)])
+    model.save(tmp_path / "inside.npz")
     model.fit(x, y, epochs=1, callbacks=[checkpoint.Checkpointer(tmp_path / "between")])
     model.save(tmp_path / "model.npz")
     versions = {
         name: model_file.read_archive(path)[1]["version"]
         for name, path in [
-            ("inside", tmp_path / "inside" / "checkpoint.npz"),
-            ("between", tmp_path / "between" / "checkpoint.npz"),
+            ("checkpoint inside", tmp_path / "inside" / "checkpoint.npz"),
+            ("checkpoint between", tmp_path / "between" / "checkpoint.npz"),
+            ("model inside", tmp_path / "inside.npz"),
             ("model", tmp_path / "model.npz"),
         ]
     }
-    assert versions == {"inside": 2, "between": 1, "model": 1}
-    monkeypatch.setattr(model_file, "FORMAT_VERSION", 1)
+    assert versions == {"checkpoint inside": 3, "checkpoint between": 3, "model inside": 2, "model": 1}
+    monkeypatch.setattr(model_file, "FORMAT_VERSION", 2)
     with pytest.raises(
-        xpnet.ModelFileError, match=r"model format version 2 is newer than this xpnet reads \(1\); upgrade"
+        xpnet.ModelFileError, match=r"model format version 3 is newer than this xpnet reads \(2\); upgrade"
     ):
         checkpoint.resume(tmp_path / "inside")
+    assert xpnet.load(tmp_path / "inside.npz").position.next_batch == 30 - 23
     assert xpnet.load(tmp_path / "model.npz").optimizer.steps == model.optimizer.steps

@@ -12,9 +12,8 @@ import xpnet
 from xpnet.arrays import streams
 from xpnet.arrays.backend import numpy_backend
 from xpnet.errors import StateError
-from xpnet.io import model_file
 from xpnet.nn import losses
-from xpnet.train import checkpoint
+from xpnet.train import checkpoint, model_state
 from xpnet.train.loop import EpochInputs, count_correct
 
 SETTINGS = {"hidden": [16], "batch_size": 64, "epochs": 2, "seed": 3}  # 23 steps per epoch on the digits
@@ -37,7 +36,7 @@ def mid_epoch_state(tmp_path):
     reference.fit(x, y)
     with pytest.raises(RuntimeError, match="simulated crash"):
         xpnet.Model(**SETTINGS).fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path, every_steps=4), Crash(28)])
-    state, _ = model_file.read(tmp_path / checkpoint.CHECKPOINT_FILE)
+    state, _ = model_state.read(tmp_path / checkpoint.CHECKPOINT_FILE)
     return state, reference, (x, y)
 
 

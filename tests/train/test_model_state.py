@@ -13,6 +13,7 @@ from xpnet.arrays import streams
 from xpnet.arrays.backend import to_numpy
 from xpnet.errors import SettingError, StateError, XpnetError
 from xpnet.io import model_file
+from xpnet.train import checkpoint, model_state
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_from_state_rebuilds_the_same_model(digits):
 
 
 def test_a_mid_epoch_state_keeps_its_position(tmp_path):
-    state, _ = model_file.read(checkpoint_file(tmp_path))
+    state, _ = model_state.read(checkpoint_file(tmp_path))
     model = xpnet.Model.from_state(state)
     assert model.position is not None and model.position.next_batch == 2 and model.position.epoch == 1
     assert host_state(model).keys() == state.keys()
@@ -162,3 +163,59 @@ def test_a_network_from_elsewhere_makes_a_model_ready_to_predict(digits, tmp_pat
     np.testing.assert_array_equal(xpnet.load(tmp_path / "elsewhere.npz").predict(x_test), expected)
     with pytest.raises(SettingError, match=r"network= replaces the built-in network that hidden describe"):
         xpnet.Model.from_network(network, hidden=[8])
+
+
+def rewritten(path, change) -> None:
+    """The model file at ``path`` rewritten with ``change(state)`` applied, its checksum renewed."""
+    state, run = model_file.read(path)
+    change(state)
+    model_file.write(path, state, version=model_file.read_archive(path)[1]["version"], run=run)
+
+
+def test_settings_that_disagree_with_the_layers_are_refused_naming_both(digits, tmp_path):
+    """Loading a model file or resuming a checkpoint from Python checks the settings' hidden widths
+    against the layers the file holds."""
+    x, y, _, _ = digits
+    model = xpnet.Model(hidden=[16], epochs=1, batch_size=128)
+    model.fit(x, y, callbacks=[checkpoint.Checkpointer(tmp_path)])
+    model.save(tmp_path / "model.npz")
+    for path in (tmp_path / "model.npz", tmp_path / checkpoint.CHECKPOINT_FILE):
+        rewritten(path, lambda state: state["config"].update(hidden=[32]))
+    message = r"the settings record hidden \[32\] but the layers are \[16\] wide; the file was altered or is corrupt"
+    with pytest.raises(xpnet.ModelFileError, match=rf"^{tmp_path / 'model.npz'}: {message}$"):
+        xpnet.load(tmp_path / "model.npz")
+    with pytest.raises(xpnet.ModelFileError, match=rf"^{tmp_path / checkpoint.CHECKPOINT_FILE}: {message}$"):
+        checkpoint.resume(tmp_path)
+
+
+def test_a_file_written_before_models_recorded_where_their_network_came_from_is_read_by_its_widths(digits, tmp_path):
+    """Without the record, settings with the default hidden widths may be a given network's (such a
+    file loads); other widths are the built-in network's, checked against its layers."""
+    x, y, x_test, _ = digits
+    given = xpnet.Model.from_network(mlp(xpnet.select("cpu")))
+    given.save(tmp_path / "given.npz")
+    built = xpnet.Model(hidden=[16], epochs=1, batch_size=128)
+    built.fit(x, y)
+    built.save(tmp_path / "built.npz")
+    for name in ("given.npz", "built.npz"):
+        rewritten(tmp_path / name, lambda state: state.pop(model_state.NETWORK_GIVEN))
+    loaded = xpnet.load(tmp_path / "given.npz")
+    assert loaded.network_given and loaded.config.hidden == model_state.UNRECORDED_GIVEN_HIDDEN
+    np.testing.assert_array_equal(loaded.predict(x_test), given.predict(x_test))
+    assert not xpnet.load(tmp_path / "built.npz").network_given
+    rewritten(tmp_path / "built.npz", lambda state: state["config"].update(hidden=[32]))
+    with pytest.raises(xpnet.ModelFileError, match=r"settings record hidden \[32\] but the layers are \[16\] wide"):
+        xpnet.load(tmp_path / "built.npz")
+
+
+def test_a_given_network_loads_whatever_widths_its_settings_hold(digits, tmp_path):
+    """A network given to the model is described by its layers alone: settings naming other widths
+    (in a ``TrainConfig`` passed beside it) do not stop its file loading; a malformed record does."""
+    x, y, _, _ = digits
+    model = xpnet.Model(xpnet.TrainConfig(hidden=[32], epochs=1), network=mlp(xpnet.select("cpu")))
+    model.fit(x, y)
+    model.save(tmp_path / "given.npz")
+    assert xpnet.load(tmp_path / "given.npz").network_given
+    rewritten(tmp_path / "given.npz", lambda state: state.update({model_state.NETWORK_GIVEN: "yes"}))
+    with pytest.raises(xpnet.ModelFileError, match=r"network_given 'yes' is not true or false; the file is corrupt"):
+        xpnet.load(tmp_path / "given.npz")

@@ -30,7 +30,7 @@ from xpnet.io.npy import READ_ERRORS, read_npy_header
 FORMAT = "xpnet-model"
 # The newest format version this xpnet reads. A writer stamps each file with the oldest version that
 # reads it (``write``'s ``version``), so that older xpnet refuses by version what it would misread.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _META = "meta"
 _ARRAY_SUFFIX = ".npy"
 # The archive's own keys in ``meta``; every other key is one of the state's values.

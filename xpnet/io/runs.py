@@ -29,6 +29,8 @@ from xpnet.version import __version__
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
+# The checkpoint's history, one epoch a line (see xpnet.io.journal).
+HISTORY_FILE = "checkpoint-history.jsonl"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.npz"
 CONFUSION_FILE = "confusion.json"
@@ -37,7 +39,7 @@ LOCK_FILE = ".run.lock"
 # Files whose presence means the folder already holds a finished (or saved) run.
 FINISHED_RUN_FILES = (METRICS_FILE, MODEL_FILE)
 # What a run writes through this module and the checkpointer (the plots come from xpnet.report.plots).
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, CONFUSION_FILE, METRICS_FILE)
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, CONFUSION_FILE, METRICS_FILE)
 DEFAULT_PARENT = Path("runs")
 # An epoch's validation metrics, in metrics.json where the run held data out for validation.
 VALIDATION_KEYS = ("val_loss", "val_accuracy")
@@ -49,12 +51,12 @@ def new_run_dir(out: str | Path | None, keep_lock: contextlib.ExitStack | None =
     """Create the run folder (``out``, or ``runs/<timestamp>``), lock it, and yield it for the run's start.
 
     Only a new or empty folder, or one holding nothing but the ``config.json`` of an xpnet run that
-    never trained, is used: any other content is refused rather than overwritten, and a folder whose
-    lock another process holds is refused naming it. If the block fails before the run's first
-    checkpoint (the dataset cannot be loaded, a setting fits no data, the first epoch diverges), what
-    the start wrote is removed again, with the folders this call created: there is nothing to resume. The
-    lock is held for the block, or until ``keep_lock`` closes when one is given (a run holds it until its
-    results are written).
+    never trained (and the history of a first checkpoint it did not finish), is used: any other content
+    is refused rather than overwritten, and a folder whose lock another process holds is refused naming
+    it. If the block fails before the run's first checkpoint (the dataset cannot be loaded, a setting
+    fits no data, the first epoch diverges), what the start wrote is removed again, with the folders this
+    call created: there is nothing to resume. The lock is held for the block, or until ``keep_lock``
+    closes when one is given (a run holds it until its results are written).
     """
     folder = Path(out) if out is not None else _timestamped(DEFAULT_PARENT)
     created = _topmost_missing(folder)
@@ -119,7 +121,8 @@ def _check_unused(folder: Path, content: set[str]) -> None:
             f"run folder {folder} holds an unfinished run; continue it with 'python -m xpnet --resume {folder}' "
             "or choose another --out"
         )
-    if content and not (content == {CONFIG_FILE} and is_run_config(folder / CONFIG_FILE)):
+    # A start killed before its first checkpoint leaves its config.json, and maybe that checkpoint's history.
+    if content and not (content - {HISTORY_FILE} == {CONFIG_FILE} and is_run_config(folder / CONFIG_FILE)):
         names = ", ".join(sorted(content)[:3]) + (", ..." if len(content) > 3 else "")
         raise XpnetError(
             f"run folder {folder} already holds other files ({names}), which a run would overwrite; "
@@ -152,7 +155,7 @@ def _remove_started(folder: Path, created: Path | None) -> None:
     if created is not None:
         _remove_created(folder, created)
         return
-    for path in (folder / CONFIG_FILE, *leftover_files(folder)):
+    for path in (folder / CONFIG_FILE, folder / HISTORY_FILE, *leftover_files(folder)):
         with contextlib.suppress(OSError):
             path.unlink()
 

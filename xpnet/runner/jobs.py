@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
+from pathlib import Path
 
 from xpnet.distributed import launcher
 from xpnet.distributed.world import JobError, World
 from xpnet.errors import TrainingDiverged, XpnetError, one_line
-from xpnet.train.checkpoint import TrainingInterrupted
+from xpnet.train.checkpoint import CHECKPOINT_FILE, RESUME_COMMAND, TrainingInterrupted
 
 USAGE_ERROR = 2
 
@@ -76,10 +77,17 @@ def entered_on_root(world, context):
         yield world.from_root(lambda: stack.enter_context(context))
 
 
+def resume_command(world) -> str:
+    """How a data-parallel run of ``world`` resumes: under a launcher, the same command on every rank."""
+    return f"mpiexec -n {world.size} {RESUME_COMMAND}"
+
+
 @contextlib.contextmanager
-def rank_errors_end_the_job(world):
+def rank_errors_end_the_job(world, run_dir: Path):
     """Errors of this rank alone (not a ``JobError``, a divergence or an agreed stop, which every rank
-    raises at once) are reported with the rank's number, and end every rank of the job."""
+    raises at once) are reported with the rank's number, and end every rank of the job. A rank whose
+    MPI calls fail has lost another (killed, say): it says how to go on from the run's last checkpoint
+    in ``run_dir``, on one line, where mpi4py would print MPI's error stack in a traceback."""
     try:
         yield
     except (JobError, TrainingDiverged, TrainingInterrupted):
@@ -87,5 +95,18 @@ def rank_errors_end_the_job(world):
     except (XpnetError, MemoryError) as error:
         if world.size == 1:
             raise
-        print(f"xpnet: error: rank {world.rank}: {one_line(error)}", file=sys.stderr, flush=True)
-        world.abort(USAGE_ERROR)
+        _end_job(world, one_line(error))
+    except Exception as error:
+        if world.size == 1 or not isinstance(error, world.mpi.Exception):
+            raise
+        reason = world.mpi.Get_error_string(error.Get_error_class())
+        if (run_dir / CHECKPOINT_FILE).exists():
+            next_step = f"its last checkpoint is whole: resume with: {resume_command(world).format(run_dir=run_dir)}"
+        else:
+            next_step = "no checkpoint was written yet: start the run again with the same command"
+        _end_job(world, f"lost contact with the other ranks ({one_line(reason)}), one of which stopped; {next_step}")
+
+
+def _end_job(world, message: str) -> None:
+    print(f"xpnet: error: rank {world.rank}: {message}", file=sys.stderr, flush=True)
+    world.abort(USAGE_ERROR)

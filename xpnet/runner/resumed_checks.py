@@ -12,7 +12,6 @@ from pathlib import Path
 
 from xpnet.errors import XpnetError
 from xpnet.io import runs
-from xpnet.nn.layers import Dense
 from xpnet.train.checkpoint import CHECKPOINT_FILE
 from xpnet.train.config import TrainConfig
 from xpnet.train.model import Model
@@ -25,8 +24,8 @@ PUT_BACK = (
 
 
 def check_agrees(run_dir: Path, recorded: TrainConfig, model: Model) -> None:
-    """Refuse a checkpoint whose settings differ from those ``config.json`` records (``recorded``), or
-    whose hidden widths differ from the layers its weights have."""
+    """Refuse a checkpoint whose settings differ from those ``config.json`` records (``recorded``) (its
+    settings and its layers were checked against each other as it loaded)."""
     config_file, checkpoint_file = run_dir / runs.CONFIG_FILE, run_dir / CHECKPOINT_FILE
     trained = model.config.to_dict()
     for name, value in recorded.to_dict().items():
@@ -35,9 +34,3 @@ def check_agrees(run_dir: Path, recorded: TrainConfig, model: Model) -> None:
                 f"{config_file} records {name} {value!r} but {checkpoint_file} trained with {trained[name]!r}; "
                 + PUT_BACK.format(path=config_file)
             )
-    widths = [layer.params["weight"].shape[1] for layer in model.network.layers if isinstance(layer, Dense)][:-1]
-    if list(model.config.hidden) != widths:
-        raise XpnetError(
-            f"{checkpoint_file} records hidden {list(model.config.hidden)} but holds layers of widths {widths}: "
-            "the file was altered; start a new run with another --out"
-        )

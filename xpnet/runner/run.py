@@ -81,7 +81,7 @@ def start(
                 runs.write_json(run_dir / runs.CONFIG_FILE, {**record, **_ranks(parallel)})
             data = _load(settings, backend, world)
             model = Model(settings.config, device=device)
-            with jobs.rank_errors_end_the_job(world):
+            with jobs.rank_errors_end_the_job(world, run_dir):
                 return _train(
                     model, settings.config.epochs, data, run_dir, run_options, warning_log, callbacks, parallel
                 )
@@ -103,7 +103,7 @@ def resume(
         data = _load(settings, backend, world)
         model, epochs_left = world.together(lambda: checkpoint.resume(run_dir, device))
         world.together(lambda: resumed_checks.check_agrees(run_dir, settings.config, model))
-        with jobs.rank_errors_end_the_job(world):
+        with jobs.rank_errors_end_the_job(world, run_dir):
             return _train(model, epochs_left, data, run_dir, settings.run, warning_log, callbacks, parallel)
 
 
@@ -235,8 +235,7 @@ def _train(
         checkpointer = checkpoint.Checkpointer(run_dir, every_steps=every_steps)
     else:
         model.epoch_runner = parallel
-        # A distributed run resumes under a launcher, the same command on every rank.
-        resume_command = f"mpiexec -n {parallel.world.size} {checkpoint.RESUME_COMMAND}"
+        resume_command = jobs.resume_command(parallel.world)
         checkpointer = RankCheckpointer(run_dir, parallel, every_steps=every_steps, resume_command=resume_command)
     started = time.perf_counter()
     threads = contextlib.nullcontext() if parallel is None else parallel.one_blas_thread()

@@ -1,11 +1,13 @@
 """Checkpoints: a run that is killed, pre-empted or interrupted continues exactly where it stopped.
 
 ``Checkpointer`` is a callback that writes ``checkpoint.npz`` into the run folder after every epoch
-(and every ``every_steps`` optimizer steps when asked): weights, optimizer state, history, and the
-position inside the epoch. That position is the whole random state, because every random stream is
-named by ``(seed, purpose, epoch)``. Writes are atomic, so a crash at any instant leaves the previous
-checkpoint intact. ``resume`` loads it back; ``stop_on_signals`` turns Ctrl-C and SIGTERM into a
-clean stop after the current step (a second signal stops at once). ``fit`` puts the pieces together for a command line::
+(and every ``every_steps`` optimizer steps when asked): weights, optimizer state and the position
+inside the epoch. That position is the whole random state, because every random stream is named by
+``(seed, purpose, epoch)``. The history goes to ``checkpoint-history.jsonl`` beside it, to which each
+checkpoint adds only the epochs since the last, so a long run's checkpoints cost what a short run's do.
+Writes are atomic, so a crash at any instant leaves the previous checkpoint intact. ``resume`` loads it
+back; ``stop_on_signals`` turns Ctrl-C and SIGTERM into a clean stop after the current step (a second
+signal stops at once). ``fit`` puts the pieces together for a command line::
 
     checkpoint.fit(model, x, y, run_dir, every_steps=500, callbacks=[...])   # a new run
     model, epochs_left = checkpoint.resume(run_dir, device)                   # later, after a crash
@@ -26,9 +28,9 @@ from typing import NamedTuple
 
 from xpnet import validation
 from xpnet.errors import CheckpointError, ModelFileError, TrainingInterrupted, XpnetError
-from xpnet.io import model_file
 from xpnet.io.atomic import leftovers
-from xpnet.io.runs import CHECKPOINT_FILE
+from xpnet.io.journal import Journal
+from xpnet.io.runs import CHECKPOINT_FILE, HISTORY_FILE
 from xpnet.train import model_state
 from xpnet.train.callbacks import Callback
 from xpnet.train.model import Model, from_file
@@ -50,6 +52,7 @@ class Checkpointer(Callback):
             every_steps = validation.whole(CHECKPOINT_INTERVAL, every_steps, minimum=1)
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / CHECKPOINT_FILE
+        self.history: Journal | None = None
         self.every_steps = every_steps
         self.resume_command = resume_command
         self.stop_signal: int | None = None
@@ -65,9 +68,10 @@ class Checkpointer(Callback):
                 f"cannot create run folder {self.run_dir}: {error.strerror or error}; choose a writable folder"
             ) from None
         # A process killed while writing leaves its temporary file behind; the checkpoint itself is whole.
-        for leftover in leftovers(self.path):
+        for leftover in [*leftovers(self.path), *leftovers(self.run_dir / HISTORY_FILE)]:
             with contextlib.suppress(OSError):
                 leftover.unlink()
+        self.history = Journal(self.run_dir / HISTORY_FILE)
         # A model that has trained already was resumed from this checkpoint (or saved it at the end of
         # its previous fit): that position is the one a failed write leaves in place.
         if self.path.is_file() and (model.epochs_done or model.position is not None):
@@ -100,7 +104,7 @@ class Checkpointer(Callback):
     def save(self, *, finished: bool = False) -> None:
         """Write the checkpoint now; on failure the previous one stays and the error says so."""
         try:
-            model_state.write(self.path, self.model, run={"finished": finished})
+            model_state.write(self.path, self.model, run={"finished": finished}, history=self.history)
         except XpnetError as error:
             fix = "free disk space or make the folder writable, then "
             raise CheckpointError(f"checkpoint failed: {error}; {self._kept(fix)}") from None
@@ -220,7 +224,7 @@ def resume(run_dir, device="cpu") -> Resumed:
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         raise CheckpointError(f"{run_dir} holds no {CHECKPOINT_FILE}: nothing to resume there")
-    state, run = model_file.read(path)
+    state, run = model_state.read(path)
     if not isinstance(run, dict):
         raise ModelFileError(f"{path}: not a checkpoint (a model file without run state)")
     model = from_file(state, path, device)

@@ -19,7 +19,6 @@ from xpnet.arrays.backend import Backend, array_namespace, backend_for, is_forei
 from xpnet.arrays.flat import copied
 from xpnet.arrays.precision import tf32_matmuls
 from xpnet.errors import ModelFileError, SettingError, StateError, TrainingDiverged, XpnetError, one_line
-from xpnet.io import model_file
 from xpnet.nn import losses
 from xpnet.nn.layers import Dense, weight_penalty
 from xpnet.nn.network import Network
@@ -57,6 +56,8 @@ class Model:
         self.device = device
         self.backend: Backend | None = None
         self.network = network
+        # Given (network=), or built by fit from the settings, which then describe its layers.
+        self.network_given = network is not None
         self.optimizer = self.config.make_optimizer()
         self.history: list[dict] = []
         # A classifier's number of classes: fixed by a network of your own, else by fit.
@@ -119,7 +120,7 @@ class Model:
         """
         model = cls(model_state.settings_of(state), device=device)
         loaded = model_state.load_state(state, model.config, device, model.optimizer, model.early_stopping)
-        model.backend, model.network, model.n_classes, model.history, model.position = loaded
+        model.backend, model.network, model.n_classes, model.history, model.position, model.network_given = loaded
         return model
 
     @classmethod
@@ -450,7 +451,8 @@ class Model:
 
 
 def load(path, device="cpu") -> Model:
-    """Read a model saved by ``Model.save`` (or a checkpoint); nothing in the file is ever run.
+    """Read a model saved by ``Model.save`` (or a checkpoint, with the history beside it); nothing in the
+    file is ever run.
 
     Args:
         path: The model file.
@@ -462,7 +464,7 @@ def load(path, device="cpu") -> Model:
     Raises:
         ModelFileError: The file is missing, pickled, damaged, or not a valid model; the message names it.
     """
-    state, _ = model_file.read(path)
+    state, _ = model_state.read(path)
     return from_file(state, path, device)
 
 

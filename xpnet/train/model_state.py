@@ -1,14 +1,17 @@
 """A ``Model``'s whole state as one flat description, and the model rebuilt from it.
 
-The description is a dict of arrays and JSON values: the settings, the number of classes, the history,
-the network's layers and parameters (``param/<layer>.<name>``), the optimizer's step count and buffers
-(``optimizer/<buffer>/<index>``), early stopping's counters and best weights (``best/<layer>.<name>``),
-and, inside an epoch, the position and the outputs its steps kept (``progress/...``; files written before
-outputs were kept hold the running sums instead). Each part describes itself
-(``Network``, the optimizer, ``EarlyStopping``, ``EpochPosition``); this module only gathers them.
+The description is a dict of arrays and JSON values: the settings, whether the model was given its
+network (where not, the settings describe its layers, and loading checks that they do), the number of
+classes, the history, the network's layers and parameters (``param/<layer>.<name>``), the optimizer's
+step count and buffers (``optimizer/<buffer>/<index>``), early stopping's counters and best weights
+(``best/<layer>.<name>``), and, inside an epoch, the position and the outputs its steps kept
+(``progress/...``; files written before outputs were kept hold the running sums instead). Each part
+describes itself (``Network``, the optimizer, ``EarlyStopping``, ``EpochPosition``); this module only
+gathers them.
 Model files, checkpoints and pickled estimators all go through it, and so they share one layout: the
 model file format, version 1, or version 2 where a position holds kept outputs, which xpnet before
-that format reads as a corrupt file (``write`` stamps it).
+that format reads as a corrupt file, or version 3 where the history is kept in a journal beside the file
+(checkpoints: each then writes the epochs since the last, not the whole history); ``write`` stamps it.
 
 A description may come from a stranger's file, so ``settings_of`` and ``load_state`` check every value
 against the others before they place a single array on the device, and raise ``StateError`` naming what
@@ -19,6 +22,7 @@ for its type hints, and the two never import each other when they run.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import array_api_compat
@@ -26,7 +30,7 @@ import numpy as np
 
 from xpnet.arrays.backend import Backend, select
 from xpnet.errors import StateError, XpnetError, one_line
-from xpnet.io import model_file
+from xpnet.io import journal, model_file
 from xpnet.nn.layers import Dense
 from xpnet.nn.network import PARAMETER_PREFIX, Network
 from xpnet.train.config import TrainConfig
@@ -37,19 +41,27 @@ if TYPE_CHECKING:
     from xpnet.train.model import Model
 
 POSITION_PREFIX = "progress/"
+# Whether the model was given its network; where not, its settings describe its layers.
+NETWORK_GIVEN = "network_given"
+# TrainConfig's default hidden widths before files recorded NETWORK_GIVEN (see _network_given).
+UNRECORDED_GIVEN_HIDDEN = (128,)
+# The run record's reference to the journal that holds the history (checkpoints), in place of the state's.
+HISTORY_REFERENCE = "history"
 # A position's arrays: the outputs the epoch's steps kept, and sums carried for batches before them.
 POSITION_ARRAYS = ("outputs", "total_loss", "correct")
 
 
 class Loaded(NamedTuple):
-    """What ``load_state`` read for a model: its backend, network, classes, history and position (the
-    optimizer and early stopping, the model's own, have loaded their parts themselves)."""
+    """What ``load_state`` read for a model: its backend, network, classes, history, position, and
+    whether it was given its network (the optimizer and early stopping, the model's own, have loaded
+    their parts themselves)."""
 
     backend: Backend
     network: Network
     n_classes: int | None
     history: list[dict]
     position: EpochPosition | None
+    network_given: bool
 
 
 def state_of(model: Model) -> dict:
@@ -60,6 +72,7 @@ def state_of(model: Model) -> dict:
         "n_classes": model.n_classes,
         "history": model.history,
         "trained_on": str(model.backend),
+        NETWORK_GIVEN: model.network_given,
         **model.network.state_dict(),
         **model.optimizer.state_arrays(),
     }
@@ -74,12 +87,25 @@ def state_of(model: Model) -> dict:
     return state
 
 
-def write(path, model: Model, *, run: dict | None = None) -> None:
+def write(path, model: Model, *, run: dict | None = None, history: journal.Journal | None = None) -> None:
     """Write ``model``'s state as a model file (see ``xpnet.io.model_file``), stamped with the oldest
-    format version that reads it: 2 where it holds kept outputs, else 1, which every xpnet reads."""
+    format version that reads it: 3 where its history is kept in the journal ``history`` (whose
+    reference the run record holds), 2 where it holds kept outputs, else 1, which every xpnet reads."""
     state = model.state_dict()
     version = 2 if POSITION_PREFIX + "outputs" in state else 1
+    if history is not None:
+        run = {**(run or {}), HISTORY_REFERENCE: history.extend(state.pop("history"))}
+        version = 3
     model_file.write(path, state, version=version, run=run)
+
+
+def read(path) -> tuple[dict, dict | None]:
+    """The state and run record of the model file at ``path`` (see ``xpnet.io.model_file.read``), its
+    history read back from the journal beside it where the run record refers to one."""
+    state, run = model_file.read(path)
+    if isinstance(run, dict) and HISTORY_REFERENCE in run:
+        state["history"] = journal.read(Path(path), run[HISTORY_REFERENCE])
+    return state, run
 
 
 def load_state(state: dict, config: TrainConfig, device, optimizer, early_stopping) -> Loaded:
@@ -95,6 +121,9 @@ def load_state(state: dict, config: TrainConfig, device, optimizer, early_stoppi
     network = Network.from_state(state)
     parameters = dict(zip(network.parameter_names(), network.parameters()))  # on the host, for the checks
     _check_outputs(network, config, n_classes)
+    network_given = _network_given(state, config)
+    if not network_given:
+        _check_hidden(network, config)
     backend = select(device)
 
     def place(array):  # a copy: the model owns its arrays
@@ -110,7 +139,7 @@ def load_state(state: dict, config: TrainConfig, device, optimizer, early_stoppi
     if unexpected:
         raise StateError(f"unexpected array {unexpected[0]!r}; the file is corrupt or from a custom xpnet")
     history = [dict(record) for record in state["history"]]  # its own, as it owns its arrays
-    return Loaded(backend, network, n_classes, history, position)
+    return Loaded(backend, network, n_classes, history, position, network_given)
 
 
 def settings_of(state: dict) -> TrainConfig:
@@ -148,6 +177,28 @@ def _check_outputs(network: Network, config: TrainConfig, n_classes) -> None:
     if n_classes != expected:
         raise StateError(
             f"{n_classes} classes for {network.n_outputs} outputs with loss {config.loss}; the file is corrupt"
+        )
+
+
+def _network_given(state: dict, config: TrainConfig) -> bool:
+    """Whether the model was given its network (``Model(network=...)``), rather than built it from its
+    settings. Files written before models recorded it are read by their hidden widths: a given network's
+    settings could only hold the default widths then."""
+    given = state.get(NETWORK_GIVEN)
+    if given is None:
+        return config.hidden == UNRECORDED_GIVEN_HIDDEN
+    if type(given) is not bool:
+        raise StateError(f"{NETWORK_GIVEN} {given!r} is not true or false; the file is corrupt")
+    return given
+
+
+def _check_hidden(network: Network, config: TrainConfig) -> None:
+    """A network built from the settings has the hidden widths they record."""
+    widths = [layer.params["weight"].shape[1] for layer in network.layers if isinstance(layer, Dense)][:-1]
+    if list(config.hidden) != widths:
+        raise StateError(
+            f"the settings record hidden {list(config.hidden)} but the layers are {widths} wide; "
+            "the file was altered or is corrupt"
         )
 
 
