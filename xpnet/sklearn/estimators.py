@@ -127,9 +127,11 @@ class _BaseMLP(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._start(X, targets, [X.shape[1], *(int(size) for size in sizes), targets.shape[1]])
-        elif self.solver != "lbfgs" and not incremental:  # scikit-learn starts a new optimizer each fit
+        elif not incremental:  # scikit-learn starts a new optimizer each fit
             self.model_.config = self.model_.config.replace(**optimizer_settings(self))
             self.model_.optimizer = self.model_.config.make_optimizer()
+            if self.solver == "lbfgs":
+                self.model_.epoch_runner = LBFGSEpoch.from_config(self.model_.config)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", XpnetWarning)  # its chance-level hints; scikit-learn warns its own way
             if self.solver == "lbfgs":
@@ -168,10 +170,8 @@ class _BaseMLP(BaseEstimator):
         self.validation_scores_ = [] if self.early_stopping else None
 
     def _fit_lbfgs(self, X, targets):
-        runner = LBFGSEpoch(max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol)
-        self.model_.epoch_runner = runner
+        runner = self.model_.epoch_runner
         self.model_.convergence = None
-        self.model_.config = self.model_.config.replace(batch_size=X.shape[0])
         try:
             self.model_.fit(X, targets, epochs=1)
         except TrainingDiverged:

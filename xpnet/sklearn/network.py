@@ -36,9 +36,16 @@ def initial_network(estimator, sizes: list[int], dtype, random_state: np.random.
 
 
 def optimizer_settings(estimator) -> dict:
-    """The ``TrainConfig`` settings of ``solver`` "sgd" or "adam" (for "lbfgs", which needs no stochastic
-    optimizer, plain SGD's): scikit-learn's momentum and Nesterov updates are torch's with the learning
-    rate folded into the velocity."""
+    """The ``TrainConfig`` settings of ``solver``: "lbfgs" as one epoch of ``max_iter`` iterations and
+    ``max_fun`` evaluations to the gradient tolerance ``tol``; scikit-learn's momentum and Nesterov
+    updates are torch's with the learning rate folded into the velocity."""
+    if estimator.solver == "lbfgs":
+        return {
+            "optimizer": "lbfgs",
+            "lbfgs_iterations": estimator.max_iter,
+            "max_fun": estimator.max_fun,
+            "tol": estimator.tol,
+        }
     if estimator.solver == "adam":
         return {
             "optimizer": "adam",
@@ -46,7 +53,7 @@ def optimizer_settings(estimator) -> dict:
             "adam_beta2": estimator.beta_2,
             "adam_eps": estimator.epsilon,
         }
-    if estimator.solver == "lbfgs" or not estimator.momentum:
+    if not estimator.momentum:
         return {"optimizer": "sgd"}
     return {"optimizer": "nesterov" if estimator.nesterovs_momentum else "momentum", "momentum": estimator.momentum}
 

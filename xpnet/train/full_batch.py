@@ -1,5 +1,8 @@
-"""Full-batch training by L-BFGS (``xpnet.optim.lbfgs``), as ``Model.epoch_runner``: one epoch is one
-L-BFGS run over all the data, of at most ``max_iter`` iterations and ``max_fun`` evaluations.
+"""Full-batch training by L-BFGS (``xpnet.optim.lbfgs``), as ``Model.epoch_runner`` (a model whose
+optimizer is "lbfgs" sets it): one epoch is one L-BFGS run over all the data, from the weights as they
+are, of at most ``max_iter`` iterations and ``max_fun`` evaluations. Each run starts without curvature
+pairs, so an epoch depends on the weights alone and a run resumed from an epoch's checkpoint continues
+exactly.
 
 The objective is the mean loss plus the L2 penalty of the ``Dense`` layers divided by the rows (the
 penalised loss scikit-learn's ``solver="lbfgs"`` minimises), without dropout: a line search needs the
@@ -15,6 +18,7 @@ from xpnet.nn.layers import weight_penalty
 from xpnet.nn.losses import Loss
 from xpnet.nn.network import Network
 from xpnet.optim import lbfgs
+from xpnet.train.config import LBFGS_TOL, TrainConfig
 from xpnet.train.loop import EpochResult, count_correct
 
 
@@ -53,19 +57,25 @@ def penalised_objective(network: Network, loss: Loss, x, y):
 
 
 class LBFGSEpoch:
-    """An epoch runner (``loop.train_epoch``'s arguments; the optimizer, learning rate, order and batch
-    size are not used; train with ``batch_size`` at least the rows, so that ``Model`` adds the penalty
-    once) that runs L-BFGS to convergence or its limits; ``result`` keeps the last run's
-    ``lbfgs.Result`` (iterations, evaluations, converged)."""
+    """An epoch runner (``loop.train_epoch``'s arguments; the learning rate, order and batch size are not
+    used) that runs L-BFGS to convergence or its limits and adds its iterations to the optimizer's
+    ``steps``; ``result`` keeps the last run's ``lbfgs.Result`` (iterations, evaluations, converged)."""
 
     def __init__(self, *, max_iter: int, max_fun: int, tol: float):
         self.max_iter, self.max_fun, self.tol = max_iter, max_fun, tol
         self.result: lbfgs.Result | None = None
 
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> LBFGSEpoch:
+        """The runner of ``config``'s L-BFGS settings (``lbfgs_iterations``, ``max_fun``, ``tol``)."""
+        tol = LBFGS_TOL if config.tol is None else config.tol
+        return cls(max_iter=config.lbfgs_iterations, max_fun=config.max_fun, tol=tol)
+
     def __call__(self, network: Network, optimizer, loss: Loss, x, y, *, classify: bool, **_) -> EpochResult:
         objective = penalised_objective(network, loss, x, y)
         start = flattened(network.parameters())
         self.result = lbfgs.minimize(objective, start, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol)
+        optimizer.steps += self.result.iterations
         network.set_parameters(unflattened(self.result.x, network.parameters()))
         outputs = network.forward(x)
         correct = count_correct(outputs, y) if classify else None

@@ -23,7 +23,7 @@ from xpnet.io import model_file
 from xpnet.nn import losses
 from xpnet.nn.layers import Dense, weight_penalty
 from xpnet.nn.network import Network
-from xpnet.train import diagnostics, inputs, loop, memory, model_state
+from xpnet.train import diagnostics, full_batch, inputs, loop, memory, model_state
 from xpnet.train.callbacks import NEEDS_VALIDATION, Callback, Convergence, EarlyStopping
 from xpnet.train.config import DTYPES, TrainConfig
 
@@ -55,16 +55,20 @@ class Model:
         # A classifier's number of classes: fixed by a network of your own, else by fit.
         self.n_classes = network.n_outputs if network is not None and self.classify else None
         self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
-        # scikit-learn's stopping on the training loss (tol), and the adaptive schedule's cuts.
+        # scikit-learn's stopping on the training loss (tol), and the adaptive schedule's cuts; L-BFGS
+        # reads tol as its own gradient tolerance instead.
         self.convergence = None
-        if self.config.tol is not None:
+        if self.config.tol is not None and not self.optimizer.full_batch:
             adaptive = self.config.schedule == "adaptive"
             self.convergence = Convergence(self.config.tol, self.config.n_iter_no_change, adaptive=adaptive)
         # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
         self.position: loop.EpochPosition | None = None
         # What trains one epoch, with loop.train_epoch's arguments: that function, or another way of
-        # taking the same steps (xpnet.distributed.DataParallel spreads each over MPI processes).
+        # taking the same steps (xpnet.distributed.DataParallel spreads each over MPI processes), or,
+        # for a full-batch optimizer, its run over the whole training set.
         self.epoch_runner = loop.train_epoch
+        if self.optimizer.full_batch:
+            self.epoch_runner = full_batch.LBFGSEpoch.from_config(self.config)
 
     @property
     def classify(self) -> bool:
@@ -172,7 +176,8 @@ class Model:
     def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
         loss = losses.get(self.config.loss)
         schedule = self.config.make_schedule(samples_per_epoch=x.shape[0])
-        n_batches = len(loop.batch_bounds(x.shape[0], self.config.batch_size))
+        batch_size = x.shape[0] if self.optimizer.full_batch else self.config.batch_size
+        n_batches = len(loop.batch_bounds(x.shape[0], batch_size))
         scale = functools.cache(lambda: diagnostics.input_scale(self.backend.xp, x))  # read only for a message
         for callback in callbacks:
             callback.on_train_begin(self, epochs)
@@ -192,7 +197,7 @@ class Model:
                 x,
                 y,
                 lr=lr,
-                batch_size=self.config.batch_size,
+                batch_size=batch_size,
                 order=self._order(epoch, x.shape[0]),
                 dropout_rng=streams.RandomStream(self.backend, self.config.seed, streams.DROPOUT, epoch),
                 classify=self.classify,
