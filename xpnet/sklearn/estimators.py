@@ -28,7 +28,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from xpnet.arrays.backend import to_numpy
 from xpnet.errors import TrainingDiverged, XpnetWarning
@@ -112,7 +112,7 @@ class _BaseMLP(BaseEstimator):
 
     # -- training ----------------------------------------------------------------------------------
 
-    def _fit(self, X, y, *, incremental: bool, classes=None):
+    def _fit(self, X, y, *, incremental: bool, sample_weight=None, classes=None):
         self._validate_params()
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
         if np.any(sizes <= 0):
@@ -123,6 +123,8 @@ class _BaseMLP(BaseEstimator):
         X, y = self._checked(X, y, first_pass=first_pass, incremental=incremental, classes=classes)
         if self.dtype is not None:
             X, y = X.astype(self.dtype), y.astype(self.dtype)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
         targets = y.reshape(-1, 1) if y.ndim == 1 else y
         self._random_state = check_random_state(self.random_state)
         if first_pass:
@@ -135,9 +137,9 @@ class _BaseMLP(BaseEstimator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", XpnetWarning)  # its chance-level hints; scikit-learn warns its own way
             if self.solver == "lbfgs":
-                self._fit_lbfgs(X, targets)
+                self._fit_lbfgs(X, targets, sample_weight)
             else:
-                self._fit_stochastic(X, targets, incremental)
+                self._fit_stochastic(X, targets, sample_weight, incremental)
         return self
 
     def _start(self, X, targets, sizes):
@@ -169,11 +171,11 @@ class _BaseMLP(BaseEstimator):
         self.model_.convergence = self._convergence
         self.validation_scores_ = [] if self.early_stopping else None
 
-    def _fit_lbfgs(self, X, targets):
+    def _fit_lbfgs(self, X, targets, sample_weight):
         runner = self.model_.epoch_runner
         self.model_.convergence = None
         try:
-            self.model_.fit(X, targets, epochs=1)
+            self.model_.fit(X, targets, epochs=1, sample_weight=sample_weight)
         except TrainingDiverged:
             raise ValueError(NON_FINITE) from None
         result = runner.result
@@ -188,11 +190,13 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=3,
             )
 
-    def _fit_stochastic(self, X, targets, incremental: bool):
+    def _fit_stochastic(self, X, targets, sample_weight, incremental: bool):
         callbacks = []
         if self.early_stopping:
-            X, X_val, targets, targets_val = self._validation_split(X, targets)
-            callbacks.append(_ValidationScore(self, X_val, targets_val))
+            X, X_val, targets, targets_val, sample_weight, weights_val = self._validation_split(
+                X, targets, sample_weight
+            )
+            callbacks.append(_ValidationScore(self, X_val, targets_val, weights_val))
         if self.verbose:
             callbacks.append(_Progress())
         callbacks.append(_Tally(self, X.shape[0]))
@@ -201,7 +205,7 @@ class _BaseMLP(BaseEstimator):
         model.convergence = self._convergence
         epochs = 1 if incremental else self.max_iter
         try:
-            model.fit(X, targets, epochs=epochs, callbacks=callbacks)
+            model.fit(X, targets, epochs=epochs, callbacks=callbacks, sample_weight=sample_weight)
         except TrainingDiverged:
             if not self.early_stopping:
                 raise ValueError(NON_FINITE) from None
@@ -220,19 +224,21 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=3,
             )
 
-    def _validation_split(self, X, targets):
-        """scikit-learn's held-out split for early stopping: stratified for single-output classifiers."""
+    def _validation_split(self, X, targets, sample_weight):
+        """scikit-learn's held-out split for early stopping, of the weights too where there are any:
+        stratified for single-output classifiers."""
         stratify = targets if is_classifier(self) and self.n_outputs_ == 1 else None
         if stratify is not None:
             stratify = stratify.astype(bool)
-        X, X_val, targets, targets_val = train_test_split(
-            X, targets, random_state=self._random_state, test_size=self.validation_fraction, stratify=stratify
+        arrays = [X, targets] if sample_weight is None else [X, targets, sample_weight]
+        X, X_val, targets, targets_val, *weights = train_test_split(
+            *arrays, random_state=self._random_state, test_size=self.validation_fraction, stratify=stratify
         )
         if X_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
             )
-        return X, X_val, targets, targets_val
+        return X, X_val, targets, targets_val, *(weights or (None, None))
 
     def _validated_Xy(self, X, y, *, reset: bool, y_numeric: bool = False):
         """``X`` and ``y`` checked as scikit-learn checks them: ``X`` dense (a sparse one densified) in
@@ -332,14 +338,16 @@ class _Tally(Callback):
 
 
 class _ValidationScore(Callback):
-    """Adds ``val_score`` (accuracy or R², as the estimator's ``score``) on the held-out data to each record."""
+    """Adds ``val_score`` (accuracy or R², as the estimator's ``score``, weighted by ``weights_val`` where
+    given) on the held-out data to each record."""
 
-    def __init__(self, estimator: _BaseMLP, X_val, targets_val):
-        self.estimator, self.X_val, self.targets_val = estimator, X_val, targets_val
+    def __init__(self, estimator: _BaseMLP, X_val, targets_val, weights_val):
+        self.estimator, self.X_val, self.targets_val, self.weights_val = estimator, X_val, targets_val, weights_val
 
     def on_epoch_end(self, record):
         outputs = self.estimator._activations(self.X_val)
-        score = self.estimator._validation_score(outputs, self.targets_val) if np.isfinite(outputs).all() else np.nan
+        finite = np.isfinite(outputs).all()
+        score = self.estimator._validation_score(outputs, self.targets_val, self.weights_val) if finite else np.nan
         record["val_score"] = float(score)
         self.estimator.validation_scores_.append(float(score))
 
@@ -360,14 +368,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _parameter_constraints: ClassVar[dict] = {**_SklearnClassifier._parameter_constraints, **_EXTRAS}
 
-    def fit(self, X, y):
-        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``; each
+        batch's loss is the mean weighted by ``sample_weight`` where given."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda self: self._check_solver())
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over ``(X, y)``; the first call needs ``classes``, every label there will be."""
-        return self._fit(X, y, incremental=True, classes=classes)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)``, weighted by ``sample_weight`` where given; the first call needs
+        ``classes``, every label there will be."""
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight, classes=classes)
 
     def _checked(self, X, y, *, first_pass, incremental, classes):
         X, y = self._validated_Xy(X, y, reset=first_pass)
@@ -398,9 +408,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _xpnet_loss(self) -> str:
         return "cross_entropy" if self.out_activation_ == "softmax" else "binary_cross_entropy"
 
-    def _validation_score(self, outputs, targets_val) -> float:
-        binarizer = self._label_binarizer
-        return accuracy_score(binarizer.inverse_transform(targets_val), self._decoded(outputs))
+    def _validation_score(self, outputs, targets_val, weights_val) -> float:
+        labels = self._label_binarizer.inverse_transform(targets_val)
+        return accuracy_score(labels, self._decoded(outputs), sample_weight=weights_val)
 
     def _decoded(self, outputs):
         return self._label_binarizer.inverse_transform(outputs.ravel() if self.n_outputs_ == 1 else outputs)
@@ -436,14 +446,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         super().__init__(hidden_layer_sizes, activation, **settings)
         self.loss = loss
 
-    def fit(self, X, y):
-        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``; each
+        batch's loss is the mean weighted by ``sample_weight`` where given."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda self: self._check_solver())
-    def partial_fit(self, X, y):
-        """One epoch over ``(X, y)``, continuing from the previous call."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)``, weighted by ``sample_weight`` where given, continuing from the
+        previous call."""
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _checked(self, X, y, *, first_pass, incremental, classes):
         X, y = self._validated_Xy(X, y, reset=first_pass, y_numeric=True)
@@ -455,8 +467,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _xpnet_loss(self) -> str:
         return self.loss
 
-    def _validation_score(self, outputs, targets_val) -> float:
-        return r2_score(targets_val, outputs)
+    def _validation_score(self, outputs, targets_val, weights_val) -> float:
+        return r2_score(targets_val, outputs, sample_weight=weights_val)
 
     def predict(self, X):
         """The predicted targets: ``(samples,)`` for one target, else ``(samples, targets)``."""

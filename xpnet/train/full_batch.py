@@ -15,7 +15,7 @@ import math
 
 from xpnet.arrays.backend import array_namespace
 from xpnet.nn.layers import weight_penalty
-from xpnet.nn.losses import Loss
+from xpnet.nn.losses import Loss, weighted
 from xpnet.nn.network import Network
 from xpnet.optim import lbfgs
 from xpnet.train.config import LBFGS_TOL, TrainConfig
@@ -39,10 +39,10 @@ def unflattened(vector, like: list) -> list:
     return arrays
 
 
-def penalised_objective(network: Network, loss: Loss, x, y):
-    """``vector -> (value, gradient)`` of the penalised mean loss over ``(x, y)``, the network's
-    parameters being set from the vector."""
-    targets = loss.targets(y, network.n_outputs, x.dtype)
+def penalised_objective(network: Network, loss: Loss, x, y, sample_weight=None):
+    """``vector -> (value, gradient)`` of the penalised mean loss over ``(x, y)`` (weighted by
+    ``sample_weight`` where given), the network's parameters being set from the vector."""
+    loss, targets = weighted(loss, loss.targets(y, network.n_outputs, x.dtype), sample_weight)
     like = network.parameters()
     rows = x.shape[0]
 
@@ -71,8 +71,10 @@ class LBFGSEpoch:
         tol = LBFGS_TOL if config.tol is None else config.tol
         return cls(max_iter=config.lbfgs_iterations, max_fun=config.max_fun, tol=tol)
 
-    def __call__(self, network: Network, optimizer, loss: Loss, x, y, *, classify: bool, **_) -> EpochResult:
-        objective = penalised_objective(network, loss, x, y)
+    def __call__(
+        self, network: Network, optimizer, loss: Loss, x, y, *, classify: bool, sample_weight=None, **_
+    ) -> EpochResult:
+        objective = penalised_objective(network, loss, x, y, sample_weight)
         start = flattened(network.parameters())
         self.result = lbfgs.minimize(objective, start, max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol)
         optimizer.steps += self.result.iterations
@@ -80,5 +82,6 @@ class LBFGSEpoch:
         outputs = network.forward(x)
         correct = count_correct(outputs, y) if classify else None
         # The loss without the penalty, which Model adds to the record, as for minibatch epochs.
-        total = loss.total(outputs, loss.targets(y, network.n_outputs, x.dtype))
+        loss, targets = weighted(loss, loss.targets(y, network.n_outputs, x.dtype), sample_weight)
+        total = loss.total(outputs, targets)
         return EpochResult(total / x.shape[0], correct, total)

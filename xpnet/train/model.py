@@ -120,24 +120,33 @@ class Model:
         epochs: int | None = None,
         callbacks: Sequence[Callback] = (),
         n_classes: int | None = None,
+        sample_weight=None,
     ) -> list[dict]:
         """Train for ``epochs`` more epochs (default: ``config.epochs``); return the full history.
 
         ``x`` is ``(samples, features)``; ``y`` holds integer class labels ``0..K-1`` or one-hot rows
         (or float targets with ``loss="mse"``). Arrays may come from any array-API library; they are
         copied to the model's device once. ``n_classes`` fixes K up front when ``y`` may not show every
-        class yet (incremental training on chunks of data).
+        class yet (incremental training on chunks of data). ``sample_weight``, one non-negative number
+        per sample, makes each batch's training loss its weighted mean (validation stays unweighted).
         """
         epochs = self.config.epochs if epochs is None else validation.whole("epochs", epochs, minimum=1)
         if n_classes is not None:
             self._expect_classes(validation.whole("n_classes", n_classes, minimum=1))
         self._choose_backend(x)
         with self.backend.active(), tf32_matmuls(self.backend, self.config.tf32):
-            self._fit(x, y, validation_data, epochs, callbacks)
+            self._fit(x, y, validation_data, epochs, callbacks, sample_weight)
         return self.history
 
-    def _fit(self, x, y, validation_data, epochs: int, callbacks: Sequence[Callback]) -> None:
+    def _fit(self, x, y, validation_data, epochs: int, callbacks: Sequence[Callback], sample_weight) -> None:
         x, y = self._prepare(x, y, "training")
+        if sample_weight is not None:
+            if validation_data is None and self.config.val_split:
+                raise XpnetError(
+                    "sample_weight weighs the training loss only, so the rows val_split holds out would lose "
+                    "theirs: hold them out yourself and pass validation_data=(x_val, y_val)"
+                )
+            sample_weight = inputs.checked_weights(self.backend, sample_weight, x.shape[0], self.dtype)
         if validation_data is not None:
             x_val, y_val = self._prepare(*validation_data, "validation")
         elif self.config.val_split:
@@ -163,7 +172,7 @@ class Model:
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
         diagnostics.warn_if_schedule_ends(self.config, self.epochs_done + epochs)
-        self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
+        self._run_epochs(x, y, x_val, y_val, epochs, callbacks, sample_weight)
 
     def _expect_classes(self, n_classes: int):
         if not self.classify:
@@ -173,7 +182,7 @@ class Model:
         elif n_classes != self.n_classes:
             raise XpnetError(f"the model was built for {self.n_classes} classes, not n_classes={n_classes}")
 
-    def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
+    def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks, sample_weight):
         loss = losses.get(self.config.loss)
         schedule = self.config.make_schedule(samples_per_epoch=x.shape[0])
         batch_size = x.shape[0] if self.optimizer.full_batch else self.config.batch_size
@@ -204,6 +213,7 @@ class Model:
                 on_batch_end=_batch_hook(callbacks),
                 position=self.position,
                 final_check=x_val is None,
+                sample_weight=sample_weight,
             )
             self.position = None
             if result.stalled is not None and bool(result.stalled):
