@@ -20,6 +20,7 @@ os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 sklearn = pytest.importorskip("sklearn")
 
+from sklearn import config_context  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -294,6 +295,50 @@ def test_precision_follows_the_input_unless_set(digits):
     assert model.coefs_[0].dtype == np.float32
     forced = MLPClassifier(hidden_layer_sizes=8, max_iter=1, dtype="float32").fit(x_train, y_train)
     assert forced.model_.config.dtype == "float32"
+
+
+def test_array_api_dispatch_keeps_torch_inputs_in_torch(digits):
+    torch = pytest.importorskip("torch")
+    x_train, x_test, y_train, y_test = digits
+    # Unshuffled: torch's random streams are not NumPy's, so a shuffled order would differ between them.
+    settings = {"hidden_layer_sizes": 16, "max_iter": 2, "random_state": 0, "shuffle": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        on_host = MLPClassifier(**settings, device="cpu").fit(x_train, y_train)
+        with config_context(array_api_dispatch=True):
+            for device in ("cpu", "auto"):  # "cpu" trains NumPy on converted data; "auto" trains in torch
+                model = MLPClassifier(**settings, device=device).fit(torch.asarray(x_train), torch.asarray(y_train))
+                x = torch.asarray(x_test)
+                labels, probabilities = model.predict(x), model.predict_proba(x)
+                assert isinstance(labels, torch.Tensor) and labels.device == x.device
+                assert isinstance(probabilities, torch.Tensor) and probabilities.dtype == torch.float64
+                assert isinstance(model.predict_log_proba(x), torch.Tensor)
+                assert model.model_.backend.name == ("numpy" if device == "cpu" else "torch")
+                np.testing.assert_allclose(probabilities.numpy(), on_host.predict_proba(x_test), rtol=1e-9, atol=1e-12)
+                np.testing.assert_array_equal(labels.numpy(), on_host.predict(x_test))
+                assert model.score(x, torch.asarray(y_test)) == pytest.approx(on_host.score(x_test, y_test), rel=1e-6)
+                assert type(model.coefs_[0]) is np.ndarray
+                with pytest.raises(ValueError, match=r"must use the same namespace and the same device"):
+                    model.predict(x_test)
+        # Without dispatch, torch inputs are converted and answered as NumPy, as scikit-learn's own MLP does.
+        assert type(model.predict(torch.asarray(x_test))) is np.ndarray
+
+
+def test_array_api_dispatch_answers_a_regressor_in_torch_and_pickles_to_host_arrays(digits):
+    torch = pytest.importorskip("torch")
+    x_train, x_test, y_train, _ = digits
+    with config_context(array_api_dispatch=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPRegressor(hidden_layer_sizes=8, max_iter=3, early_stopping=True, random_state=0)
+        model.fit(torch.asarray(x_train), torch.asarray(y_train, dtype=torch.float64))
+        assert model.model_.backend.name == "torch"
+        x = torch.asarray(x_test)
+        predicted = model.predict(x)
+        assert isinstance(predicted, torch.Tensor) and predicted.shape == (len(x_test),)
+        state = model.__getstate__()["model_"]["state"]
+        assert all(type(value) is np.ndarray for name, value in state.items() if name.startswith("param/"))
+        restored = pickle.loads(pickle.dumps(model))
+        np.testing.assert_allclose(restored.predict(x).numpy(), predicted.numpy(), rtol=1e-12)
 
 
 @pytest.mark.cuda

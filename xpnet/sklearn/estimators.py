@@ -30,11 +30,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from xpnet.arrays.backend import to_numpy
+from xpnet.arrays.backend import select, to_numpy
 from xpnet.errors import TrainingDiverged, XpnetWarning
 from xpnet.nn.layers import Dense
 from xpnet.nn.losses import sigmoid
-from xpnet.sklearn import host
+from xpnet.sklearn import dispatch, host
 from xpnet.sklearn.network import batch_size_for, initial_network, optimizer_settings
 from xpnet.train.callbacks import Callback, Convergence
 from xpnet.train.full_batch import LBFGSEpoch
@@ -120,6 +120,9 @@ class _BaseMLP(BaseEstimator):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        where = dispatch.placement(X)
+        train_on = X if where is not None and self.device == "auto" else None  # trains in X's library
+        X, y, sample_weight = (dispatch.on_host(array) for array in (X, y, sample_weight))
         X, y = self._checked(X, y, first_pass=first_pass, incremental=incremental, classes=classes)
         if self.dtype is not None:
             X, y = X.astype(self.dtype), y.astype(self.dtype)
@@ -128,7 +131,7 @@ class _BaseMLP(BaseEstimator):
         targets = y.reshape(-1, 1) if y.ndim == 1 else y
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._start(X, targets, [X.shape[1], *(int(size) for size in sizes), targets.shape[1]])
+            self._start(X, targets, [X.shape[1], *(int(size) for size in sizes), targets.shape[1]], train_on)
         elif not incremental:  # scikit-learn starts a new optimizer each fit
             self.model_.config = self.model_.config.replace(**optimizer_settings(self))
             self.model_.optimizer = self.model_.config.make_optimizer()
@@ -140,14 +143,19 @@ class _BaseMLP(BaseEstimator):
                 self._fit_lbfgs(X, targets, sample_weight)
             else:
                 self._fit_stochastic(X, targets, sample_weight, incremental)
+        self._fitted_on = where
         return self
 
-    def _start(self, X, targets, sizes):
-        """A new network, model and training record, as scikit-learn's first fit makes them."""
+    def _start(self, X, targets, sizes, train_on=None):
+        """A new network, model and training record, as scikit-learn's first fit makes them; the network
+        in the library and on the device of ``train_on``, another library's array, where given."""
         self.n_outputs_ = targets.shape[1]
         self.n_layers_ = len(sizes)
         self.out_activation_ = self._out_activation()
         network = initial_network(self, sizes, X.dtype, self._random_state)
+        if train_on is not None:
+            backend = select(train_on)
+            network.set_parameters([backend.asarray(parameter) for parameter in network.parameters()])
         settings = {
             "loss": self._xpnet_loss(),
             **optimizer_settings(self),
@@ -262,10 +270,12 @@ class _BaseMLP(BaseEstimator):
 
     # -- prediction --------------------------------------------------------------------------------
 
-    def _outputs(self, X):
-        """The output layer's activations (``out_activation_`` applied) for ``X``, checked, as NumPy."""
+    def _outputs(self, X, method: str):
+        """The output layer's activations (``out_activation_`` applied) for ``X``, checked (by ``method``'s
+        name where it lives elsewhere than ``fit``'s inputs), as NumPy."""
         check_is_fitted(self)
-        return self._activations(self._validated_X(X, reset=False))
+        dispatch.check_same_placement(self, X, method)
+        return self._activations(self._validated_X(dispatch.on_host(X), reset=False))
 
     def _activations(self, X):
         """``_outputs`` of checked inputs."""
@@ -313,6 +323,7 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
     def _check_solver(self) -> bool:
@@ -417,18 +428,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """The predicted class (or label set, for multilabel) of each sample."""
-        return self._decoded(self._outputs(X))
+        return dispatch.like(self._decoded(self._outputs(X, "predict")), X)
 
     def predict_proba(self, X):
         """Class probabilities, a column per entry of ``classes_`` (two for a binary problem)."""
-        probabilities = self._outputs(X)
-        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
-            return np.hstack([1.0 - probabilities, probabilities])
-        return probabilities
+        return dispatch.like(self._probabilities(X, "predict_proba"), X)
 
     def predict_log_proba(self, X):
         """The natural logarithm of ``predict_proba``."""
-        return np.log(self.predict_proba(X))
+        return dispatch.like(np.log(self._probabilities(X, "predict_log_proba")), X)
+
+    def _probabilities(self, X, method: str):
+        probabilities = self._outputs(X, method)
+        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            return np.hstack([1.0 - probabilities, probabilities])
+        return probabilities
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -472,8 +486,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def predict(self, X):
         """The predicted targets: ``(samples,)`` for one target, else ``(samples, targets)``."""
-        outputs = self._outputs(X)
-        return outputs.ravel() if outputs.shape[1] == 1 else outputs
+        outputs = self._outputs(X, "predict")
+        return dispatch.like(outputs.ravel() if outputs.shape[1] == 1 else outputs, X)
 
 
 def _regressor_signature() -> inspect.Signature:
