@@ -69,7 +69,7 @@ def command_refusal(argv, capsys) -> str:
         ),
         (
             [lambda: xpnet.TrainConfig(optimizer="adagrad"), lambda: optim.make("adagrad")],
-            "unknown optimizer 'adagrad': choose one of adam, adamw, rmsprop, sgd, momentum, nesterov",
+            "unknown optimizer 'adagrad': choose one of adam, adamw, rmsprop, sgd, momentum, nesterov, lbfgs",
         ),
         (
             [lambda: xpnet.TrainConfig(epochs=True), lambda: xpnet.Model().fit(np.zeros((2, 2)), [0, 1], epochs=True)],

@@ -219,6 +219,14 @@ def test_bad_config_files_are_one_line_errors(cli, tmp_path, text, pattern):
         (["--activation", "swishy"], r"unknown activation 'swishy'"),
         (["--val-split", "1.5"], r"val_split must be in \[0, 1\)"),
         (["--device", "tpu"], r"unknown device 'tpu'"),
+        (
+            ["--optimizer", "lbfgs", "--checkpoint-every", "5"],
+            r"--optimizer lbfgs takes no minibatch steps for --checkpoint-every to count: it checkpoints after each "
+            r"epoch \(one run of --lbfgs-iterations\); drop --checkpoint-every",
+        ),
+        (["--optimizer", "lbfgs", "--distributed"], r"--optimizer lbfgs trains on the whole training set in one"),
+        (["--optimizer", "lbfgs", "--weight-decay", "0.1"], r"give alpha instead of weight_decay=0.1"),
+        (["--optimizer", "lbfgs", "--max-fun", "0"], r"max_fun must be a positive integer"),
         (["--config", "/no/such/job.toml"], r"config file /no/such/job.toml does not exist"),
         (["evaluate", "/no/such/model.npz"], r"no such model file"),
     ],

@@ -56,6 +56,25 @@ def test_a_stopped_run_resumes_to_the_end(stopped_run, capsys):
     assert [epoch["epoch"] for epoch in runs.read_json(stopped_run / runs.METRICS_FILE)["epochs"]] == [1, 2, 3]
 
 
+def test_an_lbfgs_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_runs_model(tmp_path, monkeypatch):
+    """Each epoch is an L-BFGS run from the weights alone, so the checkpoint after it is all it needs."""
+    options = ["--optimizer", "lbfgs", "--lbfgs-iterations", "5", "--epochs", "3", "--hidden", "16", "--quiet"]
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert main(["--out", str(whole), *options]) == 0
+    with monkeypatch.context() as patches:
+        stop_after_epoch(patches, 1)
+        assert main(["--out", str(stopped), *options]) == 128 + signal.SIGINT
+    assert main(["--resume", str(stopped), "--quiet"]) == 0
+    resumed, uninterrupted = (model_file.read(run / runs.MODEL_FILE)[0] for run in (stopped, whole))
+    assert resumed["optimizer_steps"] == uninterrupted["optimizer_steps"] == 15
+    for name in (name for name in uninterrupted if name.startswith("param/")):
+        assert (resumed[name] == uninterrupted[name]).all(), name
+    metrics = runs.read_json(stopped / runs.METRICS_FILE)
+    assert [epoch["test_loss"] for epoch in metrics["epochs"]] == [
+        epoch["test_loss"] for epoch in runs.read_json(whole / runs.METRICS_FILE)["epochs"]
+    ]
+
+
 @pytest.mark.parametrize(
     "given",
     [["--lr", "0.1"], ["--epochs", "5", "--no-tf32"], ["--out", "elsewhere"], ["--config", "job.toml"]],

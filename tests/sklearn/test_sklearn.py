@@ -2,7 +2,7 @@
 
 Checks that ``parametrize_with_checks`` reports as skipped need hardware or libraries absent here,
 each with its reason shown by ``pytest -ra``: CuPy, torch on CUDA, XPU or MPS devices, and dpnp.
-No check is expected to fail.
+No check is expected to fail but the two of sample weights as repeated rows (``PENALTY_PER_ROW``).
 """
 
 import os
@@ -20,6 +20,7 @@ os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 sklearn = pytest.importorskip("sklearn")
 
+from sklearn import config_context  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -54,11 +55,32 @@ def test_without_scikit_learn_the_import_names_the_extra():
     assert "xpnet.sklearn needs scikit-learn: pip install 'xpnet[sklearn]'" in result.stderr
 
 
+# Weights as repeated rows: xpnet divides a batch's L2 penalty by its rows, scikit-learn by its summed
+# weight, so with alpha > 0 a weighted fit and one on the repeated rows differ in the penalty's weight.
+PENALTY_PER_ROW = "the L2 penalty is divided by the batch's rows, not its summed weight"
+SAMPLE_WEIGHT_CHECKS = (
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weight_equivalence_on_sparse_data",
+)
+
+
 # Some checks train on random labels on purpose; xpnet's "accuracy at chance level" warning is right there.
 @pytest.mark.filterwarnings("ignore::xpnet.errors.XpnetWarning")
-@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
+@parametrize_with_checks(
+    [MLPClassifier(), MLPRegressor()],
+    expected_failed_checks=lambda estimator: dict.fromkeys(SAMPLE_WEIGHT_CHECKS, PENALTY_PER_ROW),
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", [MLPClassifier(), MLPRegressor()], ids=["classifier", "regressor"])
+def test_without_a_penalty_weights_are_repeated_rows(estimator):
+    """What the expected failures above lack is the penalty's divisor alone: with alpha=0, scikit-learn's
+    check that integer weights equal repeated rows (zero: left out) passes."""
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+
+    check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, clone(estimator).set_params(alpha=0.0))
 
 
 def test_constructor_is_scikit_learns_then_xpnets_extras():
@@ -95,6 +117,70 @@ def test_weights_after_training_match_scikit_learns(solver):
         np.testing.assert_allclose(ours.loss_curve_[0], theirs.loss_curve_[0], rtol=1e-5)
     else:
         assert ours.loss_ == pytest.approx(theirs.loss_, rel=0.05, abs=1e-4)
+
+
+@pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
+def test_sample_weight_trains_to_scikit_learns_weights(estimator):
+    """Full-batch SGD with weights averaging 1, so that scikit-learn's penalty, divided by the batch's
+    summed weight, is the one divided by its rows: the same weights after five epochs."""
+    from sklearn import neural_network
+
+    x, y = load_digits(n_class=3, return_X_y=True)
+    x, y = x[:120] / 16.0, y[:120]
+    weights = np.random.default_rng(0).uniform(0.1, 3.0, 120)
+    weights /= weights.mean()
+    settings = {
+        "hidden_layer_sizes": (7,),
+        "activation": "tanh",
+        "alpha": 0.01,
+        "random_state": 3,
+        "solver": "sgd",
+        "momentum": 0.0,
+        "batch_size": 120,
+        "max_iter": 5,
+        "shuffle": False,
+        "learning_rate_init": 0.1,
+    }
+    reference = getattr(neural_network, estimator.__name__)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = estimator(**settings).fit(x, y, sample_weight=weights)
+        theirs = reference(**settings).fit(x, y, sample_weight=weights)
+        unweighted = reference(**settings).fit(x, y)
+    for mine, expected, plain in zip(ours.coefs_, theirs.coefs_, unweighted.coefs_):
+        np.testing.assert_allclose(mine, expected, rtol=1e-10, atol=1e-12)
+        assert not np.allclose(mine, plain)  # the weights made a difference
+
+
+@pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
+def test_early_stoppings_validation_score_is_weighted(estimator, monkeypatch):
+    """The held-out rows keep their weights (split with them, as scikit-learn splits them), and each
+    epoch's score is the estimator's score weighted by them."""
+    from sklearn.metrics import accuracy_score, r2_score
+
+    from xpnet.sklearn import estimators
+
+    x, y = load_digits(n_class=3, return_X_y=True)
+    weights = np.random.default_rng(1).uniform(0.1, 3.0, len(y))
+    seen = []
+    score = estimators._ValidationScore.on_epoch_end
+
+    def recording(callback, record):
+        score(callback, record)
+        seen.append((callback.X_val, callback.weights_val, record["val_score"]))
+
+    monkeypatch.setattr(estimators._ValidationScore, "on_epoch_end", recording)
+    model = estimator(hidden_layer_sizes=8, max_iter=3, early_stopping=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x / 16.0, y, sample_weight=weights)
+    metric = accuracy_score if estimator is MLPClassifier else r2_score
+    for X_val, weights_val, val_score in seen[-1:]:
+        rows = [np.flatnonzero((x / 16.0 == row).all(axis=1))[0] for row in X_val]
+        np.testing.assert_array_equal(weights_val, weights[rows])
+        assert val_score == metric(y[rows], model.predict(X_val), sample_weight=weights_val)
+        assert val_score != metric(y[rows], model.predict(X_val))
+    assert model.validation_scores_[-1] == seen[-1][2]
 
 
 def test_string_labels_round_trip_with_features_seen(digits):
@@ -209,6 +295,50 @@ def test_precision_follows_the_input_unless_set(digits):
     assert model.coefs_[0].dtype == np.float32
     forced = MLPClassifier(hidden_layer_sizes=8, max_iter=1, dtype="float32").fit(x_train, y_train)
     assert forced.model_.config.dtype == "float32"
+
+
+def test_array_api_dispatch_keeps_torch_inputs_in_torch(digits):
+    torch = pytest.importorskip("torch")
+    x_train, x_test, y_train, y_test = digits
+    # Unshuffled: torch's random streams are not NumPy's, so a shuffled order would differ between them.
+    settings = {"hidden_layer_sizes": 16, "max_iter": 2, "random_state": 0, "shuffle": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        on_host = MLPClassifier(**settings, device="cpu").fit(x_train, y_train)
+        with config_context(array_api_dispatch=True):
+            for device in ("cpu", "auto"):  # "cpu" trains NumPy on converted data; "auto" trains in torch
+                model = MLPClassifier(**settings, device=device).fit(torch.asarray(x_train), torch.asarray(y_train))
+                x = torch.asarray(x_test)
+                labels, probabilities = model.predict(x), model.predict_proba(x)
+                assert isinstance(labels, torch.Tensor) and labels.device == x.device
+                assert isinstance(probabilities, torch.Tensor) and probabilities.dtype == torch.float64
+                assert isinstance(model.predict_log_proba(x), torch.Tensor)
+                assert model.model_.backend.name == ("numpy" if device == "cpu" else "torch")
+                np.testing.assert_allclose(probabilities.numpy(), on_host.predict_proba(x_test), rtol=1e-9, atol=1e-12)
+                np.testing.assert_array_equal(labels.numpy(), on_host.predict(x_test))
+                assert model.score(x, torch.asarray(y_test)) == pytest.approx(on_host.score(x_test, y_test), rel=1e-6)
+                assert type(model.coefs_[0]) is np.ndarray
+                with pytest.raises(ValueError, match=r"must use the same namespace and the same device"):
+                    model.predict(x_test)
+        # Without dispatch, torch inputs are converted and answered as NumPy, as scikit-learn's own MLP does.
+        assert type(model.predict(torch.asarray(x_test))) is np.ndarray
+
+
+def test_array_api_dispatch_answers_a_regressor_in_torch_and_pickles_to_host_arrays(digits):
+    torch = pytest.importorskip("torch")
+    x_train, x_test, y_train, _ = digits
+    with config_context(array_api_dispatch=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPRegressor(hidden_layer_sizes=8, max_iter=3, early_stopping=True, random_state=0)
+        model.fit(torch.asarray(x_train), torch.asarray(y_train, dtype=torch.float64))
+        assert model.model_.backend.name == "torch"
+        x = torch.asarray(x_test)
+        predicted = model.predict(x)
+        assert isinstance(predicted, torch.Tensor) and predicted.shape == (len(x_test),)
+        state = model.__getstate__()["model_"]["state"]
+        assert all(type(value) is np.ndarray for name, value in state.items() if name.startswith("param/"))
+        restored = pickle.loads(pickle.dumps(model))
+        np.testing.assert_allclose(restored.predict(x).numpy(), predicted.numpy(), rtol=1e-12)
 
 
 @pytest.mark.cuda

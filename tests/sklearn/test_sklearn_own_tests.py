@@ -25,8 +25,6 @@ EXPECTED_FAILURES = {
     "test_gradient",
     "test_learning_rate_warmstart",
     "test_adaptive_learning_rate",
-    # fit takes no sample_weight yet.
-    "test_mlp_sample_weight_with_early_stopping",
     # With the identity activation, xpnet's L-BFGS meets SciPy's relative-fall test (ftol) within the
     # 10 evaluations max_fun allows, so it converges and has no ConvergenceWarning to give.
     "test_lbfgs_regression_maxfun[X0-y0]",

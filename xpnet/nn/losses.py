@@ -51,6 +51,10 @@ class Loss:
         """The loss summed over the rows, as a device scalar."""
         raise NotImplementedError
 
+    def row_totals(self, outputs, targets):
+        """The loss of each row, ``(rows,)`` (what a weight per row multiplies, see ``Weighted``)."""
+        raise NotImplementedError
+
     def totals(self, outputs, *targets) -> list:
         """``total`` of each run of rows of ``outputs`` that each of ``targets`` covers, in order."""
         totals, start = [], 0
@@ -90,8 +94,7 @@ class SoftmaxCrossEntropy(Loss):
     def totals(self, outputs, *targets):
         """One log-softmax of all the rows, then a dot product with each part's targets."""
         xp = array_namespace(outputs)
-        shifted = outputs - xp.max(outputs, axis=1, keepdims=True)
-        negative_log_probabilities = xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True)) - shifted
+        negative_log_probabilities = _negative_log_softmax(outputs)
         totals, start = [], 0
         for part in targets:
             stop = start + part.shape[0]
@@ -99,13 +102,34 @@ class SoftmaxCrossEntropy(Loss):
             start = stop
         return totals
 
+    def row_totals(self, outputs, targets):
+        xp = array_namespace(outputs)
+        return xp.sum(targets * _negative_log_softmax(outputs), axis=1)
+
+
+def _negative_log_softmax(outputs):
+    """``-log_softmax(outputs)``, the row maximum subtracted first."""
+    xp = array_namespace(outputs)
+    shifted = outputs - xp.max(outputs, axis=1, keepdims=True)
+    return xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True)) - shifted
+
 
 class FloatTargets(Loss):
-    """Base of the losses on float target rows ``(batch, outputs)`` (a vector is one column)."""
+    """Base of the losses on float target rows ``(batch, outputs)`` (a vector is one column); each
+    sums its terms over ``axis`` (``summed``): all of them for ``total``, a row's for ``row_totals``."""
 
     def targets(self, y, n_outputs, dtype):
         xp = array_namespace(y)
         return xp.astype(y[:, None] if y.ndim == 1 else y, dtype, copy=False)
+
+    def total(self, outputs, targets):
+        return self.summed(outputs, targets, axis=None)
+
+    def row_totals(self, outputs, targets):
+        return self.summed(outputs, targets, axis=1)
+
+    def summed(self, outputs, targets, *, axis):
+        raise NotImplementedError
 
 
 class MeanSquaredError(FloatTargets):
@@ -115,10 +139,10 @@ class MeanSquaredError(FloatTargets):
     def gradient(self, outputs, targets):
         return (2.0 / (outputs.shape[0] * outputs.shape[1])) * (outputs - targets)
 
-    def total(self, outputs, targets):
+    def summed(self, outputs, targets, *, axis):
         xp = array_namespace(outputs)
         residual = outputs - targets
-        return xp.sum(residual * residual) / outputs.shape[1]
+        return xp.sum(residual * residual, axis=axis) / outputs.shape[1]
 
 
 class HalfSquaredError(FloatTargets):
@@ -128,10 +152,10 @@ class HalfSquaredError(FloatTargets):
     def gradient(self, outputs, targets):
         return (1.0 / (outputs.shape[0] * outputs.shape[1])) * (outputs - targets)
 
-    def total(self, outputs, targets):
+    def summed(self, outputs, targets, *, axis):
         xp = array_namespace(outputs)
         residual = outputs - targets
-        return xp.sum(residual * residual) / (2.0 * outputs.shape[1])
+        return xp.sum(residual * residual, axis=axis) / (2.0 * outputs.shape[1])
 
 
 class SigmoidBinaryCrossEntropy(FloatTargets):
@@ -142,9 +166,9 @@ class SigmoidBinaryCrossEntropy(FloatTargets):
     def gradient(self, outputs, targets):
         return (sigmoid(outputs) - targets) / outputs.shape[0]
 
-    def total(self, outputs, targets):
+    def summed(self, outputs, targets, *, axis):
         xp = array_namespace(outputs)
-        return xp.sum(softplus(outputs) - targets * outputs)
+        return xp.sum(softplus(outputs) - targets * outputs, axis=axis)
 
 
 class HalfPoissonDeviance(FloatTargets):
@@ -155,9 +179,36 @@ class HalfPoissonDeviance(FloatTargets):
         xp = array_namespace(outputs)
         return (xp.exp(outputs) - targets) / outputs.shape[0]
 
+    def summed(self, outputs, targets, *, axis):
+        xp = array_namespace(outputs)
+        return xp.sum(xp.exp(outputs) - targets * outputs, axis=axis)
+
+
+class Weighted(Loss):
+    """``loss`` with a weight per row, carried as the last column of its targets (``weighted``): over
+    the rows given, the weighted mean ``sum(w * row loss) / sum(w)`` (scikit-learn's ``sample_weight``
+    in each batch), its total being that mean times the rows."""
+
+    def __init__(self, loss: Loss):
+        self.loss = loss
+
+    def gradient(self, outputs, targets):
+        xp = array_namespace(outputs)
+        weights = targets[:, -1:]
+        return self.loss.gradient(outputs, targets[:, :-1]) * (weights * (outputs.shape[0] / xp.sum(weights)))
+
     def total(self, outputs, targets):
         xp = array_namespace(outputs)
-        return xp.sum(xp.exp(outputs) - targets * outputs)
+        weights = targets[:, -1]
+        return xp.sum(weights * self.loss.row_totals(outputs, targets[:, :-1])) * (outputs.shape[0] / xp.sum(weights))
+
+
+def weighted(loss: Loss, targets, sample_weight) -> tuple[Loss, object]:
+    """``(loss, targets)`` weighing each row by ``sample_weight`` (``Weighted``); as given without weights."""
+    if sample_weight is None:
+        return loss, targets
+    xp = array_namespace(targets)
+    return Weighted(loss), xp.concat([targets, xp.astype(sample_weight, targets.dtype)[:, None]], axis=1)
 
 
 def sigmoid(logits):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from xpnet.optim.optimizer import OPTIMIZERS, Optimizer, make, register
+from xpnet.optim.optimizer import FULL_BATCH, OPTIMIZERS, Optimizer, make, names, register
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -19,4 +19,4 @@ from xpnet.optim.adam import Adam  # noqa: E402  (after the rules registered the
 from xpnet.optim.rmsprop import RMSprop  # noqa: E402
 from xpnet.optim.sgd import SGD  # noqa: E402
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "Optimizer", "RMSprop", "make", "register"]
+__all__ = ["FULL_BATCH", "OPTIMIZERS", "SGD", "Adam", "Optimizer", "RMSprop", "make", "names", "register"]

@@ -6,22 +6,66 @@ meeting the strong Wolfe conditions, and the same stopping rules and counts: an 
 accepted step, every call of ``value_and_gradient`` is an evaluation, and it stops when the largest
 gradient entry is at most ``tol``, when the relative fall of the value is at most ``ftol``, after
 ``max_iter`` iterations, or once more than ``max_fun`` evaluations are spent.
+
+``LBFGS`` is the optimizer a model holds for ``optimizer="lbfgs"`` (registered as a full-batch one).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from xpnet import validation
 from xpnet.arrays.backend import array_namespace
+from xpnet.errors import SettingError, XpnetError
+from xpnet.optim.optimizer import Optimizer, register
 
 # SciPy's default relative tolerance on the fall of the value (factr=1e7 times the float64 epsilon).
 FTOL = 1e7 * 2.220446049250313e-16
 # The sufficient decrease (Armijo) and curvature constants of the line search, as SciPy's.
 SUFFICIENT_DECREASE, CURVATURE = 1e-3, 0.9
 LINE_SEARCH_TRIES = 20
+# The curvature pairs kept (SciPy's and scikit-learn's default).
+HISTORY = 10
+
+
+@dataclass(frozen=True)
+class LBFGSSettings:
+    """L-BFGS takes ``alpha``'s L2 penalty in its objective, never a weight decay."""
+
+    weight_decay: float = 0.0
+
+
+class LBFGS(Optimizer):
+    """L-BFGS as a model holds its optimizer: full-batch, so no per-step rule (``step`` refuses) and no
+    buffers (each epoch's run starts from the weights alone); ``steps`` counts the iterations taken.
+    ``xpnet.train.full_batch.LBFGSEpoch`` runs ``minimize`` as the model's epoch runner."""
+
+    full_batch = True
+    # At its peak: the curvature pairs, and the point, gradient, direction, trial point and trial
+    # gradient, each a vector of every parameter.
+    rule_temporaries = 2 * HISTORY + 5
+
+    def __init__(self):
+        super().__init__(LBFGSSettings())
+
+    def step(self, params: list, grads: list, lr: float) -> list:
+        raise XpnetError(
+            "lbfgs trains on the whole training set at once, not step by step: train it through Model, "
+            "whose epoch runner it sets (xpnet.train.full_batch.LBFGSEpoch)"
+        )
+
+
+@register("lbfgs", full_batch=True)
+def _lbfgs(*, weight_decay=0.0, **_) -> LBFGS:
+    if weight_decay:
+        raise SettingError(
+            f"lbfgs minimises the loss plus the L2 penalty alpha, not a weight decay: "
+            f"give alpha instead of weight_decay={weight_decay}"
+        )
+    return LBFGS()
 
 
 class Result(NamedTuple):
@@ -57,7 +101,7 @@ def minimize(
     max_fun: int,
     tol: float,
     ftol: float = FTOL,
-    history: int = 10,
+    history: int = HISTORY,
 ) -> Result:
     """Minimise the function ``value_and_gradient(x) -> (value, gradient)`` from ``x0``, a 1-D array of
     any array-API library; ``x`` stays in that namespace and on its device throughout."""

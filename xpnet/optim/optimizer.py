@@ -64,6 +64,9 @@ class Optimizer:
     # coexist with the old until assigned, and each element-wise operation makes a temporary. Coupled
     # weight decay adds the decayed gradient (``temporaries`` counts it).
     rule_temporaries = 0
+    # Whether it trains on the whole training set at once, through an epoch runner of its own
+    # (``xpnet.train.full_batch``), rather than by ``step`` on each minibatch.
+    full_batch = False
 
     def __init__(self, settings: Settings):
         validation.non_negative("weight_decay", settings.weight_decay)
@@ -176,20 +179,27 @@ def _zeros_like(arrays: list) -> list:
     return [array_namespace(array).zeros_like(array) for array in arrays]
 
 
-# Optimizers by name: each rule's module registers the names it answers to (``register``).
+# Optimizers by name: each rule's module registers the names it answers to (``register``); the
+# per-step rules in OPTIMIZERS, those that train on the whole training set at once in FULL_BATCH.
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {}
+FULL_BATCH: dict[str, Callable[..., Optimizer]] = {}
 
 
-def register(name: str) -> Callable:
+def register(name: str, *, full_batch: bool = False) -> Callable:
     """Make the decorated function build the optimizer called ``name``. It is called with every option
     ``make`` knows (``momentum``, ``weight_decay``, ``beta1``, ``beta2``, ``eps``) as keywords, and takes
     those it uses (the rest as ``**_``)."""
 
     def decorate(build: Callable[..., Optimizer]) -> Callable[..., Optimizer]:
-        OPTIMIZERS[name] = build
+        (FULL_BATCH if full_batch else OPTIMIZERS)[name] = build
         return build
 
     return decorate
+
+
+def names() -> list[str]:
+    """Every registered optimizer's name: the per-step rules, then the full-batch ones."""
+    return [*OPTIMIZERS, *FULL_BATCH]
 
 
 def make(
@@ -203,5 +213,6 @@ def make(
 ) -> Optimizer:
     """Build an optimizer by its registered name. ``momentum`` (None: the rule's default) applies to the
     SGD family, ``beta1``, ``beta2`` and ``eps`` to the rules with moving averages (Adam's family)."""
-    validation.choice("optimizer", name, OPTIMIZERS)
-    return OPTIMIZERS[name](momentum=momentum, weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps)
+    validation.choice("optimizer", name, names())
+    build = OPTIMIZERS.get(name) or FULL_BATCH[name]
+    return build(momentum=momentum, weight_decay=weight_decay, beta1=beta1, beta2=beta2, eps=eps)

@@ -17,7 +17,7 @@ from xpnet.nn import activations
 from xpnet.nn.initializers import INITIALIZERS
 from xpnet.optim import schedules
 from xpnet.train.checkpoint import CHECKPOINT_INTERVAL
-from xpnet.train.config import DTYPES, EARLY_STOPPING_VAL_SPLIT, TrainConfig
+from xpnet.train.config import DTYPES, EARLY_STOPPING_VAL_SPLIT, LBFGS_TOL, TrainConfig
 
 # How each option type is named in errors about config files, with a valid TOML example.
 TYPE_TEXT = {
@@ -95,7 +95,14 @@ OPTIONS = (
     Option(
         "dropout", float, "network", f"dropout rate after each hidden layer (default: {_DEFAULTS.dropout:g})", "RATE"
     ),
-    Option("optimizer", str, "optimizer", f"{_choices(optim.OPTIMIZERS)} (default: {_DEFAULTS.optimizer})", "NAME"),
+    Option(
+        "optimizer",
+        str,
+        "optimizer",
+        f"{_choices(optim.names())} (default: {_DEFAULTS.optimizer}); lbfgs trains on the whole training set, "
+        "an epoch being one L-BFGS run (see --lbfgs-iterations)",
+        "NAME",
+    ),
     Option("lr", float, "optimizer", f"learning rate (default: {_DEFAULTS.lr:g})", "LR"),
     Option("momentum", float, "optimizer", "SGD momentum (default: 0.9 for momentum/nesterov, 0 for sgd)", "M"),
     Option(
@@ -122,6 +129,21 @@ OPTIONS = (
     Option("warmup_epochs", int, "optimizer", "epochs of linear learning-rate warm-up (default: 0)", "N"),
     Option("power_t", float, "optimizer", f"exponent of the invscaling schedule (default: {_DEFAULTS.power_t:g})", "P"),
     Option("alpha", float, "optimizer", "L2 penalty alpha/(2n)*|W|^2 per batch of n, weights only (default: 0)", "A"),
+    Option(
+        "lbfgs_iterations",
+        int,
+        "optimizer",
+        "lbfgs: most iterations per epoch; each epoch's run starts afresh from the weights, and ends sooner "
+        f"once no gradient entry exceeds --tol (default: {_DEFAULTS.lbfgs_iterations}; --tol {LBFGS_TOL:g})",
+        "N",
+    ),
+    Option(
+        "max_fun",
+        int,
+        "optimizer",
+        f"lbfgs: most loss evaluations per epoch (default: {_DEFAULTS.max_fun})",
+        "N",
+    ),
     Option("batch_size", int, "training loop", f"minibatch size (default: {_DEFAULTS.batch_size})", "N"),
     Option("epochs", int, "training loop", f"number of epochs (default: {_DEFAULTS.epochs})", "N"),
     Option(
@@ -216,7 +238,24 @@ def resolve_values(given: dict) -> Resolved:
     if values["checkpoint_every"] is not None:  # checked here, before a run folder is claimed
         label = f"{BY_NAME['checkpoint_every'].flag}, the {CHECKPOINT_INTERVAL},"
         values["checkpoint_every"] = validation.whole(label, values["checkpoint_every"], minimum=1)
+    if config.optimizer in optim.FULL_BATCH:
+        _check_full_batch(config.optimizer, values)
     return Resolved(config, {name: value for name, value in values.items() if name not in TRAIN_FIELDS})
+
+
+def _check_full_batch(optimizer: str, values: dict) -> None:
+    """Refuse what a full-batch optimizer cannot do: it takes no steps to checkpoint between (its
+    checkpoints follow each epoch), and trains in one process."""
+    if values["checkpoint_every"] is not None:
+        raise XpnetError(
+            f"--optimizer {optimizer} takes no minibatch steps for {BY_NAME['checkpoint_every'].flag} to count: "
+            "it checkpoints after each epoch (one run of --lbfgs-iterations); drop --checkpoint-every"
+        )
+    if values["distributed"]:
+        raise XpnetError(
+            f"--optimizer {optimizer} trains on the whole training set in one process: drop --distributed, "
+            "or choose a minibatch optimizer"
+        )
 
 
 def checked_values(settings: dict, where: str) -> dict:

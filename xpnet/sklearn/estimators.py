@@ -28,13 +28,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from xpnet.arrays.backend import to_numpy
+from xpnet.arrays.backend import select, to_numpy
 from xpnet.errors import TrainingDiverged, XpnetWarning
 from xpnet.nn.layers import Dense
 from xpnet.nn.losses import sigmoid
-from xpnet.sklearn import host
+from xpnet.sklearn import dispatch, host
 from xpnet.sklearn.network import batch_size_for, initial_network, optimizer_settings
 from xpnet.train.callbacks import Callback, Convergence
 from xpnet.train.full_batch import LBFGSEpoch
@@ -112,7 +112,7 @@ class _BaseMLP(BaseEstimator):
 
     # -- training ----------------------------------------------------------------------------------
 
-    def _fit(self, X, y, *, incremental: bool, classes=None):
+    def _fit(self, X, y, *, incremental: bool, sample_weight=None, classes=None):
         self._validate_params()
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
         if np.any(sizes <= 0):
@@ -120,30 +120,42 @@ class _BaseMLP(BaseEstimator):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        where = dispatch.placement(X)
+        train_on = X if where is not None and self.device == "auto" else None  # trains in X's library
+        X, y, sample_weight = (dispatch.on_host(array) for array in (X, y, sample_weight))
         X, y = self._checked(X, y, first_pass=first_pass, incremental=incremental, classes=classes)
         if self.dtype is not None:
             X, y = X.astype(self.dtype), y.astype(self.dtype)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
         targets = y.reshape(-1, 1) if y.ndim == 1 else y
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._start(X, targets, [X.shape[1], *(int(size) for size in sizes), targets.shape[1]])
-        elif self.solver != "lbfgs" and not incremental:  # scikit-learn starts a new optimizer each fit
+            self._start(X, targets, [X.shape[1], *(int(size) for size in sizes), targets.shape[1]], train_on)
+        elif not incremental:  # scikit-learn starts a new optimizer each fit
             self.model_.config = self.model_.config.replace(**optimizer_settings(self))
             self.model_.optimizer = self.model_.config.make_optimizer()
+            if self.solver == "lbfgs":
+                self.model_.epoch_runner = LBFGSEpoch.from_config(self.model_.config)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", XpnetWarning)  # its chance-level hints; scikit-learn warns its own way
             if self.solver == "lbfgs":
-                self._fit_lbfgs(X, targets)
+                self._fit_lbfgs(X, targets, sample_weight)
             else:
-                self._fit_stochastic(X, targets, incremental)
+                self._fit_stochastic(X, targets, sample_weight, incremental)
+        self._fitted_on = where
         return self
 
-    def _start(self, X, targets, sizes):
-        """A new network, model and training record, as scikit-learn's first fit makes them."""
+    def _start(self, X, targets, sizes, train_on=None):
+        """A new network, model and training record, as scikit-learn's first fit makes them; the network
+        in the library and on the device of ``train_on``, another library's array, where given."""
         self.n_outputs_ = targets.shape[1]
         self.n_layers_ = len(sizes)
         self.out_activation_ = self._out_activation()
         network = initial_network(self, sizes, X.dtype, self._random_state)
+        if train_on is not None:
+            backend = select(train_on)
+            network.set_parameters([backend.asarray(parameter) for parameter in network.parameters()])
         settings = {
             "loss": self._xpnet_loss(),
             **optimizer_settings(self),
@@ -167,13 +179,11 @@ class _BaseMLP(BaseEstimator):
         self.model_.convergence = self._convergence
         self.validation_scores_ = [] if self.early_stopping else None
 
-    def _fit_lbfgs(self, X, targets):
-        runner = LBFGSEpoch(max_iter=self.max_iter, max_fun=self.max_fun, tol=self.tol)
-        self.model_.epoch_runner = runner
+    def _fit_lbfgs(self, X, targets, sample_weight):
+        runner = self.model_.epoch_runner
         self.model_.convergence = None
-        self.model_.config = self.model_.config.replace(batch_size=X.shape[0])
         try:
-            self.model_.fit(X, targets, epochs=1)
+            self.model_.fit(X, targets, epochs=1, sample_weight=sample_weight)
         except TrainingDiverged:
             raise ValueError(NON_FINITE) from None
         result = runner.result
@@ -188,11 +198,13 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=3,
             )
 
-    def _fit_stochastic(self, X, targets, incremental: bool):
+    def _fit_stochastic(self, X, targets, sample_weight, incremental: bool):
         callbacks = []
         if self.early_stopping:
-            X, X_val, targets, targets_val = self._validation_split(X, targets)
-            callbacks.append(_ValidationScore(self, X_val, targets_val))
+            X, X_val, targets, targets_val, sample_weight, weights_val = self._validation_split(
+                X, targets, sample_weight
+            )
+            callbacks.append(_ValidationScore(self, X_val, targets_val, weights_val))
         if self.verbose:
             callbacks.append(_Progress())
         callbacks.append(_Tally(self, X.shape[0]))
@@ -201,7 +213,7 @@ class _BaseMLP(BaseEstimator):
         model.convergence = self._convergence
         epochs = 1 if incremental else self.max_iter
         try:
-            model.fit(X, targets, epochs=epochs, callbacks=callbacks)
+            model.fit(X, targets, epochs=epochs, callbacks=callbacks, sample_weight=sample_weight)
         except TrainingDiverged:
             if not self.early_stopping:
                 raise ValueError(NON_FINITE) from None
@@ -220,19 +232,21 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=3,
             )
 
-    def _validation_split(self, X, targets):
-        """scikit-learn's held-out split for early stopping: stratified for single-output classifiers."""
+    def _validation_split(self, X, targets, sample_weight):
+        """scikit-learn's held-out split for early stopping, of the weights too where there are any:
+        stratified for single-output classifiers."""
         stratify = targets if is_classifier(self) and self.n_outputs_ == 1 else None
         if stratify is not None:
             stratify = stratify.astype(bool)
-        X, X_val, targets, targets_val = train_test_split(
-            X, targets, random_state=self._random_state, test_size=self.validation_fraction, stratify=stratify
+        arrays = [X, targets] if sample_weight is None else [X, targets, sample_weight]
+        X, X_val, targets, targets_val, *weights = train_test_split(
+            *arrays, random_state=self._random_state, test_size=self.validation_fraction, stratify=stratify
         )
         if X_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
             )
-        return X, X_val, targets, targets_val
+        return X, X_val, targets, targets_val, *(weights or (None, None))
 
     def _validated_Xy(self, X, y, *, reset: bool, y_numeric: bool = False):
         """``X`` and ``y`` checked as scikit-learn checks them: ``X`` dense (a sparse one densified) in
@@ -256,10 +270,12 @@ class _BaseMLP(BaseEstimator):
 
     # -- prediction --------------------------------------------------------------------------------
 
-    def _outputs(self, X):
-        """The output layer's activations (``out_activation_`` applied) for ``X``, checked, as NumPy."""
+    def _outputs(self, X, method: str):
+        """The output layer's activations (``out_activation_`` applied) for ``X``, checked (by ``method``'s
+        name where it lives elsewhere than ``fit``'s inputs), as NumPy."""
         check_is_fitted(self)
-        return self._activations(self._validated_X(X, reset=False))
+        dispatch.check_same_placement(self, X, method)
+        return self._activations(self._validated_X(dispatch.on_host(X), reset=False))
 
     def _activations(self, X):
         """``_outputs`` of checked inputs."""
@@ -307,6 +323,7 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
     def _check_solver(self) -> bool:
@@ -332,14 +349,16 @@ class _Tally(Callback):
 
 
 class _ValidationScore(Callback):
-    """Adds ``val_score`` (accuracy or R², as the estimator's ``score``) on the held-out data to each record."""
+    """Adds ``val_score`` (accuracy or R², as the estimator's ``score``, weighted by ``weights_val`` where
+    given) on the held-out data to each record."""
 
-    def __init__(self, estimator: _BaseMLP, X_val, targets_val):
-        self.estimator, self.X_val, self.targets_val = estimator, X_val, targets_val
+    def __init__(self, estimator: _BaseMLP, X_val, targets_val, weights_val):
+        self.estimator, self.X_val, self.targets_val, self.weights_val = estimator, X_val, targets_val, weights_val
 
     def on_epoch_end(self, record):
         outputs = self.estimator._activations(self.X_val)
-        score = self.estimator._validation_score(outputs, self.targets_val) if np.isfinite(outputs).all() else np.nan
+        finite = np.isfinite(outputs).all()
+        score = self.estimator._validation_score(outputs, self.targets_val, self.weights_val) if finite else np.nan
         record["val_score"] = float(score)
         self.estimator.validation_scores_.append(float(score))
 
@@ -375,12 +394,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _parameter_constraints: ClassVar[dict] = {**_SklearnClassifier._parameter_constraints, **_EXTRAS}
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``.
 
         Args:
             X: ``(samples, features)``: arrays, data frames or sparse matrices.
             y: Class labels, or a label indicator matrix for multilabel targets.
+            sample_weight: One weight per sample: each batch's loss is then their weighted mean.
 
         Returns:
             The estimator itself.
@@ -388,21 +408,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Raises:
             ValueError: Parameters or data scikit-learn refuses (NaN inputs, say), with its message.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda self: self._check_solver())
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)``, continuing from the previous call.
 
         Args:
             X: ``(samples, features)``.
             y: The labels.
+            sample_weight: One weight per sample, as for ``fit``.
             classes: Every label there will be; needed by the first call.
 
         Returns:
             The estimator itself.
         """
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight, classes=classes)
 
     def _checked(self, X, y, *, first_pass, incremental, classes):
         X, y = self._validated_Xy(X, y, reset=first_pass)
@@ -433,9 +454,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _xpnet_loss(self) -> str:
         return "cross_entropy" if self.out_activation_ == "softmax" else "binary_cross_entropy"
 
-    def _validation_score(self, outputs, targets_val) -> float:
-        binarizer = self._label_binarizer
-        return accuracy_score(binarizer.inverse_transform(targets_val), self._decoded(outputs))
+    def _validation_score(self, outputs, targets_val, weights_val) -> float:
+        labels = self._label_binarizer.inverse_transform(targets_val)
+        return accuracy_score(labels, self._decoded(outputs), sample_weight=weights_val)
 
     def _decoded(self, outputs):
         return self._label_binarizer.inverse_transform(outputs.ravel() if self.n_outputs_ == 1 else outputs)
@@ -447,9 +468,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             X: ``(samples, features)``.
 
         Returns:
-            ``(samples,)`` labels from ``classes_`` (``(samples, labels)`` indicators for multilabel).
+            ``(samples,)`` labels from ``classes_`` (``(samples, labels)`` indicators for multilabel), in
+            the input's namespace and device under scikit-learn's ``array_api_dispatch``.
         """
-        return self._decoded(self._outputs(X))
+        return dispatch.like(self._decoded(self._outputs(X, "predict")), X)
 
     def predict_proba(self, X):
         """Class probabilities.
@@ -460,14 +482,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns:
             ``(samples, classes)``: a column per entry of ``classes_`` (two for a binary problem).
         """
-        probabilities = self._outputs(X)
-        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
-            return np.hstack([1.0 - probabilities, probabilities])
-        return probabilities
+        return dispatch.like(self._probabilities(X, "predict_proba"), X)
 
     def predict_log_proba(self, X):
         """The natural logarithm of ``predict_proba``."""
-        return np.log(self.predict_proba(X))
+        return dispatch.like(np.log(self._probabilities(X, "predict_log_proba")), X)
+
+    def _probabilities(self, X, method: str):
+        probabilities = self._outputs(X, method)
+        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            return np.hstack([1.0 - probabilities, probabilities])
+        return probabilities
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -498,12 +523,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         super().__init__(hidden_layer_sizes, activation, **settings)
         self.loss = loss
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train on ``(X, y)``: from scratch, or from the current weights with ``warm_start``.
 
         Args:
             X: ``(samples, features)``: arrays, data frames or sparse matrices.
             y: Targets, ``(samples,)`` or ``(samples, targets)``.
+            sample_weight: One weight per sample: each batch's loss is then their weighted mean.
 
         Returns:
             The estimator itself.
@@ -511,20 +537,21 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Raises:
             ValueError: Parameters or data scikit-learn refuses (non-finite targets, say), with its message.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda self: self._check_solver())
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``, continuing from the previous call.
 
         Args:
             X: ``(samples, features)``.
             y: The targets.
+            sample_weight: One weight per sample, as for ``fit``.
 
         Returns:
             The estimator itself.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _checked(self, X, y, *, first_pass, incremental, classes):
         X, y = self._validated_Xy(X, y, reset=first_pass, y_numeric=True)
@@ -536,8 +563,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _xpnet_loss(self) -> str:
         return self.loss
 
-    def _validation_score(self, outputs, targets_val) -> float:
-        return r2_score(targets_val, outputs)
+    def _validation_score(self, outputs, targets_val, weights_val) -> float:
+        return r2_score(targets_val, outputs, sample_weight=weights_val)
 
     def predict(self, X):
         """The predicted targets.
@@ -548,8 +575,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Returns:
             ``(samples,)`` for one target, else ``(samples, targets)``.
         """
-        outputs = self._outputs(X)
-        return outputs.ravel() if outputs.shape[1] == 1 else outputs
+        outputs = self._outputs(X, "predict")
+        return dispatch.like(outputs.ravel() if outputs.shape[1] == 1 else outputs, X)
 
 
 def _regressor_signature() -> inspect.Signature:

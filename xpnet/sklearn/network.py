@@ -35,18 +35,21 @@ def initial_network(estimator, sizes: list[int], dtype, random_state: np.random.
     return Network(layers)
 
 
+# The TrainConfig settings that "lbfgs" (one epoch of max_iter iterations and max_fun evaluations,
+# to the gradient tolerance tol) and "adam" take from the estimator's parameters, by name.
+SOLVER_SETTINGS = {
+    "lbfgs": {"lbfgs_iterations": "max_iter", "max_fun": "max_fun", "tol": "tol"},
+    "adam": {"adam_beta1": "beta_1", "adam_beta2": "beta_2", "adam_eps": "epsilon"},
+}
+
+
 def optimizer_settings(estimator) -> dict:
-    """The ``TrainConfig`` settings of ``solver`` "sgd" or "adam" (for "lbfgs", which needs no stochastic
-    optimizer, plain SGD's): scikit-learn's momentum and Nesterov updates are torch's with the learning
-    rate folded into the velocity."""
-    if estimator.solver == "adam":
-        return {
-            "optimizer": "adam",
-            "adam_beta1": estimator.beta_1,
-            "adam_beta2": estimator.beta_2,
-            "adam_eps": estimator.epsilon,
-        }
-    if estimator.solver == "lbfgs" or not estimator.momentum:
+    """The ``TrainConfig`` settings of ``solver`` (``SOLVER_SETTINGS``); scikit-learn's momentum and
+    Nesterov updates are torch's with the learning rate folded into the velocity."""
+    if estimator.solver in SOLVER_SETTINGS:
+        taken = SOLVER_SETTINGS[estimator.solver].items()
+        return {"optimizer": estimator.solver, **{name: getattr(estimator, parameter) for name, parameter in taken}}
+    if not estimator.momentum:
         return {"optimizer": "sgd"}
     return {"optimizer": "nesterov" if estimator.nesterovs_momentum else "momentum", "momentum": estimator.momentum}
 

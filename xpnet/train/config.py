@@ -20,6 +20,8 @@ DTYPES = ("float32", "float64")
 # split (scikit-learn's validation_fraction default).
 EARLY_STOPPING_VAL_SPLIT = 0.1
 EARLY_STOPPING_PATIENCE = "early stopping patience (in epochs)"
+# L-BFGS's gradient tolerance where ``tol`` is not given (scikit-learn's default tol).
+LBFGS_TOL = 1e-4
 
 
 @dataclass
@@ -91,6 +93,12 @@ class TrainConfig:
     tol: float | None = None
     n_iter_no_change: int = 10
     shuffle: bool = True
+    # optimizer="lbfgs": an epoch is one L-BFGS run over the whole training set, from the weights as
+    # they are, of at most lbfgs_iterations iterations and max_fun loss evaluations (scikit-learn's
+    # max_iter and max_fun for one fit); it ends sooner once no gradient entry exceeds tol (LBFGS_TOL
+    # when tol is None).
+    lbfgs_iterations: int = 20
+    max_fun: int = 15000
 
     def __post_init__(self):
         self.hidden = _as_sizes(self.hidden)
@@ -98,7 +106,7 @@ class TrainConfig:
         validation.choice("activation", self.activation, activations.ACTIVATIONS)
         validation.choice("init", self.init, ("auto", *INITIALIZERS))
         validation.choice("loss", self.loss, losses.LOSSES)
-        validation.choice("optimizer", self.optimizer, optim.OPTIMIZERS)
+        validation.choice("optimizer", self.optimizer, optim.names())
         validation.choice("schedule", self.schedule, schedules.SCHEDULES)
         validation.choice("dtype", self.dtype, DTYPES)
         validation.fraction("dropout", self.dropout)
@@ -123,6 +131,8 @@ class TrainConfig:
             validation.non_negative("tol", self.tol)
         self.n_iter_no_change = validation.whole("n_iter_no_change", self.n_iter_no_change, minimum=1)
         self.shuffle = validation.flag("shuffle", self.shuffle)
+        self.lbfgs_iterations = validation.whole("lbfgs_iterations", self.lbfgs_iterations, minimum=1)
+        self.max_fun = validation.whole("max_fun", self.max_fun, minimum=1)
 
     def to_dict(self) -> dict:
         """The settings as JSON values (``hidden`` a list), as ``config.json`` and model files hold them."""

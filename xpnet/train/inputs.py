@@ -75,6 +75,19 @@ def checked_labels(backend: Backend, y, role: str, n_classes: int | None):
     return y, width
 
 
+def checked_weights(backend: Backend, weights, n_samples: int, dtype):
+    """``weights`` on the backend as ``dtype``: one finite, non-negative number per sample, not all zero."""
+    weights = backend.asarray(weights, dtype=dtype)
+    if weights.ndim != 1 or weights.shape[0] != n_samples:
+        raise XpnetError(
+            f"sample_weight must hold one number per sample ({n_samples}), got shape {tuple(weights.shape)}"
+        )
+    xp = backend.xp
+    if not all_finite(backend, weights) or float(xp.min(weights)) < 0 or not float(xp.max(weights)) > 0:
+        raise XpnetError("sample_weight must be finite and non-negative, and not all zero")
+    return weights
+
+
 def check_target_widths(y, y_val, n_outputs: int) -> None:
     """Regression targets need one column per output, in training and validation alike: checked
     before training, which would otherwise stop at the first mismatched loss."""

@@ -18,6 +18,7 @@ from xpnet.arrays.backend import array_namespace, default_integer
 from xpnet.arrays.flat import copied
 from xpnet.arrays.streams import RandomStream
 from xpnet.errors import StateError, XpnetError
+from xpnet.nn import losses
 from xpnet.nn.losses import Loss
 from xpnet.nn.network import Network
 from xpnet.optim import Optimizer
@@ -189,10 +190,12 @@ def train_epoch(
     position: EpochPosition | None = None,
     final_check: bool = False,
     gradients: LocalGradients | None = None,
+    sample_weight=None,
 ) -> EpochResult:
     """Train on every sample once, in ``order``; return its ``EpochResult`` (with ``final_check``, the
     final loss too). ``position`` is updated after every step; an epoch resumed from it skips the
     batches already done. ``gradients`` says how a batch's gradient is computed (here, by default).
+    ``sample_weight`` (one per sample, or None) makes each batch's loss its weighted mean.
 
     The epoch's targets (a classifier's one-hot rows) are built once in its order, and its inputs are
     gathered in it once (``EpochInputs``), so that each batch is a slice of them. A step computes the
@@ -203,6 +206,8 @@ def train_epoch(
     position = position or EpochPosition(0)
     inputs, y = EpochInputs(x, order), gathered(y, order)
     targets = loss.targets(y, network.n_outputs, x.dtype)
+    if sample_weight is not None:
+        loss, targets = losses.weighted(loss, targets, gathered(sample_weight, order))
     position.follow(loss, targets, y if classify else None)
     params = network.trained_parameters()
     bounds = batch_bounds(x.shape[0], batch_size)

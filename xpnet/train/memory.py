@@ -70,8 +70,9 @@ def training_bytes(
 def step_temporaries(optimizer: Optimizer, backend: Backend) -> int:
     """Model-sized arrays an optimizer step holds at its peak besides the parameters, gradients and
     buffers, where it runs the array-API reference update: on every library but NumPy, whose update
-    runs in place (``xpnet/optim/kernels.py``). Each rule counts its own (``Optimizer.temporaries``)."""
-    return 0 if backend.is_numpy else optimizer.temporaries
+    runs in place (``xpnet/optim/kernels.py``), and for a full-batch optimizer (L-BFGS), which never
+    does. Each rule counts its own (``Optimizer.temporaries``)."""
+    return 0 if backend.is_numpy and not optimizer.full_batch else optimizer.temporaries
 
 
 def check_fits(
@@ -115,14 +116,17 @@ def check_model_fits(
 ) -> None:
     """``check_fits`` for the network ``config`` describes between ``n_inputs`` and ``n_outputs``: the
     one sizing that ``Model`` (before building) and the command (before loading anything) both use. A
-    batch is never larger than the training set, so a larger ``batch_size`` is sized as the whole set."""
+    batch is never larger than the training set, so a larger ``batch_size`` is sized as the whole set,
+    as is every batch of a full-batch optimizer (L-BFGS)."""
+    optimizer = config.make_optimizer()
+    batch_size = training_rows if optimizer.full_batch else config.batch_size
     check_fits(
         [n_inputs, *config.hidden, n_outputs],
         np.dtype(config.dtype).itemsize,
-        len(config.make_optimizer().buffers),
-        min(config.batch_size, training_rows) if training_rows else config.batch_size,
+        len(optimizer.buffers),
+        min(batch_size, training_rows) if training_rows else batch_size,
         backend,
         evaluation_rows=evaluation_rows,
         training_rows=training_rows,
-        update_temporaries=step_temporaries(config.make_optimizer(), backend),
+        update_temporaries=step_temporaries(optimizer, backend),
     )

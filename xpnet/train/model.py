@@ -22,7 +22,7 @@ from xpnet.errors import ModelFileError, SettingError, StateError, TrainingDiver
 from xpnet.nn import losses
 from xpnet.nn.layers import Dense, weight_penalty
 from xpnet.nn.network import Network
-from xpnet.train import diagnostics, inputs, loop, memory, model_state
+from xpnet.train import diagnostics, full_batch, inputs, loop, memory, model_state
 from xpnet.train.callbacks import NEEDS_VALIDATION, Callback, Convergence, EarlyStopping
 from xpnet.train.config import DTYPES, TrainConfig
 
@@ -63,16 +63,20 @@ class Model:
         # A classifier's number of classes: fixed by a network of your own, else by fit.
         self.n_classes = network.n_outputs if network is not None and self.classify else None
         self.early_stopping = EarlyStopping(self.config.early_stopping) if self.config.early_stopping else None
-        # scikit-learn's stopping on the training loss (tol), and the adaptive schedule's cuts.
+        # scikit-learn's stopping on the training loss (tol), and the adaptive schedule's cuts; L-BFGS
+        # reads tol as its own gradient tolerance instead.
         self.convergence = None
-        if self.config.tol is not None:
+        if self.config.tol is not None and not self.optimizer.full_batch:
             adaptive = self.config.schedule == "adaptive"
             self.convergence = Convergence(self.config.tol, self.config.n_iter_no_change, adaptive=adaptive)
         # Set while an epoch is under way (or loaded from a mid-epoch checkpoint): where it stands.
         self.position: loop.EpochPosition | None = None
         # What trains one epoch, with loop.train_epoch's arguments: that function, or another way of
-        # taking the same steps (xpnet.distributed.DataParallel spreads each over MPI processes).
+        # taking the same steps (xpnet.distributed.DataParallel spreads each over MPI processes), or,
+        # for a full-batch optimizer, its run over the whole training set.
         self.epoch_runner = loop.train_epoch
+        if self.optimizer.full_batch:
+            self.epoch_runner = full_batch.LBFGSEpoch.from_config(self.config)
 
     @property
     def classify(self) -> bool:
@@ -165,6 +169,7 @@ class Model:
         epochs: int | None = None,
         callbacks: Sequence[Callback] = (),
         n_classes: int | None = None,
+        sample_weight=None,
     ) -> list[dict]:
         """Train for ``epochs`` more epochs; a later call continues the same run.
 
@@ -178,6 +183,8 @@ class Model:
             callbacks: ``Callback`` objects called during training.
             n_classes: The number of classes K, when ``y`` may not show every class yet (incremental
                 training on chunks of data).
+            sample_weight: One non-negative number per sample: each batch's training loss is then its
+                weighted mean (validation stays unweighted).
 
         Returns:
             The full history: one record per epoch trained so far (losses, accuracies, seconds).
@@ -191,11 +198,18 @@ class Model:
             self._expect_classes(validation.whole("n_classes", n_classes, minimum=1))
         self._choose_backend(x)
         with self.backend.active(), tf32_matmuls(self.backend, self.config.tf32):
-            self._fit(x, y, validation_data, epochs, callbacks)
+            self._fit(x, y, validation_data, epochs, callbacks, sample_weight)
         return self.history
 
-    def _fit(self, x, y, validation_data, epochs: int, callbacks: Sequence[Callback]) -> None:
+    def _fit(self, x, y, validation_data, epochs: int, callbacks: Sequence[Callback], sample_weight) -> None:
         x, y = self._prepare(x, y, "training")
+        if sample_weight is not None:
+            if validation_data is None and self.config.val_split:
+                raise XpnetError(
+                    "sample_weight weighs the training loss only, so the rows val_split holds out would lose "
+                    "theirs: hold them out yourself and pass validation_data=(x_val, y_val)"
+                )
+            sample_weight = inputs.checked_weights(self.backend, sample_weight, x.shape[0], self.dtype)
         if validation_data is not None:
             x_val, y_val = self._prepare(*validation_data, "validation")
         elif self.config.val_split:
@@ -221,7 +235,7 @@ class Model:
         elif x.shape[1] != self.network.n_inputs:
             raise XpnetError(f"x has {x.shape[1]} features but the model was built for {self.network.n_inputs}")
         diagnostics.warn_if_schedule_ends(self.config, self.epochs_done + epochs)
-        self._run_epochs(x, y, x_val, y_val, epochs, callbacks)
+        self._run_epochs(x, y, x_val, y_val, epochs, callbacks, sample_weight)
 
     def _expect_classes(self, n_classes: int):
         if not self.classify:
@@ -231,10 +245,11 @@ class Model:
         elif n_classes != self.n_classes:
             raise XpnetError(f"the model was built for {self.n_classes} classes, not n_classes={n_classes}")
 
-    def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks):
+    def _run_epochs(self, x, y, x_val, y_val, epochs, callbacks, sample_weight):
         loss = losses.get(self.config.loss)
         schedule = self.config.make_schedule(samples_per_epoch=x.shape[0])
-        n_batches = len(loop.batch_bounds(x.shape[0], self.config.batch_size))
+        batch_size = x.shape[0] if self.optimizer.full_batch else self.config.batch_size
+        n_batches = len(loop.batch_bounds(x.shape[0], batch_size))
         scale = functools.cache(lambda: diagnostics.input_scale(self.backend.xp, x))  # read only for a message
         for callback in callbacks:
             callback.on_train_begin(self, epochs)
@@ -254,13 +269,14 @@ class Model:
                 x,
                 y,
                 lr=lr,
-                batch_size=self.config.batch_size,
+                batch_size=batch_size,
                 order=self._order(epoch, x.shape[0]),
                 dropout_rng=streams.RandomStream(self.backend, self.config.seed, streams.DROPOUT, epoch),
                 classify=self.classify,
                 on_batch_end=_batch_hook(callbacks),
                 position=self.position,
                 final_check=x_val is None,
+                sample_weight=sample_weight,
             )
             self.position = None
             if result.stalled is not None and bool(result.stalled):
