@@ -125,3 +125,12 @@ def test_data_parallel_training_refuses_arrays_that_cannot_be_written_by_name():
         xpnet.XpnetError, match=r"^data-parallel training writes .* jax.numpy arrays do not allow: train"
     ):
         xpnet.DataParallel().fit(model, jax.numpy.asarray(x[:64]), jax.numpy.asarray(y[:64]))
+
+
+def test_data_parallel_training_refuses_sample_weights_by_name():
+    """A slot's weighted mean is over its own rows' weights, so the slots would not add up to the batch's."""
+    x, y, _x_test, _y_test = xpnet.load_digits()
+    model = xpnet.Model(hidden=[8], epochs=1, device="cpu")
+    with pytest.raises(xpnet.XpnetError, match=r"^data-parallel training takes no sample_weight yet"):
+        xpnet.DataParallel().fit(model, x[:64], y[:64], sample_weight=np.ones(64))
+    assert model.epochs_done == 0

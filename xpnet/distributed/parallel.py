@@ -136,6 +136,11 @@ class DataParallel:
                 f"data-parallel training writes each step's gradients into a buffer it exchanges, which "
                 f"{array_namespace(x).__name__} arrays do not allow: train on NumPy, CuPy or PyTorch arrays"
             )
+        if epoch_options.get("sample_weight") is not None:  # a slot's weighted mean is over its own weights
+            raise XpnetError(
+                "data-parallel training takes no sample_weight yet (each slot would weigh its rows by its own "
+                "total weight, not the batch's): train in one process, or repeat rows in proportion instead"
+            )
         gradients = SharedGradients(self, network, x, epoch_options["batch_size"])
         return train_epoch(network, optimizer, loss_function, x, y, gradients=gradients, **epoch_options)
 
