@@ -70,13 +70,14 @@ NEEDS: tuple[tuple[str, str, Callable], ...] = (
 def check(xp, device) -> None:
     """Refuse the library of namespace ``xp`` on ``device`` with one ``BackendError`` line naming it, the
     first piece it lacks and what to do, unless it has everything xpnet needs (checked once)."""
-    failure = _failure(xp, str(device), device)
+    failure = _failure(xp, device)
     if failure is not None:
         raise BackendError(failure)
 
 
 @functools.cache
-def _failure(xp, device_name: str, device) -> str | None:
+def _failure(xp, device) -> str | None:
+    """Why the library of ``xp`` cannot train on ``device``, or None where it can."""
     library = library_name(xp)
     if is_lazy(xp):
         return (
