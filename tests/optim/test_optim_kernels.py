@@ -12,6 +12,7 @@ import pytest
 
 import xpnet
 from xpnet import optim
+from xpnet.arrays import compiled
 from xpnet.optim import adam, kernels, sgd
 
 # Larger than one chunk and not a multiple of it, so the last, partial chunk is exercised too.
@@ -45,7 +46,7 @@ def _run_steps(make_optimizer, dtype, lrs=(0.1, 0.05, 0.02)):
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_fast_updates_equal_the_reference_bit_for_bit(name, dtype):
     fast_params, fast_state = _run_steps(OPTIMIZERS[name], dtype)
-    with kernels.disabled():
+    with compiled.disabled():
         reference_params, reference_state = _run_steps(OPTIMIZERS[name], dtype)
     for fast, reference in zip(fast_params, reference_params):
         assert fast.dtype == dtype
@@ -68,7 +69,7 @@ def test_fast_path_is_taken_for_numpy_arrays(monkeypatch):
     _run_steps(OPTIMIZERS["adam"], np.float32, lrs=(0.1,))
     assert calls == SHAPES
     calls.clear()
-    with kernels.disabled():
+    with compiled.disabled():
         params, _ = _run_steps(OPTIMIZERS["adam"], np.float32, lrs=(0.1,))
     assert calls == []
     assert not np.array_equal(params[0], _arrays(0, np.float32)[0])  # the reference did update
@@ -86,31 +87,31 @@ def test_the_fast_path_applies_only_to_contiguous_numpy_arrays_of_one_float_dtyp
     assert kernels.choose(VARIANTS, np.zeros(3, dtype=np.int64)) == "reference"
     array_api_strict = pytest.importorskip("array_api_strict")
     assert kernels.choose(VARIANTS, array_api_strict.asarray(array)) == "reference"
-    with kernels.disabled():
+    with compiled.disabled():
         assert kernels.choose(VARIANTS, array) == "reference"
 
 
 def test_dispatch_picks_chunks_for_small_numpy_arrays_and_numba_once_wanted(monkeypatch):
-    small, large = np.zeros(10, dtype=np.float32), np.zeros(kernels.MIN_SIZE, dtype=np.float32)
-    monkeypatch.setattr(kernels, "available", True)
-    monkeypatch.setattr(kernels, "_loaded", False)
+    small, large = np.zeros(10, dtype=np.float32), np.zeros(compiled.MIN_SIZE, dtype=np.float32)
+    monkeypatch.setattr(compiled, "available", True)
+    monkeypatch.setattr(compiled, "_loaded", False)
     assert kernels.choose(VARIANTS, small, small.copy()) == "chunked"
     assert kernels.choose(VARIANTS, large, large.copy()) == "fused"
-    monkeypatch.setattr(kernels, "_loaded", True)
+    monkeypatch.setattr(compiled, "_loaded", True)
     assert kernels.choose(VARIANTS, small, small.copy()) == "fused"
-    monkeypatch.setattr(kernels, "available", False)
+    monkeypatch.setattr(compiled, "available", False)
     assert kernels.choose(VARIANTS, large, large.copy()) == "chunked"
-    monkeypatch.setattr(kernels, "available", True)
-    with kernels.disabled():
+    monkeypatch.setattr(compiled, "available", True)
+    with compiled.disabled():
         assert kernels.choose(VARIANTS, large, large.copy()) == "reference"
 
 
 @pytest.mark.parametrize("library", ["array_api_strict", "torch"])
 def test_dispatch_keeps_the_reference_for_other_libraries_even_once_numba_is_loaded(monkeypatch, library):
     xp = pytest.importorskip(library)
-    monkeypatch.setattr(kernels, "available", True)
-    monkeypatch.setattr(kernels, "_loaded", True)
-    param, grad = (xp.asarray(np.full(kernels.MIN_SIZE, value, dtype=np.float32)) for value in (0.0, 1.0))
+    monkeypatch.setattr(compiled, "available", True)
+    monkeypatch.setattr(compiled, "_loaded", True)
+    param, grad = (xp.asarray(np.full(compiled.MIN_SIZE, value, dtype=np.float32)) for value in (0.0, 1.0))
     assert kernels.choose(VARIANTS, param, grad) == "reference"
 
 
@@ -123,7 +124,7 @@ def test_training_with_and_without_the_fast_path_gives_identical_models():
         return model
 
     fast = train()
-    with kernels.disabled():
+    with compiled.disabled():
         reference = train()
     for a, b in zip(fast.network.parameters(), reference.network.parameters()):
         np.testing.assert_array_equal(a, b)
@@ -136,13 +137,13 @@ def test_training_with_and_without_the_fast_path_gives_identical_models():
 def test_fused_updates_equal_the_reference_bit_for_bit(monkeypatch, name, dtype):
     """The Numba kernels (the ``fast`` extra) apply the reference's operations in its order."""
     pytest.importorskip("numba")
-    monkeypatch.setattr(kernels, "_loaded", True)  # every parameter, however small, takes a kernel
+    monkeypatch.setattr(compiled, "_loaded", True)  # every parameter, however small, takes a kernel
     calls = []
     for rule in (sgd, adam):
         monkeypatch.setattr(rule, "_kernel", _counting(rule._kernel, calls))
     fast_params, fast_state = _run_steps(OPTIMIZERS[name], dtype)
     assert calls == [size for shape in SHAPES for size in [int(np.prod(shape))]] * 3
-    with kernels.disabled():
+    with compiled.disabled():
         reference_params, reference_state = _run_steps(OPTIMIZERS[name], dtype)
     for fast, reference in zip(fast_params, reference_params, strict=True):
         np.testing.assert_array_equal(fast, reference)
@@ -152,14 +153,14 @@ def test_fused_updates_equal_the_reference_bit_for_bit(monkeypatch, name, dtype)
 
 
 def test_numba_is_loaded_only_for_a_large_parameter(monkeypatch):
-    monkeypatch.setattr(kernels, "available", True)
-    monkeypatch.setattr(kernels, "_loaded", False)
-    assert not kernels.wanted(kernels.MIN_SIZE - 1)
-    assert kernels.wanted(kernels.MIN_SIZE)
-    monkeypatch.setattr(kernels, "_loaded", True)
-    assert kernels.wanted(1)
-    monkeypatch.setattr(kernels, "available", False)
-    assert not kernels.wanted(kernels.MIN_SIZE)
+    monkeypatch.setattr(compiled, "available", True)
+    monkeypatch.setattr(compiled, "_loaded", False)
+    assert not compiled.wanted(compiled.MIN_SIZE - 1)
+    assert compiled.wanted(compiled.MIN_SIZE)
+    monkeypatch.setattr(compiled, "_loaded", True)
+    assert compiled.wanted(1)
+    monkeypatch.setattr(compiled, "available", False)
+    assert not compiled.wanted(compiled.MIN_SIZE)
 
 
 def _counting(function, calls):

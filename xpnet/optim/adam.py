@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xpnet import validation
+from xpnet.arrays import compiled
 from xpnet.arrays.backend import array_namespace
 from xpnet.optim import kernels
 from xpnet.optim.optimizer import Optimizer, Step, decayed, register, setting
@@ -72,7 +73,7 @@ def update_in_chunks(settings: AdamSettings, step: Step, param, grad, first, sec
     return param, first, second
 
 
-@kernels.compiled
+@compiled.kernel
 def _kernel(param, grad, first, second, decay, weight_decay, beta1, beta1_rest, beta2, beta2_rest, root2, eps, size):
     for i in range(param.size):
         p = param[i] * decay

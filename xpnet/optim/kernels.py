@@ -8,32 +8,21 @@ through main memory; the ``chunked`` variant applies the same operations in the 
 the same rounding) in place, one cache-sized chunk at a time, and the ``fused`` variant is one pass
 compiled by Numba (the ``fast`` extra). Both return the arrays they were given, updated. ``choose``
 picks one; ``tests/optim/test_optim_kernels.py`` checks all three give the same bits.
-``XPNET_FASTPATH=0`` in the environment, or ``disabled()``, keeps the reference.
+``XPNET_FASTPATH=0`` in the environment, or ``xpnet.arrays.compiled.disabled()``, keeps the reference.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from xpnet.arrays import compiled
+
 # Elements per chunk: the chunk of each operand and the scratch buffer (256 KiB each in float32)
 # fit together in a 1 MiB L2 cache.
 CHUNK = 65536
-
-# Numba is imported (about 0.4 s) only once an array of at least MIN_SIZE elements is updated (a
-# network's flat buffer of all its parameters, or a large parameter), so small networks such as the
-# default digits run never pay for it; after that every array, however small, takes the kernels.
-MIN_SIZE = 1 << 16
-
-available = importlib.util.find_spec("numba") is not None
-_loaded = False
-_enabled = os.environ.get("XPNET_FASTPATH", "1") != "0"
 
 # Called as ``(settings, step, param, grad, *buffers)``, returns ``(param, *buffers)``.
 Update = Callable[..., tuple]
@@ -57,27 +46,11 @@ def choose(variants: Variants, param, *others) -> Update:
     in_place = all(
         type(array) is np.ndarray and array.dtype == dtype and array.flags.c_contiguous for array in (param, *others)
     )
-    if not (_enabled and in_place and dtype.kind == "f"):
+    if not (compiled.enabled() and in_place and dtype.kind == "f"):
         return variants.reference
-    if variants.fused is not None and wanted(param.size):
+    if variants.fused is not None and compiled.wanted(param.size):
         return variants.fused
     return variants.chunked or variants.reference
-
-
-@contextmanager
-def disabled() -> Iterator[None]:
-    """Use the reference (array API) updates inside the ``with`` block."""
-    global _enabled
-    previous, _enabled = _enabled, False
-    try:
-        yield
-    finally:
-        _enabled = previous
-
-
-def wanted(size: int) -> bool:
-    """Whether a parameter of ``size`` elements should be updated by a compiled kernel."""
-    return available and (_loaded or size >= MIN_SIZE)
 
 
 def chunks(*arrays) -> Iterator[tuple]:
@@ -91,23 +64,3 @@ def chunks(*arrays) -> Iterator[tuple]:
     for start in range(0, size, CHUNK):
         stop = min(start + CHUNK, size)
         yield (*(array[start:stop] for array in flat), scratch[: stop - start])
-
-
-def compiled(function: Callable) -> Callable:
-    """``function`` compiled by Numba at its first call, so that only a run that uses a kernel imports
-    Numba: cached on disk, no GIL, and IEEE division (``error_model="numpy"``: Python's zero-division
-    checks would stop vectorisation)."""
-
-    @functools.cache
-    def kernel():
-        global _loaded
-        import numba
-
-        _loaded = True
-        return numba.njit(cache=True, nogil=True, error_model="numpy")(function)
-
-    @functools.wraps(function)
-    def call(*args):
-        return kernel()(*args)
-
-    return call

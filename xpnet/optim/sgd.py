@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xpnet import validation
+from xpnet.arrays import compiled
 from xpnet.errors import SettingError
 from xpnet.optim import kernels
 from xpnet.optim.optimizer import Optimizer, Step, decayed, register, setting
@@ -55,7 +56,7 @@ def update_in_chunks(settings: SGDSettings, step: Step, param, grad, velocity=No
     return operands[:1] + operands[2:]
 
 
-@kernels.compiled
+@compiled.kernel
 def _kernel(param, grad, velocity, weight_decay, momentum, nesterov, lr):
     for i in range(param.size):
         p = param[i]
