@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import xpnet
+from xpnet.arrays import compiled
+from xpnet.arrays.backend import select
 from xpnet.arrays.memory import Limit
 from xpnet.errors import TrainingDiverged, XpnetError, XpnetWarning
 from xpnet.train import memory
@@ -92,6 +94,24 @@ def test_the_memory_estimate_counts_parameters_state_and_the_larger_of_a_step_an
     assert memory.training_bytes([2, 3, 1], 4, 2, 5, evaluation_rows=100) == 4 * (13 * 7 + 100 * (2 * 4 + 3)) + runtime
     # Evaluation goes in batches of EVALUATION_BATCH_SIZE rows, however many there are.
     assert memory.training_bytes([2, 3, 1], 4, 2, 5, evaluation_rows=10**6) == 4 * (13 * 7 + 4096 * 11) + runtime
+    # With the activation written over the product (the compiled passes), one array per unit.
+    in_place = memory.training_bytes([2, 3, 1], 4, 2, 5, evaluation_rows=100, activations_in_place=True)
+    assert in_place == 4 * (13 * 7 + 100 * (4 + 3)) + runtime
+
+
+def test_evaluation_is_sized_with_the_activation_in_place_only_where_the_compiled_passes_run(monkeypatch):
+    cpu = select("cpu")
+    large = [64, compiled.MIN_SIZE, 10]  # Numba is loaded at the first step
+    monkeypatch.setattr(compiled, "available", True)
+    monkeypatch.setattr(compiled, "_loaded", False)
+    assert memory.activations_in_place(large, "relu", cpu, 359)
+    assert memory.activations_in_place([64, 100, 10], "relu", cpu, -(-compiled.MIN_SIZE // 100))  # a large output
+    assert not memory.activations_in_place([64, 100, 10], "relu", cpu, 359)  # neither: NumPy's passes
+    assert not memory.activations_in_place(large, "tanh", cpu, 359)
+    with compiled.disabled():
+        assert not memory.activations_in_place(large, "relu", cpu, 359)
+    monkeypatch.setattr(compiled, "available", False)
+    assert not memory.activations_in_place(large, "relu", cpu, 359)
 
 
 def test_the_memory_estimate_counts_an_epochs_copy_of_the_training_data():

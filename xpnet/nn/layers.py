@@ -184,21 +184,32 @@ class Dense(Layer):
         return cls(weight, bias)
 
     def forward(self, x, *, training=False, rng=None):
-        self._input = x
-        outputs = x @ self.params["weight"]
+        outputs = self.product(x)
         outputs += self.params["bias"]  # in place on the fresh product: one pass, no second array
         return outputs
 
+    def product(self, x):
+        """``x @ weight``, the forward pass without the bias, keeping ``x`` for the backward pass."""
+        self._input = x
+        return x @ self.params["weight"]
+
     def backward(self, grad_output):
         self.parameter_backward(grad_output)
+        return self.input_gradient(grad_output)
+
+    def input_gradient(self, grad_output):
+        """``grad_output @ weight.T``: the gradient with respect to the layer's input."""
         return grad_output @ self.params["weight"].T
 
     def parameter_backward(self, grad_output):
-        buffers = self.gradient_buffers
-        self.grads["weight"] = extensions.matmul(self._input.T, grad_output, out=buffers.get("weight"))
+        self.weight_backward(grad_output)
+        self.grads["bias"] = extensions.column_sums(grad_output, out=self.gradient_buffers.get("bias"))
+
+    def weight_backward(self, grad_output) -> None:
+        """Fill ``grads["weight"]``, the L2 penalty's share included (``parameter_backward`` without the bias)."""
+        self.grads["weight"] = extensions.matmul(self._input.T, grad_output, out=self.gradient_buffers.get("weight"))
         if self.l2:
             self.grads["weight"] += (self.l2 / self._input.shape[0]) * self.params["weight"]
-        self.grads["bias"] = extensions.column_sums(grad_output, out=buffers.get("bias"))
 
     def penalty(self):
         """``l2 / 2 * sum(weight**2)``, as a device scalar: the L2 term of one batch times its rows."""
@@ -229,8 +240,17 @@ class Activation(Layer):
         self._backward = activations.backward(name)
 
     def forward(self, x, *, training=False, rng=None):
-        self._input = x
-        self._output = self._function(x)
+        self.keep(x, self._function(x))
+        return self._output
+
+    def keep(self, x, outputs) -> None:
+        """Keep the input ``x`` and the ``outputs`` it gave for ``backward``: what ``forward`` keeps, for
+        a pass that computed them itself (``xpnet.nn.fused``)."""
+        self._input, self._output = x, outputs
+
+    @property
+    def outputs(self):
+        """The outputs of the last ``forward``."""
         return self._output
 
     def backward(self, grad_output):

@@ -7,9 +7,11 @@ from __future__ import annotations
 import itertools
 
 from xpnet import validation
+from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.flat import Flat, Views, copied, gives_writable_views
 from xpnet.arrays.streams import RandomStream
 from xpnet.errors import SettingError, StateError, XpnetError, one_line
+from xpnet.nn import fused
 from xpnet.nn.layers import Activation, Dense, Dropout, Layer, registered_layer
 
 # Parameter arrays in a network's state are named PARAMETER_PREFIX + "<layer index>.<name>".
@@ -44,6 +46,7 @@ class Network:
     def __init__(self, layers: list[Layer]):
         self.layers = list(layers)
         self._flat: tuple[Views, Views] | None = None  # parameters and gradients, once trained
+        self._staged: tuple[tuple, list] | None = None  # the layers, and the stages made of them
         dense = self._dense_layers()
         for before, after in itertools.pairwise(dense):
             n_out, n_in = before.params["weight"].shape[1], after.params["weight"].shape[0]
@@ -95,17 +98,21 @@ class Network:
         return cls(layers)
 
     def forward(self, x, *, training: bool = False, rng: RandomStream | None = None):
-        """The outputs of every layer in turn (see ``Layer.forward``); the last one's are returned."""
-        for layer in self.layers:
-            x = layer.forward(x, training=training, rng=rng)
+        """The outputs of every layer in turn (see ``Layer.forward``); the last one's are returned. A
+        Dense layer and the ReLU-like activation after it run as one stage (``xpnet.nn.fused``)."""
+        for stage in self._stages():
+            x = stage.forward(x, training=training, rng=rng)
         return x
 
     def backward(self, grad_output, *, input_gradient: bool = True):
         """Backpropagate ``d loss / d output``; fills every layer's ``grads`` and returns d loss / d x,
-        or None with ``input_gradient=False`` (training needs only the parameters' gradients)."""
-        first, *rest = self.layers
-        for layer in reversed(rest):
-            grad_output = layer.backward(grad_output)
+        or None with ``input_gradient=False`` (training needs only the parameters' gradients). The array
+        given is left as it is."""
+        given = grad_output
+        first, *rest = self._stages()
+        for stage in reversed(rest):
+            grad_output = stage.backward(_own(grad_output, given, stage))
+        grad_output = _own(grad_output, given, first)
         if input_gradient:
             grad_output = first.backward(grad_output)
         else:
@@ -114,6 +121,12 @@ class Network:
         if self._flat is not None:
             self._gather_gradients()
         return grad_output
+
+    def _stages(self) -> list:
+        """The layers as the passes run them (``fused.stages``), made again whenever the layers change."""
+        if self._staged is None or not _same(self._staged[0], self.layers):
+            self._staged = tuple(self.layers), fused.stages(self.layers)
+        return self._staged[1]
 
     def parameters(self) -> list:
         """Every parameter array, layer by layer, in the order of ``parameter_names()``."""
@@ -245,3 +258,16 @@ class Network:
 
     def _dense_layers(self) -> list[Dense]:
         return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+
+def _own(gradient, given, stage):
+    """``gradient`` for ``stage``: a copy if it is the caller's array (``given``) and the stage writes
+    over its incoming gradient."""
+    if gradient is given and getattr(stage, "overwrites_gradient", False):
+        return array_namespace(given).asarray(given, copy=True)
+    return gradient
+
+
+def _same(kept: tuple, layers: list) -> bool:
+    """Whether ``layers`` are the very layers ``kept``, in order."""
+    return len(kept) == len(layers) and all(old is new for old, new in zip(kept, layers))

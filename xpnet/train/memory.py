@@ -9,10 +9,11 @@ import itertools
 
 import numpy as np
 
-from xpnet.arrays import streams
+from xpnet.arrays import compiled, streams
 from xpnet.arrays.backend import Backend
 from xpnet.arrays.memory import GIB, memory_limit
 from xpnet.errors import XpnetError
+from xpnet.nn import passes
 from xpnet.optim import Optimizer
 from xpnet.train.config import TrainConfig
 from xpnet.train.loop import EVALUATION_BATCH_SIZE, gathers_per_batch
@@ -25,7 +26,7 @@ _COPIES_PER_PARAMETER = 3
 _ARRAYS_PER_TRAINING_UNIT = 7
 # Code and objects a run loads once it trains, whatever the network's size: Numba's compiler (the fast
 # path for large parameters) alone takes about 25 MiB.
-_RUNTIME_BYTES = 32 * 2**20
+RUNTIME_BYTES = 32 * 2**20
 _LABEL_BYTES = 8
 
 
@@ -39,6 +40,7 @@ def training_bytes(
     epoch_inputs: bool = True,
     update_temporaries: int = 0,
     generator_bytes: int = 0,
+    activations_in_place: bool = False,
 ) -> int:
     """Peak bytes held while training an MLP with layer ``sizes``: parameters, gradients, optimizer
     state and rollback copies, the optimizer step's ``update_temporaries`` (model-sized, see
@@ -54,17 +56,29 @@ def training_bytes(
     A step computes each new weight gradient while the previous one is still held. Evaluation runs
     in batches of up to ``EVALUATION_BATCH_SIZE`` of ``evaluation_rows`` (the test or validation set)
     rows; each layer keeps its input and output until the next pass replaces them, so the layer being
-    computed briefly holds its previous output as well.
+    computed briefly holds its previous output as well. With ``activations_in_place`` (the compiled
+    passes of ``xpnet.nn.passes``), a hidden layer's activation is written over its product, one array
+    where the layers' own passes make two.
     """
     layer_parameters = [n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes)]
     widths = sizes[1:]
     per_parameter = _COPIES_PER_PARAMETER + 2 * n_optimizer_buffers + update_temporaries
     step = max(layer_parameters) + _ARRAYS_PER_TRAINING_UNIT * batch_size * sum(widths)
     rows = min(max(evaluation_rows, batch_size), EVALUATION_BATCH_SIZE)
-    evaluation = rows * (2 * sum(widths) + max(widths))
+    evaluation = rows * ((1 if activations_in_place else 2) * sum(widths) + max(widths))
     epoch = training_rows * (itemsize * (sizes[0] * epoch_inputs + 2 * sizes[-1]) + _LABEL_BYTES)
     held = itemsize * (sum(layer_parameters) * per_parameter + max(step, evaluation))
-    return held + epoch + generator_bytes + _RUNTIME_BYTES
+    return held + epoch + generator_bytes + RUNTIME_BYTES
+
+
+def activations_in_place(sizes: list[int], activation: str, backend: Backend, rows: int) -> bool:
+    """Whether evaluating ``rows`` rows writes each hidden layer's activation over its product (see
+    ``xpnet.nn.passes``): where the passes may run, once Numba is loaded, which a network of
+    ``compiled.MIN_SIZE`` parameters does at its first step, and a layer's output that large at once.
+    A training step is sized for the layers' own passes, which the first step may take."""
+    parameters = sum(n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes))
+    largest = min(rows, EVALUATION_BATCH_SIZE) * max(sizes[1:])
+    return passes.may_run(activation, backend.xp) and compiled.wanted(max(parameters, largest))
 
 
 def step_temporaries(optimizer: Optimizer, backend: Backend) -> int:
@@ -85,9 +99,11 @@ def check_fits(
     evaluation_rows: int = 0,
     training_rows: int = 0,
     update_temporaries: int = 0,
+    activation: str = "relu",
 ) -> None:
-    """Raise ``XpnetError`` if training this network on ``training_rows`` samples (and evaluating
-    ``evaluation_rows`` rows) would need more memory than the device allows."""
+    """Raise ``XpnetError`` if training this network (with ``activation`` after each hidden layer) on
+    ``training_rows`` samples (and evaluating ``evaluation_rows`` rows) would need more memory than the
+    device allows."""
     epoch_inputs = not gathers_per_batch(backend.xp)
     needed = training_bytes(
         sizes,
@@ -99,6 +115,7 @@ def check_fits(
         epoch_inputs,
         update_temporaries,
         streams.state_bytes(backend),
+        activations_in_place(sizes, activation, backend, max(evaluation_rows, batch_size)),
     )
     limit = memory_limit(backend)
     if limit is not None and needed > limit.available:
@@ -129,4 +146,5 @@ def check_model_fits(
         evaluation_rows=evaluation_rows,
         training_rows=training_rows,
         update_temporaries=step_temporaries(optimizer, backend),
+        activation=config.activation,
     )

@@ -1,0 +1,119 @@
+"""Compiled passes over a layer's outputs: fast paths for the element-wise work of a training step.
+
+- Forward, a Dense layer's bias and a piecewise-linear activation (ReLU, leaky ReLU, identity) in one
+  pass written over the product, where the reference adds the bias in place and then makes the
+  activation's array.
+- Backward, the activation's gradient times the incoming one, written over it, and the bias
+  gradient's column sums, in one pass, where the reference makes a comparison, a product and a sum.
+- The softmax cross-entropy gradient: the row maximum and the differences in one pass, NumPy's own
+  exponential and row sums, then the division, the targets and the scaling in one pass, where the
+  reference makes seven calls.
+
+Each is a Numba kernel (the ``fast`` extra) for C-contiguous NumPy arrays of one float dtype that does
+the reference's operations in the reference's order, so it gives the reference's bits
+(``tests/nn/test_passes.py``); ``fast`` says when it is taken, and the reference runs elsewhere. tanh,
+sigmoid and GELU have none: NumPy's vectorized ``exp`` and ``tanh`` are several times faster than the
+scalar ones Numba compiles (a ``tanh`` pass over 512x1024 floats: about 6 ms against NumPy's 0.3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from array_api_compat import is_numpy_namespace
+
+from xpnet.arrays import compiled
+from xpnet.nn.activations import LEAKY_RELU_SLOPE
+
+# The piecewise-linear activations, by the slope they give a negative input: each is ``z`` above zero.
+SLOPES = {"relu": 0.0, "leaky_relu": LEAKY_RELU_SLOPE, "identity": 1.0}
+
+
+def may_run(activation: str, xp) -> bool:
+    """Whether hidden layers with ``activation`` on namespace ``xp`` may run the compiled passes: one of
+    ``SLOPES``, on NumPy, with Numba installed and the fast paths on."""
+    return activation in SLOPES and is_numpy_namespace(xp) and compiled.available and compiled.enabled()
+
+
+def fast(*arrays, size: int | None = None) -> bool:
+    """Whether the compiled passes take ``arrays``, each a C-contiguous NumPy array of the first's float
+    dtype, for an output of ``size`` elements (the first array's, if not given): fast paths on, and
+    Numba wanted for that size (``compiled.wanted``)."""
+    first = arrays[0]
+    return (
+        compiled.enabled()
+        and all(type(array) is np.ndarray and array.flags.c_contiguous for array in arrays)
+        and first.dtype.kind == "f"
+        and all(array.dtype == first.dtype for array in arrays)
+        and compiled.wanted(first.size if size is None else size)
+    )
+
+
+def bias_activation(outputs, bias, slope: float):
+    """``activation(outputs + bias)`` written over ``outputs`` (a product, ``(rows, units)``), for the
+    activation of ``slope`` in ``SLOPES``; returns ``outputs``."""
+    _bias_activation(outputs, bias, outputs.dtype.type(slope))
+    return outputs
+
+
+def activation_gradient(grad, activated, slope: float, bias_grad=None) -> tuple:
+    """``grad`` times the derivative of the activation of ``slope`` at the outputs it gave
+    (``activated``: above zero an output is its input, so it tells the slope as the input would),
+    written over ``grad``, and its column sums, into ``bias_grad`` if given; returns both."""
+    if bias_grad is None:
+        bias_grad = np.empty(grad.shape[1], dtype=grad.dtype)
+    _activation_gradient(grad, activated, grad.dtype.type(slope), bias_grad)
+    if grad.shape[1] == 1:  # NumPy sums a lone column pairwise, not row after row
+        np.sum(grad, axis=0, out=bias_grad)
+    return grad, bias_grad
+
+
+def softmax_cross_entropy_gradient(outputs, targets):
+    """``(softmax(outputs) - targets) / rows`` as a new array (see ``SoftmaxCrossEntropy.gradient``)."""
+    probabilities = np.empty_like(outputs)
+    _shifted_rows(outputs, probabilities)
+    np.exp(probabilities, out=probabilities)
+    sums = np.sum(probabilities, axis=1, keepdims=True)
+    _normalized(probabilities, sums, targets, outputs.dtype.type(outputs.shape[0]))
+    return probabilities
+
+
+@compiled.kernel
+def _bias_activation(outputs, bias, slope):
+    rows, units = outputs.shape
+    for i in range(rows):
+        for j in range(units):
+            z = outputs[i, j] + bias[j]
+            if not z > 0 and z == z:  # NumPy's maximum(z, 0) and where(z > 0, z, slope * z) keep a NaN
+                z = z * slope if slope != 0 else slope
+            outputs[i, j] = z
+
+
+@compiled.kernel
+def _activation_gradient(grad, activated, slope, bias_grad):
+    rows, units = grad.shape
+    bias_grad[:] = 0  # NumPy sums a C-contiguous matrix's columns from zero, row after row
+    for i in range(rows):
+        for j in range(units):
+            g = grad[i, j] if activated[i, j] > 0 else grad[i, j] * slope
+            grad[i, j] = g
+            bias_grad[j] += g
+
+
+@compiled.kernel
+def _shifted_rows(outputs, shifted):
+    rows, columns = outputs.shape
+    for i in range(rows):
+        largest = outputs[i, 0]
+        for j in range(1, columns):
+            value = outputs[i, j]
+            if value > largest or value != value:  # as NumPy's max, a NaN wins
+                largest = value if largest == largest else largest
+        for j in range(columns):
+            shifted[i, j] = outputs[i, j] - largest
+
+
+@compiled.kernel
+def _normalized(exponentials, sums, targets, rows):
+    for i in range(exponentials.shape[0]):
+        for j in range(exponentials.shape[1]):
+            exponentials[i, j] = (exponentials[i, j] / sums[i, 0] - targets[i, j]) / rows
