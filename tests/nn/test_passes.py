@@ -64,6 +64,16 @@ def test_bias_and_activation_and_their_gradients_equal_the_layers_bit_for_bit(na
     _same_bits(bias_grad, np.sum(expected_grad, axis=0))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_bias_gradient_equals_numpys_column_sums_bit_for_bit(shape, dtype):
+    grad = _awkward(np.random.default_rng(sum(shape)), shape, dtype)
+    given = np.full(shape[1], 7, dtype=dtype)
+    assert passes.bias_gradient(grad, out=given) is given
+    _same_bits(given, np.sum(grad, axis=0))
+    _same_bits(passes.bias_gradient(grad), np.sum(grad, axis=0))
+
+
 def test_the_passes_write_over_their_inputs_and_into_a_given_bias_gradient():
     rng = np.random.default_rng(0)
     product, bias, grad = (rng.standard_normal(shape).astype(np.float32) for shape in [(5, 4), (4,), (5, 4)])
@@ -185,7 +195,7 @@ def test_stages_are_made_again_when_the_layers_change():
 
 
 def _counting(monkeypatch, calls):
-    for name in ("bias_activation", "activation_gradient", "softmax_cross_entropy_gradient"):
+    for name in ("bias_activation", "activation_gradient", "softmax_cross_entropy_gradient", "_column_sums"):
         function = getattr(passes, name)
 
         def counted(*args, _function=function, _name=name):
@@ -215,7 +225,7 @@ def test_three_epochs_through_the_passes_end_with_the_references_weights(setting
     calls = []
     _counting(monkeypatch, calls)
     fast = fit()
-    assert {"bias_activation", "activation_gradient", "softmax_cross_entropy_gradient"} <= set(calls)
+    assert {"bias_activation", "activation_gradient", "softmax_cross_entropy_gradient", "_column_sums"} <= set(calls)
     calls.clear()
     with compiled.disabled():
         reference = fit()

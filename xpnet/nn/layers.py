@@ -19,7 +19,7 @@ from xpnet.arrays import extensions
 from xpnet.arrays.backend import array_namespace
 from xpnet.arrays.streams import RandomStream
 from xpnet.errors import SettingError, StateError, XpnetError
-from xpnet.nn import activations
+from xpnet.nn import activations, passes
 from xpnet.nn.initializers import initial_weights
 
 
@@ -203,7 +203,7 @@ class Dense(Layer):
 
     def parameter_backward(self, grad_output):
         self.weight_backward(grad_output)
-        self.grads["bias"] = extensions.column_sums(grad_output, out=self.gradient_buffers.get("bias"))
+        self.grads["bias"] = passes.bias_gradient(grad_output, out=self.gradient_buffers.get("bias"))
 
     def weight_backward(self, grad_output) -> None:
         """Fill ``grads["weight"]``, the L2 penalty's share included (``parameter_backward`` without the bias)."""

@@ -5,6 +5,7 @@
   activation's array.
 - Backward, the activation's gradient times the incoming one, written over it, and the bias
   gradient's column sums, in one pass, where the reference makes a comparison, a product and a sum.
+- The bias gradient of a Dense layer without such an activation (the output layer): its column sums.
 - The softmax cross-entropy gradient: the row maximum and the differences in one pass, NumPy's own
   exponential and row sums, then the division, the targets and the scaling in one pass, where the
   reference makes seven calls.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from array_api_compat import is_numpy_namespace
 
-from xpnet.arrays import compiled
+from xpnet.arrays import compiled, extensions
 from xpnet.nn.activations import LEAKY_RELU_SLOPE
 
 # The piecewise-linear activations, by the slope they give a negative input: each is ``z`` above zero.
@@ -67,12 +68,24 @@ def activation_gradient(grad, activated, slope: float, bias_grad=None) -> tuple:
     return grad, bias_grad
 
 
+def bias_gradient(grad, out=None):
+    """A Dense layer's bias gradient, the column sums of ``grad``: ``extensions.column_sums``, or where
+    ``fast`` takes ``grad`` and it has two columns or more, one compiled pass (a lone column NumPy sums
+    pairwise)."""
+    if grad.shape[1] < 2 or not fast(grad):
+        return extensions.column_sums(grad, out=out)
+    if out is None:
+        out = np.empty(grad.shape[1], dtype=grad.dtype)
+    _column_sums(grad, out)
+    return out
+
+
 def softmax_cross_entropy_gradient(outputs, targets):
     """``(softmax(outputs) - targets) / rows`` as a new array (see ``SoftmaxCrossEntropy.gradient``)."""
     probabilities = np.empty_like(outputs)
     _shifted_rows(outputs, probabilities)
     np.exp(probabilities, out=probabilities)
-    sums = np.sum(probabilities, axis=1, keepdims=True)
+    sums = np.add.reduce(probabilities, axis=1, keepdims=True)  # np.sum, without its Python wrapper
     _normalized(probabilities, sums, targets, outputs.dtype.type(outputs.shape[0]))
     return probabilities
 
@@ -97,6 +110,14 @@ def _activation_gradient(grad, activated, slope, bias_grad):
             g = grad[i, j] if activated[i, j] > 0 else grad[i, j] * slope
             grad[i, j] = g
             bias_grad[j] += g
+
+
+@compiled.kernel
+def _column_sums(matrix, sums):
+    sums[:] = 0  # NumPy sums a C-contiguous matrix's columns from zero, row after row
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            sums[j] += matrix[i, j]
 
 
 @compiled.kernel
