@@ -135,24 +135,26 @@ def test_stages_join_each_dense_layer_with_a_piecewise_linear_activation_after_i
     )
 
 
-def _network(activation, rng, *, ends_with_activation=False, dtype=np.float32):
+def _network(activation, rng, *, ends_with="dense", dtype=np.float32):
+    """6 -> 9 -> 8 -> 5 with ``activation`` after each hidden layer, ending with the last Dense layer, or
+    with an activation after it (and then a dropout that passes the gradient through untouched)."""
     sizes = [6, 9, 8, 5]
     layers = []
     for index, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(Dense(rng.standard_normal((n_in, n_out)).astype(dtype), rng.standard_normal(n_out).astype(dtype)))
-        if index < len(sizes) - 2 or ends_with_activation:
+        if index < len(sizes) - 2 or ends_with != "dense":
             layers.append(Activation(activation))
+    if ends_with == "activation, dropout":
+        layers.append(Dropout(0.0))
     return Network(layers)
 
 
-@pytest.mark.parametrize("ends_with_activation", [False, True])
+@pytest.mark.parametrize("ends_with", ["dense", "activation", "activation, dropout"])
 @pytest.mark.parametrize("activation", sorted(activations.ACTIVATIONS))
-def test_a_network_passes_forward_and_back_as_its_layers_do_and_keeps_the_callers_gradient(
-    activation, ends_with_activation
-):
+def test_a_network_passes_forward_and_back_as_its_layers_do_and_keeps_the_callers_gradient(activation, ends_with):
     def run():
         rng = np.random.default_rng(1)
-        network = _network(activation, rng, ends_with_activation=ends_with_activation)
+        network = _network(activation, rng, ends_with=ends_with)
         x, grad = rng.standard_normal((11, 6)).astype(np.float32), rng.standard_normal((11, 5)).astype(np.float32)
         given = grad.copy()
         outputs = network.forward(x, training=True)

@@ -62,7 +62,9 @@ class Layer:
             grad_output: The gradient of the loss with respect to the last ``forward``'s outputs.
 
         Returns:
-            The gradient of the loss with respect to the last ``forward``'s inputs.
+            The gradient of the loss with respect to the last ``forward``'s inputs: a new array, or the
+            one given, never one the layer keeps, since the layer before may write over it (a Dense
+            layer and its activation do, ``xpnet.nn.fused``).
         """
         return grad_output
 
