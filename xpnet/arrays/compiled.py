@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
+
 # Numba is imported (about 0.4 s) only once an array of at least MIN_SIZE elements takes a compiled
 # path (a network's flat buffer of all its parameters, or a large layer's outputs), so small networks
 # such as the default digits run never pay for it; after that every array, however small, takes them.
@@ -37,6 +39,18 @@ def disabled() -> Iterator[None]:
         yield
     finally:
         _enabled = previous
+
+
+def takes(*arrays) -> bool:
+    """Whether a fast path may take ``arrays``: fast paths on, and each a C-contiguous NumPy array of the
+    first's float dtype, as an in-place NumPy kernel needs them."""
+    first = arrays[0]
+    return (
+        _enabled
+        and all(type(array) is np.ndarray and array.flags.c_contiguous for array in arrays)
+        and first.dtype.kind == "f"
+        and all(array.dtype == first.dtype for array in arrays)
+    )
 
 
 def wanted(size: int) -> bool:

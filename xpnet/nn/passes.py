@@ -39,14 +39,7 @@ def fast(*arrays, size: int | None = None) -> bool:
     """Whether the compiled passes take ``arrays``, each a C-contiguous NumPy array of the first's float
     dtype, for an output of ``size`` elements (the first array's, if not given): fast paths on, and
     Numba wanted for that size (``compiled.wanted``)."""
-    first = arrays[0]
-    return (
-        compiled.enabled()
-        and all(type(array) is np.ndarray and array.flags.c_contiguous for array in arrays)
-        and first.dtype.kind == "f"
-        and all(array.dtype == first.dtype for array in arrays)
-        and compiled.wanted(first.size if size is None else size)
-    )
+    return compiled.takes(*arrays) and compiled.wanted(arrays[0].size if size is None else size)
 
 
 def bias_activation(outputs, bias, slope: float):

@@ -42,11 +42,7 @@ def choose(variants: Variants, param, *others) -> Update:
     """The variant for these arrays: the reference unless the fast path is on and every array is a
     C-contiguous NumPy array of the parameter's float dtype; then the Numba kernel where ``wanted``,
     the NumPy chunks otherwise, as far as the rule has them."""
-    dtype = getattr(param, "dtype", None)
-    in_place = all(
-        type(array) is np.ndarray and array.dtype == dtype and array.flags.c_contiguous for array in (param, *others)
-    )
-    if not (compiled.enabled() and in_place and dtype.kind == "f"):
+    if not compiled.takes(param, *others):
         return variants.reference
     if variants.fused is not None and compiled.wanted(param.size):
         return variants.fused
