@@ -60,7 +60,7 @@ def training_bytes(
     passes of ``xpnet.nn.passes``), a hidden layer's activation is written over its product, one array
     where the layers' own passes make two.
     """
-    layer_parameters = [n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes)]
+    layer_parameters = _layer_parameters(sizes)
     widths = sizes[1:]
     per_parameter = _COPIES_PER_PARAMETER + 2 * n_optimizer_buffers + update_temporaries
     step = max(layer_parameters) + _ARRAYS_PER_TRAINING_UNIT * batch_size * sum(widths)
@@ -76,9 +76,14 @@ def activations_in_place(sizes: list[int], activation: str, backend: Backend, ro
     ``xpnet.nn.passes``): where the passes may run, once Numba is loaded, which a network of
     ``compiled.MIN_SIZE`` parameters does at its first step, and a layer's output that large at once.
     A training step is sized for the layers' own passes, which the first step may take."""
-    parameters = sum(n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes))
+    parameters = sum(_layer_parameters(sizes))
     largest = min(rows, EVALUATION_BATCH_SIZE) * max(sizes[1:])
     return passes.may_run(activation, backend.xp) and compiled.wanted(max(parameters, largest))
+
+
+def _layer_parameters(sizes: list[int]) -> list[int]:
+    """The weights and biases of each layer of an MLP with layer ``sizes``."""
+    return [n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes)]
 
 
 def step_temporaries(optimizer: Optimizer, backend: Backend) -> int:
