@@ -9,7 +9,8 @@ from conftest import assert_array, float64, import_torch, on
 
 from xpnet import XpnetError
 from xpnet.arrays.backend import to_numpy
-from xpnet.nn.losses import LOSSES, mean_squared_error, one_hot, sigmoid, softmax, softmax_cross_entropy
+from xpnet.nn.activations import sigmoid
+from xpnet.nn.losses import LOSSES, mean_squared_error, one_hot, softmax, softmax_cross_entropy
 
 torch = import_torch()
 F = torch.nn.functional

@@ -15,6 +15,7 @@ from xpnet import validation
 from xpnet.arrays.backend import array_namespace
 from xpnet.errors import XpnetError
 from xpnet.nn import passes
+from xpnet.nn.activations import sigmoid
 
 
 def one_hot(labels, n_classes: int, dtype):
@@ -26,9 +27,15 @@ def one_hot(labels, n_classes: int, dtype):
 
 def log_softmax(logits):
     """Row-wise log of the softmax, by log-sum-exp: finite for any finite logits."""
+    shifted, log_sums = _log_sum_exp(logits)
+    return shifted - log_sums
+
+
+def _log_sum_exp(logits):
+    """``(logits - row maximum, log of each row's sum of exp of that)``: the two terms of log-softmax."""
     xp = array_namespace(logits)
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+    return shifted, xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
 
 
 def softmax(logits):
@@ -112,10 +119,9 @@ class SoftmaxCrossEntropy(Loss):
 
 
 def _negative_log_softmax(outputs):
-    """``-log_softmax(outputs)``, the row maximum subtracted first."""
-    xp = array_namespace(outputs)
-    shifted = outputs - xp.max(outputs, axis=1, keepdims=True)
-    return xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True)) - shifted
+    """``-log_softmax(outputs)``, as one subtraction the other way round."""
+    shifted, log_sums = _log_sum_exp(outputs)
+    return log_sums - shifted
 
 
 class FloatTargets(Loss):
@@ -213,13 +219,6 @@ def weighted(loss: Loss, targets, sample_weight) -> tuple[Loss, object]:
         return loss, targets
     xp = array_namespace(targets)
     return Weighted(loss), xp.concat([targets, xp.astype(sample_weight, targets.dtype)[:, None]], axis=1)
-
-
-def sigmoid(logits):
-    """Logistic function, from ``exp`` of a non-positive number only, so it cannot overflow."""
-    xp = array_namespace(logits)
-    exponential = xp.exp(-xp.abs(logits))
-    return xp.where(logits >= 0, 1.0 / (1.0 + exponential), exponential / (1.0 + exponential))
 
 
 def softplus(logits):

@@ -32,8 +32,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from xpnet.arrays.backend import select, to_numpy
 from xpnet.errors import TrainingDiverged, XpnetWarning
+from xpnet.nn.activations import sigmoid
 from xpnet.nn.layers import Dense
-from xpnet.nn.losses import sigmoid
 from xpnet.sklearn import dispatch, host
 from xpnet.sklearn.network import batch_size_for, initial_network, optimizer_settings
 from xpnet.train.callbacks import Callback, Convergence
