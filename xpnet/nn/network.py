@@ -47,7 +47,7 @@ class Network:
         self.layers = list(layers)
         self._flat: tuple[Views, Views] | None = None  # parameters and gradients, once trained
         self._staged: tuple[tuple, list] | None = None  # the layers, and the stages made of them
-        dense = self._dense_layers()
+        dense = self.dense_layers()
         for before, after in itertools.pairwise(dense):
             n_out, n_in = before.params["weight"].shape[1], after.params["weight"].shape[0]
             if n_out != n_in:
@@ -249,14 +249,15 @@ class Network:
     @property
     def n_inputs(self) -> int:
         """The input features of the first ``Dense`` layer."""
-        return self._dense_layers()[0].params["weight"].shape[0]
+        return self.dense_layers()[0].params["weight"].shape[0]
 
     @property
     def n_outputs(self) -> int:
         """The outputs of the last ``Dense`` layer."""
-        return self._dense_layers()[-1].params["weight"].shape[1]
+        return self.dense_layers()[-1].params["weight"].shape[1]
 
-    def _dense_layers(self) -> list[Dense]:
+    def dense_layers(self) -> list[Dense]:
+        """The ``Dense`` layers, first to last."""
         return [layer for layer in self.layers if isinstance(layer, Dense)]
 
 

@@ -305,7 +305,7 @@ class _BaseMLP(BaseEstimator):
 
     def _dense_layers(self) -> list[Dense]:
         check_is_fitted(self)
-        return [layer for layer in self.model_.network.layers if isinstance(layer, Dense)]
+        return self.model_.network.dense_layers()
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ hands out the live __dict__ itself

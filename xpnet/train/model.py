@@ -20,7 +20,7 @@ from xpnet.arrays.flat import copied
 from xpnet.arrays.precision import tf32_matmuls
 from xpnet.errors import ModelFileError, SettingError, StateError, TrainingDiverged, XpnetError, one_line
 from xpnet.nn import losses
-from xpnet.nn.layers import Dense, weight_penalty
+from xpnet.nn.layers import weight_penalty
 from xpnet.nn.network import Network
 from xpnet.train import diagnostics, full_batch, inputs, loop, memory, model_state
 from xpnet.train.callbacks import NEEDS_VALIDATION, Callback, Convergence, EarlyStopping
@@ -461,9 +461,8 @@ class Model:
             dropout=self.config.dropout,
             dtype=self.dtype,
         )
-        for layer in self.network.layers:
-            if isinstance(layer, Dense):
-                layer.l2 = self.config.alpha
+        for layer in self.network.dense_layers():
+            layer.l2 = self.config.alpha
 
 
 def load(path, device="cpu") -> Model:

@@ -31,7 +31,6 @@ import numpy as np
 from xpnet.arrays.backend import Backend, select
 from xpnet.errors import StateError, XpnetError, one_line
 from xpnet.io import journal, model_file
-from xpnet.nn.layers import Dense
 from xpnet.nn.network import PARAMETER_PREFIX, Network
 from xpnet.train.config import TrainConfig
 from xpnet.train.history import check_history
@@ -171,7 +170,7 @@ def _check_parameters(state: dict, dtype: str) -> None:
 
 def _check_outputs(network: Network, config: TrainConfig, n_classes) -> None:
     """A classifier has one output per class; a regression model has no classes."""
-    if not any(isinstance(layer, Dense) for layer in network.layers):
+    if not network.dense_layers():
         raise StateError("the model has no Dense layer; the file is corrupt")
     expected = network.n_outputs if config.loss == "cross_entropy" else None
     if n_classes != expected:
@@ -194,7 +193,7 @@ def _network_given(state: dict, config: TrainConfig) -> bool:
 
 def _check_hidden(network: Network, config: TrainConfig) -> None:
     """A network built from the settings has the hidden widths they record."""
-    widths = [layer.params["weight"].shape[1] for layer in network.layers if isinstance(layer, Dense)][:-1]
+    widths = [layer.params["weight"].shape[1] for layer in network.dense_layers()][:-1]
     if list(config.hidden) != widths:
         raise StateError(
             f"the settings record hidden {list(config.hidden)} but the layers are {widths} wide; "
