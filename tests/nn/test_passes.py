@@ -97,6 +97,50 @@ def test_softmax_cross_entropy_gradient_equals_the_reference_bit_for_bit(rows, c
     _same_bits(passes.softmax_cross_entropy_gradient(outputs, targets), expected)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_row_sums_follow_numpys_pairwise_order_bit_for_bit(dtype):
+    # Every row length up to and past NumPy's block, on values spread over many magnitudes (so that a
+    # different order of additions would show), with zeros of both signs, a row of negative zeros only,
+    # and NaNs.
+    rng = np.random.default_rng(5)
+    for columns in range(1, passes.PAIRWISE_BLOCK + 20):
+        matrix = _awkward(rng, (9, columns), dtype) * np.exp(8 * rng.standard_normal((9, columns))).astype(dtype)
+        matrix[4, :] = -0.0
+        _same_bits(passes.row_sums(matrix), np.sum(matrix, axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2), (128, 10), (513, 37), (40, 130)])
+def test_log_sum_exp_and_the_predicted_classes_equal_the_reference_bit_for_bit(shape, dtype):
+    rng = np.random.default_rng(shape[0])
+    logits = (30 * _awkward(rng, shape, dtype)).astype(dtype)
+    logits[shape[0] // 2, :] = 1e4  # equal logits: the first one is the class
+    logits[-1, -1] = np.inf  # inf - inf: NaN, as the reference gives
+    with compiled.disabled(), np.errstate(invalid="ignore"):
+        expected = losses.log_softmax(logits), losses.predicted_classes(logits)
+    assert losses.predicted_classes(logits).dtype == expected[1].dtype
+    _same_bits(losses.log_softmax(logits), expected[0])
+    np.testing.assert_array_equal(losses.predicted_classes(logits), expected[1])
+    shifted, log_sums = passes.log_sum_exp(logits)
+    _same_bits(shifted - log_sums, expected[0])
+
+
+def test_the_compiled_row_passes_choose_among_equal_values_and_nans_as_numpy_does():
+    # argmax: the first of equal values, or the first NaN; max: the later of 0 and -0, or a NaN.
+    logits = np.array(
+        [[-0.0, 0.0, -1.0], [0.0, -0.0, -1.0], [1.0, np.nan, 2.0], [np.nan, 3.0, np.nan], [2.0, 5.0, 5.0]],
+        dtype=np.float32,
+    )
+    np.testing.assert_array_equal(passes.row_argmax(logits), [0, 0, 1, 0, 1])
+    np.testing.assert_array_equal(passes.row_argmax(logits), np.argmax(logits, axis=1))
+    with np.errstate(invalid="ignore"):
+        shifted, _ = passes.log_sum_exp(logits)
+        _same_bits(shifted, logits - np.max(logits, axis=1, keepdims=True))
+    # In a short row the maximum of -0 and 0 is the later one: -0 - 0 is -0, 0 - 0, 0 - -0 and -0 - -0 are 0.
+    np.testing.assert_array_equal(np.signbit(shifted[:2, :2]), [[True, False], [False, False]])
+    assert np.isnan(shifted[2:4]).all()
+
+
 def test_the_passes_take_only_c_contiguous_numpy_floats_of_one_dtype(monkeypatch):
     matrix = np.ones((4, 3), dtype=np.float32)
     assert passes.fast(matrix, np.ones(3, dtype=np.float32))

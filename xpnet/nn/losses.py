@@ -32,10 +32,21 @@ def log_softmax(logits):
 
 
 def _log_sum_exp(logits):
-    """``(logits - row maximum, log of each row's sum of exp of that)``: the two terms of log-softmax."""
+    """``(logits - row maximum, log of each row's sum of exp of that)``: the two terms of log-softmax (on
+    NumPy, in compiled passes where ``passes.fast`` takes the logits: the same bits)."""
+    if passes.fast(logits):
+        return passes.log_sum_exp(logits)
     xp = array_namespace(logits)
     shifted = logits - xp.max(logits, axis=1, keepdims=True)
     return shifted, xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+
+
+def predicted_classes(logits):
+    """Each row's class: the index of its highest logit, the first of equal ones (on NumPy, in a compiled
+    pass where ``passes.fast`` takes the logits)."""
+    if passes.fast(logits):
+        return passes.row_argmax(logits)
+    return array_namespace(logits).argmax(logits, axis=1)
 
 
 def softmax(logits):

@@ -309,5 +309,4 @@ def _is_scalar(array, dtype: str) -> bool:
 
 def count_correct(outputs, labels):
     """Number of rows whose highest output is at the label (class numbers, as ``Model`` gives them)."""
-    xp = array_namespace(outputs)
-    return xp.count_nonzero(xp.argmax(outputs, axis=1) == labels)
+    return array_namespace(outputs).count_nonzero(losses.predicted_classes(outputs) == labels)

@@ -339,7 +339,7 @@ class Model:
         """
         with self._on_device():
             outputs = self._outputs(x)
-            result = self.backend.xp.argmax(outputs, axis=1) if self.classify else outputs
+            result = losses.predicted_classes(outputs) if self.classify else outputs
             return self._like_input(result, x)
 
     def predict_proba(self, x):
