@@ -13,6 +13,7 @@ import math
 import array_api_compat
 import numpy as np
 
+from xpnet.arrays import ordering
 from xpnet.arrays.backend import Backend
 
 # Keys that separate the streams of one run; a resumed run recreates its streams from them.
@@ -62,10 +63,12 @@ class RandomStream:
             return radius * xp.cos((2.0 * math.pi) * self.uniform(shape, dtype))
 
     def permutation(self, n: int) -> object:
-        """A random ordering of ``range(n)`` as an index array on the device."""
+        """A random ordering of ``range(n)`` as an index array on the device: the stable argsort of ``n``
+        uniform draws (on NumPy, the same order from ``ordering.stable_order``'s compiled pass)."""
         xp = self.backend.xp
         with self.backend.active():
-            return xp.argsort(self.uniform((n,), xp.float32))
+            draws = self.uniform((n,), xp.float32)
+            return ordering.stable_order(draws) if ordering.takes(draws) else xp.argsort(draws)
 
 
 def state_bytes(backend: Backend) -> int:
