@@ -147,6 +147,7 @@ def test_the_passes_take_only_c_contiguous_numpy_floats_of_one_dtype(monkeypatch
     assert not passes.fast(matrix, np.ones(3, dtype=np.float64))  # mixed dtypes
     assert not passes.fast(np.asfortranarray(np.ones((4, 3), dtype=np.float32)))
     assert not passes.fast(matrix.astype(np.int32))
+    assert not passes.fast(matrix.astype(np.float16)) and not passes.fast(matrix.astype(np.longdouble))
     torch = pytest.importorskip("torch")
     assert not passes.fast(torch.ones((4, 3)))
     with compiled.disabled():
@@ -154,6 +155,18 @@ def test_the_passes_take_only_c_contiguous_numpy_floats_of_one_dtype(monkeypatch
     monkeypatch.setattr(compiled, "_loaded", False)  # before Numba is loaded, only a large output takes them
     assert not passes.fast(matrix)
     assert passes.fast(matrix, size=compiled.MIN_SIZE)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
+def test_floats_numba_cannot_compute_in_keep_numpys_passes(dtype):
+    # Numba has no float16 or long double arithmetic: such logits, from a user's own code, go to NumPy.
+    logits = np.random.default_rng(0).standard_normal((6, 4)).astype(dtype)
+    targets = losses.one_hot(np.arange(6) % 4, 4, dtype)
+    with compiled.disabled():
+        expected = losses.log_softmax(logits), losses.SoftmaxCrossEntropy().gradient(logits, targets)
+    _same_bits(losses.log_softmax(logits), expected[0])
+    _same_bits(losses.SoftmaxCrossEntropy().gradient(logits, targets), expected[1])
+    np.testing.assert_array_equal(losses.predicted_classes(logits), np.argmax(logits, axis=1))
 
 
 def test_stages_join_each_dense_layer_with_a_piecewise_linear_activation_after_it():

@@ -41,14 +41,18 @@ def disabled() -> Iterator[None]:
         _enabled = previous
 
 
+# The dtypes the kernels are compiled for: Numba has no arithmetic for float16 or long double.
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def takes(*arrays) -> bool:
     """Whether a fast path may take ``arrays``: fast paths on, and each a C-contiguous NumPy array of the
-    first's float dtype, as an in-place NumPy kernel needs them."""
+    first's dtype, float32 or float64, as an in-place NumPy kernel needs them."""
     first = arrays[0]
     return (
         _enabled
         and all(type(array) is np.ndarray and array.flags.c_contiguous for array in arrays)
-        and first.dtype.kind == "f"
+        and first.dtype in DTYPES
         and all(array.dtype == first.dtype for array in arrays)
     )
 
