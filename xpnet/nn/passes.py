@@ -13,7 +13,7 @@
   each row's highest output (the predicted class): NumPy reduces short rows one call per row, which
   takes an epoch of config S's 60,000 ten-class rows about 5 ms where these take 1.
 
-Each is a Numba kernel (the ``fast`` extra) for C-contiguous NumPy arrays of one float dtype that does
+Each is a Numba kernel (the ``fast`` extra) for C-contiguous NumPy arrays of float32 or float64 that does
 the reference's operations in the reference's order, so it gives the reference's bits
 (``tests/nn/test_passes.py``); ``fast`` says when it is taken, and the reference runs elsewhere. tanh,
 sigmoid and GELU have none: NumPy's vectorized ``exp`` and ``tanh`` are several times faster than the
@@ -42,9 +42,9 @@ def may_run(activation: str, xp) -> bool:
 
 
 def fast(*arrays, size: int | None = None) -> bool:
-    """Whether the compiled passes take ``arrays``, each a C-contiguous NumPy array of the first's float
-    dtype, for an output of ``size`` elements (the first array's, if not given): fast paths on, and
-    Numba wanted for that size (``compiled.wanted``)."""
+    """Whether the compiled passes take ``arrays`` (``compiled.takes``: fast paths on, each a C-contiguous
+    NumPy array of the first's dtype, float32 or float64) for an output of ``size`` elements (the first
+    array's, if not given): Numba wanted for that size (``compiled.wanted``)."""
     return compiled.takes(*arrays) and compiled.wanted(arrays[0].size if size is None else size)
 
 

@@ -39,9 +39,9 @@ class Variants:
 
 
 def choose(variants: Variants, param, *others) -> Update:
-    """The variant for these arrays: the reference unless the fast path is on and every array is a
-    C-contiguous NumPy array of the parameter's float dtype; then the Numba kernel where ``wanted``,
-    the NumPy chunks otherwise, as far as the rule has them."""
+    """The variant for these arrays: the reference unless ``compiled.takes`` them (fast paths on, each a
+    C-contiguous NumPy array of the parameter's dtype, float32 or float64); then the Numba kernel where
+    ``compiled.wanted``, the NumPy chunks otherwise, as far as the rule has them."""
     if not compiled.takes(param, *others):
         return variants.reference
     if variants.fused is not None and compiled.wanted(param.size):
